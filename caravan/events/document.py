@@ -1,0 +1,565 @@
+"""Parse and validate events documents into typed, immutable specs.
+
+The parser never stops at the first problem: it walks the whole input and records every
+error with its location, so one ``POST /v1/events`` tells the author everything to fix.
+Specs carry their location (``path``) so later stages can name them too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from caravan.events.errors import EventsError
+
+Scalar = str | int | float
+JsonScalar = str | int | float | bool | None
+
+SUPPORTED_MAJOR_VERSION: Final = "1"
+SOURCES: Final = frozenset({"userinput"})
+OPERATIONS: Final = ("$count", "$sum", "$min", "$max", "$average")
+COMPARISONS: Final = ("$eq", "$neq", "$gt", "$gte", "$lt", "$lte")
+WHERE_FIELDS: Final = frozenset(
+    {"key", "name", "type", *COMPARISONS, "$in", "$search", "$searchIn", "$caseSensitive",
+     "$or", "$and"}
+)
+MAP_FIELDS: Final = frozenset({"id", "source", "where", "key", "value"})
+REDUCTION_FIELDS: Final = frozenset({"id", "where", "key", "value", "period"})
+DOCUMENT_FIELDS: Final = frozenset({"version", "event"})
+CHANNEL_FIELDS: Final = frozenset({"maps", "reductions"})
+# A day: longer windows would hold viewer input (and memory) for longer than is useful.
+MAX_PERIOD_MS: Final = 86_400_000
+
+_BINDING = re.compile(r"^<([^<>]+)>$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A ``"<name>"`` placeholder: captures a value in a where clause, is substituted in
+    a key or value template."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"<{self.name}>"
+
+
+# An element of a key pattern or template: a literal string/number or a binding.
+Term = Binding | str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class WhereSpec:
+    """One where clause; every part present must hold (implicit AND)."""
+
+    path: str
+    key: tuple[Term, ...] | None = None
+    name: str | None = None
+    type: str | None = None
+    comparisons: tuple[tuple[str, JsonScalar], ...] = ()
+    in_: tuple[JsonScalar, ...] | None = None
+    search: str | None = None
+    search_in: tuple[str, ...] | None = None
+    case_sensitive: bool = False
+    all_of: tuple[WhereSpec, ...] = ()
+    any_of: tuple[WhereSpec, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MapSpec:
+    id: str
+    path: str
+    where: WhereSpec
+    key: tuple[Term, ...]
+    value: Any  # a Binding or any JSON literal
+    source: str = "userinput"
+
+
+@dataclass(frozen=True, slots=True)
+class ReductionSpec:
+    id: str
+    path: str
+    where: WhereSpec
+    key: tuple[Term, ...]
+    operations: tuple[str, ...]
+    period_ms: int
+
+
+@dataclass(slots=True)
+class ChannelSpec:
+    """All maps and reductions of one channel, merged across documents."""
+
+    name: str
+    maps: list[MapSpec] = field(default_factory=list)
+    reductions: list[ReductionSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSpec:
+    index: int
+    version: str
+    channels: tuple[ChannelSpec, ...]
+
+
+def binding_name(value: object) -> str | None:
+    """The name of a ``"<name>"`` string, else None."""
+    if isinstance(value, str):
+        m = _BINDING.match(value)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass in Python but never a number in JSON terms.
+    return type(value) in (int, float) and not (
+        isinstance(value, float) and not math.isfinite(value)
+    )
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or type(value) in (str, bool) or _is_number(value)
+
+
+def _member(base: str, name: str) -> str:
+    return f"{base}.{name}" if _IDENT.match(name) or name.startswith("$") else f'{base}["{name}"]'
+
+
+def _fmt_names(names: Iterable[str]) -> str:
+    listed = ", ".join(f"<{n}>" for n in sorted(names))
+    return listed or "none"
+
+
+@dataclass(slots=True)
+class _Bound:
+    """Bindings a clause sets: ``certain`` on every matching path, ``possible`` on some."""
+
+    certain: set[str] = field(default_factory=set)
+    possible: set[str] = field(default_factory=set)
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.errors: list[EventsError] = []
+
+    def err(self, path: str, message: str) -> None:
+        self.errors.append(EventsError(path, message))
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _unknown_fields(self, obj: dict[str, Any], allowed: frozenset[str], path: str,
+                        what: str) -> None:
+        for k in obj:
+            if k not in allowed:
+                self.err(_member(path, str(k)),
+                         f"{what}: unknown field {k!r} (allowed: {', '.join(sorted(allowed))})")
+
+    def _terms(self, raw: object, path: str, what: str) -> tuple[Term, ...] | None:
+        """A key pattern/template: a non-empty array of strings, numbers and bindings."""
+        if not isinstance(raw, list) or not raw:
+            self.err(path, f"{what}: must be a non-empty array of strings, numbers and "
+                           f"\"<binding>\"s")
+            return None
+        out: list[Term] = []
+        ok = True
+        for i, item in enumerate(raw):
+            if isinstance(item, str):
+                name = binding_name(item)
+                if name is not None:
+                    out.append(Binding(name))
+                elif item.startswith("<") and item.endswith(">"):
+                    self.err(f"{path}[{i}]", f"{what}: {item!r} is not a valid binding "
+                                             f"(use \"<name>\")")
+                    ok = False
+                else:
+                    out.append(item)
+            elif _is_number(item):
+                out.append(item)
+            else:
+                self.err(f"{path}[{i}]", f"{what}: key elements must be strings, finite "
+                                         f"numbers or \"<binding>\"s, got {item!r}")
+                ok = False
+        return tuple(out) if ok else None
+
+    # -- where -----------------------------------------------------------------------
+
+    def where(self, raw: object, path: str, what: str) -> tuple[WhereSpec | None, _Bound]:
+        if not isinstance(raw, dict):
+            self.err(path, f"{what}: where must be an object")
+            return None, _Bound()
+        self._unknown_fields(raw, WHERE_FIELDS, path, what)
+        ok = True
+        # Each conjunct's bindings, to detect the same name bound twice on one path.
+        parts: list[set[str]] = []
+        certain: set[str] = set()
+
+        key: tuple[Term, ...] | None = None
+        if "key" in raw:
+            key = self._terms(raw["key"], f"{path}.key", what)
+            ok = ok and key is not None
+            for b in {t.name for t in key or () if isinstance(t, Binding)}:
+                parts.append({b})
+            if key is not None:
+                seen: set[str] = set()
+                for i, t in enumerate(key):
+                    if isinstance(t, Binding):
+                        if t.name in seen:
+                            self.err(f"{path}.key[{i}]",
+                                     f"{what}: binding {t} appears twice in the key pattern")
+                            ok = False
+                        seen.add(t.name)
+                certain |= seen
+
+        name: str | None = None
+        if "name" in raw:
+            name = binding_name(raw["name"])
+            if name is None:
+                self.err(f"{path}.name", f"{what}: name must be a binding like \"<n>\", "
+                                         f"got {raw['name']!r}")
+                ok = False
+            else:
+                parts.append({name})
+                certain.add(name)
+
+        vtype: str | None = None
+        if "type" in raw:
+            if raw["type"] in ("string", "number"):
+                vtype = raw["type"]
+            else:
+                self.err(f"{path}.type", f"{what}: type must be \"string\" or \"number\", "
+                                         f"got {raw['type']!r}")
+                ok = False
+
+        comparisons: list[tuple[str, JsonScalar]] = []
+        for op in COMPARISONS:
+            if op not in raw:
+                continue
+            operand = raw[op]
+            if op in ("$eq", "$neq"):
+                good = _is_scalar(operand)
+                expect = "a string, a number, a boolean or null"
+            else:
+                good = isinstance(operand, str) or _is_number(operand)
+                expect = "a number or a string"
+            if not good:
+                self.err(f"{path}.{op}", f"{what}: {op} must be {expect}, got {operand!r}")
+                ok = False
+                continue
+            if vtype is not None and op not in ("$eq", "$neq") and operand is not None:
+                kind = "string" if isinstance(operand, str) else "number"
+                if kind != vtype:
+                    self.err(f"{path}.{op}", f"{what}: {op} compares with a {kind} but type "
+                                             f"is {vtype!r}; it could never match")
+                    ok = False
+            comparisons.append((op, operand))
+
+        in_: tuple[JsonScalar, ...] | None = None
+        if "$in" in raw:
+            items = raw["$in"]
+            if not isinstance(items, list) or not items or not all(map(_is_scalar, items)):
+                self.err(f"{path}.$in", f"{what}: $in must be a non-empty array of strings, "
+                                        f"numbers, booleans or null")
+                ok = False
+            else:
+                in_ = tuple(items)
+
+        search: str | None = None
+        if "$search" in raw:
+            if isinstance(raw["$search"], str):
+                search = raw["$search"]
+            else:
+                self.err(f"{path}.$search", f"{what}: $search must be a string")
+                ok = False
+
+        search_in: tuple[str, ...] | None = None
+        if "$searchIn" in raw:
+            items = raw["$searchIn"]
+            if isinstance(items, str):
+                search_in = (items,)
+            elif isinstance(items, list) and items and all(isinstance(s, str) for s in items):
+                search_in = tuple(items)
+            else:
+                self.err(f"{path}.$searchIn", f"{what}: $searchIn must be a string or a "
+                                              f"non-empty array of strings")
+                ok = False
+        if vtype == "number" and (search is not None or search_in is not None):
+            self.err(f"{path}.type", f"{what}: $search/$searchIn apply to strings but type "
+                                     f"is \"number\"; it could never match")
+            ok = False
+
+        case_sensitive = False
+        if "$caseSensitive" in raw:
+            if isinstance(raw["$caseSensitive"], bool):
+                case_sensitive = raw["$caseSensitive"]
+            else:
+                self.err(f"{path}.$caseSensitive", f"{what}: $caseSensitive must be a boolean")
+                ok = False
+
+        all_of: list[WhereSpec] = []
+        any_of: list[WhereSpec] = []
+        for op, target in (("$and", all_of), ("$or", any_of)):
+            if op not in raw:
+                continue
+            branches = raw[op]
+            if not isinstance(branches, list) or not branches:
+                self.err(f"{path}.{op}", f"{what}: {op} must be a non-empty array of where "
+                                         f"clauses")
+                ok = False
+                continue
+            or_certain: set[str] | None = None
+            or_possible: set[str] = set()
+            for i, branch in enumerate(branches):
+                spec, bound = self.where(branch, f"{path}.{op}[{i}]", what)
+                ok = ok and spec is not None
+                if spec is not None:
+                    target.append(spec)
+                if op == "$and":
+                    parts.append(bound.possible)
+                    certain |= bound.certain
+                else:
+                    or_possible |= bound.possible
+                    or_certain = bound.certain if or_certain is None else (
+                        or_certain & bound.certain)
+            if op == "$or":
+                parts.append(or_possible)
+                certain |= or_certain or set()
+
+        possible: set[str] = set()
+        for part in parts:
+            twice = possible & part
+            if twice:
+                self.err(path, f"{what}: binding(s) {_fmt_names(twice)} bound more than "
+                               f"once in the same clause")
+                ok = False
+            possible |= part
+
+        if not ok:
+            return None, _Bound(certain, possible)
+        return WhereSpec(
+            path=path, key=key, name=name, type=vtype, comparisons=tuple(comparisons),
+            in_=in_, search=search, search_in=search_in, case_sensitive=case_sensitive,
+            all_of=tuple(all_of), any_of=tuple(any_of),
+        ), _Bound(certain, possible)
+
+    # -- maps and reductions ---------------------------------------------------------
+
+    def _id(self, raw: dict[str, Any], path: str, kind: str, index: int) -> tuple[str, str]:
+        """The id and the 'what' prefix used in messages."""
+        rid = raw.get("id")
+        if isinstance(rid, str) and rid:
+            return rid, f"{kind} {rid!r}"
+        self.err(f"{path}.id", f"{kind} #{index}: id must be a non-empty string")
+        return "", f"{kind} #{index}"
+
+    def _check_used(self, terms: Iterable[object], bound: _Bound, path: str,
+                    what: str) -> bool:
+        ok = True
+        for i, t in enumerate(terms):
+            if isinstance(t, Binding) and t.name not in bound.certain:
+                where = f"{path}[{i}]" if path.endswith(".key") else path
+                self.err(where, f"{what}: binding {t} is not bound by the where clause on "
+                                f"every match (bound: {_fmt_names(bound.certain)})")
+                ok = False
+        return ok
+
+    def map(self, raw: object, path: str, index: int) -> MapSpec | None:
+        if not isinstance(raw, dict):
+            self.err(path, f"map #{index}: must be an object")
+            return None
+        mid, what = self._id(raw, path, "map", index)
+        self._unknown_fields(raw, MAP_FIELDS, path, what)
+        ok = bool(mid)
+        source = raw.get("source", "userinput")
+        if source not in SOURCES:
+            self.err(f"{path}.source", f"{what}: source must be \"userinput\", got {source!r}")
+            ok = False
+        where, bound = (None, _Bound())
+        if "where" not in raw:
+            self.err(f"{path}.where", f"{what}: where is required")
+        else:
+            where, bound = self.where(raw["where"], f"{path}.where", what)
+        key = None
+        if "key" not in raw:
+            self.err(f"{path}.key", f"{what}: key is required")
+        else:
+            key = self._terms(raw["key"], f"{path}.key", what)
+        value: Any = None
+        if "value" not in raw:
+            self.err(f"{path}.value", f"{what}: value is required")
+            ok = False
+        else:
+            value = raw["value"]
+            name = binding_name(value)
+            if name is not None:
+                value = Binding(name)
+        if where is not None:
+            if key is not None:
+                ok = self._check_used(key, bound, f"{path}.key", what) and ok
+            ok = self._check_used([value], bound, f"{path}.value", what) and ok
+        if not ok or where is None or key is None:
+            return None
+        return MapSpec(id=mid, path=path, where=where, key=key, value=value, source=source)
+
+    def reduction(self, raw: object, path: str, index: int) -> ReductionSpec | None:
+        if not isinstance(raw, dict):
+            self.err(path, f"reduction #{index}: must be an object")
+            return None
+        rid, what = self._id(raw, path, "reduction", index)
+        self._unknown_fields(raw, REDUCTION_FIELDS, path, what)
+        ok = bool(rid)
+        where, bound = (None, _Bound())
+        if "where" not in raw:
+            self.err(f"{path}.where", f"{what}: where is required")
+        else:
+            where, bound = self.where(raw["where"], f"{path}.where", what)
+        key = None
+        if "key" not in raw:
+            self.err(f"{path}.key", f"{what}: key is required")
+        else:
+            key = self._terms(raw["key"], f"{path}.key", what)
+            if key is not None and where is not None:
+                ok = self._check_used(key, bound, f"{path}.key", what) and ok
+        ops: tuple[str, ...] = ()
+        raw_ops = raw.get("value")
+        if "value" not in raw:
+            self.err(f"{path}.value", f"{what}: value is required (an array of "
+                                      f"{', '.join(OPERATIONS)})")
+            ok = False
+        elif not isinstance(raw_ops, list) or not raw_ops:
+            self.err(f"{path}.value", f"{what}: value must be a non-empty array of "
+                                      f"{', '.join(OPERATIONS)}")
+            ok = False
+        else:
+            for i, op in enumerate(raw_ops):
+                if op not in OPERATIONS:
+                    self.err(f"{path}.value[{i}]", f"{what}: unknown operation {op!r} "
+                                                   f"(allowed: {', '.join(OPERATIONS)})")
+                    ok = False
+            ops = tuple(raw_ops)
+        period = raw.get("period")
+        if "period" not in raw:
+            self.err(f"{path}.period", f"{what}: period (milliseconds) is required")
+            ok = False
+        elif type(period) is not int or not 1 <= period <= MAX_PERIOD_MS:
+            self.err(f"{path}.period", f"{what}: period must be an integer number of "
+                                       f"milliseconds between 1 and {MAX_PERIOD_MS}, "
+                                       f"got {period!r}")
+            ok = False
+        if not ok or where is None or key is None:
+            return None
+        assert type(period) is int
+        return ReductionSpec(id=rid, path=path, where=where, key=key, operations=ops,
+                             period_ms=period)
+
+    # -- documents -------------------------------------------------------------------
+
+    def document(self, raw: object, index: int) -> DocumentSpec | None:
+        path = f"mapreduce[{index}]"
+        if not isinstance(raw, dict):
+            self.err(path, "document must be an object with \"version\" and \"event\"")
+            return None
+        self._unknown_fields(raw, DOCUMENT_FIELDS, path, f"document #{index}")
+        ok = True
+        version = raw.get("version")
+        if not isinstance(version, str) or version.split(".")[0] != SUPPORTED_MAJOR_VERSION:
+            self.err(f"{path}.version", f"document #{index}: version must be a "
+                                        f"\"{SUPPORTED_MAJOR_VERSION}.x.y\" string such as "
+                                        f"\"1.7.0\", got {version!r}")
+            ok = False
+        events = raw.get("event")
+        channels: list[ChannelSpec] = []
+        if not isinstance(events, dict):
+            self.err(f"{path}.event", f"document #{index}: event must be an object of "
+                                      f"channels")
+            return None
+        for cname, craw in events.items():
+            cpath = _member(f"{path}.event", str(cname))
+            channel = self.channel(str(cname), craw, cpath)
+            if channel is None:
+                ok = False
+            else:
+                channels.append(channel)
+        if not ok:
+            return None
+        assert isinstance(version, str)
+        return DocumentSpec(index=index, version=version, channels=tuple(channels))
+
+    def channel(self, name: str, raw: object, path: str) -> ChannelSpec | None:
+        if not name:
+            self.err(path, "channel names must be non-empty")
+            return None
+        if not isinstance(raw, dict):
+            self.err(path, f"channel {name!r}: must be an object with \"maps\" and "
+                           f"\"reductions\"")
+            return None
+        self._unknown_fields(raw, CHANNEL_FIELDS, path, f"channel {name!r}")
+        before = len(self.errors)
+        channel = ChannelSpec(name)
+        for fld in ("maps", "reductions"):
+            items = raw.get(fld, [])
+            if not isinstance(items, list):
+                self.err(f"{path}.{fld}", f"channel {name!r}: {fld} must be an array")
+                continue
+            for i, item in enumerate(items):
+                if fld == "maps":
+                    m = self.map(item, f"{path}.maps[{i}]", i)
+                    if m is not None:
+                        channel.maps.append(m)
+                else:
+                    r = self.reduction(item, f"{path}.reductions[{i}]", i)
+                    if r is not None:
+                        channel.reductions.append(r)
+        return channel if len(self.errors) == before else None
+
+    def documents(self, raw: object) -> list[DocumentSpec]:
+        if not isinstance(raw, list):
+            self.err("mapreduce", "mapreduce must be an array of events documents")
+            return []
+        docs = [self.document(d, i) for i, d in enumerate(raw)]
+        good = [d for d in docs if d is not None]
+        self._unique_ids(good)
+        return good
+
+    def _unique_ids(self, docs: list[DocumentSpec]) -> None:
+        # Results name a reduction by (channel, id), so ids must be unique per channel
+        # across every document, not only within one.
+        seen: dict[tuple[str, str, str], str] = {}
+        for doc in docs:
+            for ch in doc.channels:
+                specs: list[MapSpec | ReductionSpec] = [*ch.maps, *ch.reductions]
+                for spec in specs:
+                    kind = "map" if isinstance(spec, MapSpec) else "reduction"
+                    k = (ch.name, kind, spec.id)
+                    if k in seen:
+                        self.err(f"{spec.path}.id", f"{kind} {spec.id!r}: duplicate {kind} id "
+                                                    f"in channel {ch.name!r} (first defined "
+                                                    f"at {seen[k]})")
+                    else:
+                        seen[k] = spec.path
+
+
+def parse_documents(raw: object) -> tuple[list[DocumentSpec], list[EventsError]]:
+    """Parse the ``mapreduce`` array. Specs are only meaningful when errors is empty."""
+    parser = _Parser()
+    docs = parser.documents(raw)
+    return docs, parser.errors
+
+
+def validate_documents(raw: object) -> list[EventsError]:
+    """Every error in the ``mapreduce`` array (empty when valid)."""
+    return parse_documents(raw)[1]
+
+
+def merge_channels(docs: Iterable[DocumentSpec]) -> dict[str, ChannelSpec]:
+    """Channels of all documents merged by name, in document order."""
+    merged: dict[str, ChannelSpec] = {}
+    for doc in docs:
+        for ch in doc.channels:
+            target = merged.setdefault(ch.name, ChannelSpec(ch.name))
+            target.maps.extend(ch.maps)
+            target.reductions.extend(ch.reductions)
+    return merged

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Mapping
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from caravan.settings.schema_view import RefStack, Schema, flatten, may_be_object
 
@@ -42,14 +42,19 @@ def defaults_from_schema(schema: Schema) -> dict[str, Any]:
     return fill_defaults({}, schema)
 
 
-def fill_defaults(document: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
+@overload
+def fill_defaults(document: Mapping[str, Any], schema: Schema) -> dict[str, Any]: ...
+@overload
+def fill_defaults(document: object, schema: Schema) -> object: ...
+def fill_defaults(document: object, schema: Schema) -> object:
     """A copy of `document` with every missing value that has a default filled in.
 
-    The input is never mutated. A non-object document is returned as a copy, unfilled:
-    validation is what reports it.
+    The input is never mutated. A non-object document (e.g. a JSON array posted by
+    mistake) comes back as an unfilled copy: reporting it is validation's job.
     """
-    filled = _fill(copy.deepcopy(document), schema, schema, ())
-    return filled if isinstance(filled, dict) else copy.deepcopy(dict(document))
+    if isinstance(document, Mapping):
+        return _fill(copy.deepcopy(dict(document)), schema, schema, ())
+    return copy.deepcopy(document)
 
 
 def default_of(node: object, root: Schema, stack: RefStack = ()) -> Any:

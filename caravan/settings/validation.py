@@ -122,7 +122,8 @@ def _message(error: ValidationError) -> str:
     keyword, expected, value = error.validator, error.validator_value, error.instance
     if keyword == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else str(expected)
-        return f"must be of type {wanted}, got {_json_type(value)} {_render(value)}"
+        shown = "" if value is None else f" {_render(value)}"
+        return f"must be of type {wanted}, got {_json_type(value)}{shown}"
     if keyword in _BOUND_PHRASES:
         return f"{_render(value)} {_BOUND_PHRASES[str(keyword)]} {_render(expected)}"
     if keyword == "enum" and isinstance(expected, Sequence):

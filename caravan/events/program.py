@@ -22,7 +22,14 @@ from caravan.events.document import (
     parse_documents,
 )
 from caravan.events.errors import EventsValidationError
-from caravan.events.where import Env, Matcher, Slots, compile_where, first_literal, value_bindings
+from caravan.events.where import (
+    Env,
+    Matcher,
+    Slots,
+    compile_where,
+    first_literal,
+    untyped_value_bindings,
+)
 
 # Builds a key tuple from the env; None when a value-derived element is not a
 # string/number (an object or a list cannot be part of a key).
@@ -139,7 +146,7 @@ def _compatible(template: Sequence[Term], r: ReductionSpec) -> bool:
 def _compile_reduction(channel: str, spec: ReductionSpec) -> CompiledReduction:
     slots = Slots()
     match = compile_where(spec.where, slots)
-    build = _builder(spec.key, slots, value_bindings(spec.where))
+    build = _builder(spec.key, slots, untyped_value_bindings(spec.where))
     return CompiledReduction(channel=channel, id=spec.id, spec=spec, match=match, slots=slots,
                              build_key=build, period_ms=spec.period_ms)
 
@@ -148,7 +155,7 @@ def _compile_map(channel: str, spec: MapSpec,
                  reductions: Sequence[CompiledReduction]) -> CompiledMap:
     slots = Slots()
     match = compile_where(spec.where, slots)
-    build = _builder(spec.key, slots, value_bindings(spec.where))
+    build = _builder(spec.key, slots, untyped_value_bindings(spec.where))
     value_slot = slots.slot(spec.value.name) if isinstance(spec.value, Binding) else None
     targets = tuple(i for i, r in enumerate(reductions) if _compatible(spec.key, r.spec))
     return CompiledMap(channel=channel, id=spec.id, spec=spec, match=match, slots=slots,

@@ -283,11 +283,12 @@ def compile_where(spec: WhereSpec, slots: Slots) -> Matcher:
     return _all(parts)
 
 
-def value_bindings(spec: WhereSpec) -> set[str]:
-    """Names bound to the event's value (``name``) anywhere in the clause tree."""
-    names = {spec.name} if spec.name is not None else set()
+def untyped_value_bindings(spec: WhereSpec) -> set[str]:
+    """Names bound to the event's value (``name``) anywhere in the clause tree, except
+    where the same clause has a ``type``: those are known to be strings or numbers."""
+    names = {spec.name} if spec.name is not None and spec.type is None else set()
     for b in (*spec.all_of, *spec.any_of):
-        names |= value_bindings(b)
+        names |= untyped_value_bindings(b)
     return names
 
 
@@ -298,6 +299,3 @@ def first_literal(spec: WhereSpec) -> tuple[int, Any] | None:
         return None
     return len(spec.key), spec.key[0]
 
-
-def key_length(spec: WhereSpec) -> int | None:
-    return None if spec.key is None else len(spec.key)

@@ -88,7 +88,9 @@ def _draft_problems(schema: Schema) -> list[str]:
     meta = Draft202012Validator(
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
-    errors = sorted(meta.iter_errors(schema), key=lambda e: [str(p) for p in e.absolute_path])
+    errors = sorted(
+        meta.iter_errors(schema), key=lambda e: ([str(p) for p in e.absolute_path], e.message)
+    )
     return [f"schema at {json_path(list(e.absolute_path))}: {e.message}" for e in errors]
 
 
@@ -233,15 +235,28 @@ def _default_problems(builtin: Schema, schema: Schema) -> list[str]:
     except (Unresolvable, SchemaError, ValueError, TypeError, LookupError) as exc:
         # e.g. a `$ref` to nowhere only fails once something is validated against it.
         return [f"the schema cannot be used to validate: {exc}"]
-    problems = [f"default {e.path}: {e.message}" for e in errors]
+    knob_problems: list[str] = []
+    undefaulted: list[str] = []
     for path, knob in _leaf_knobs(builtin, builtin, ()):
         value = _lookup(defaults, path)
         if value is MISSING:
-            problems.append(f"{json_path(path)}: has no default; Caravan needs one")
+            undefaulted.append(json_path(path))
             continue
         for error in validate_settings(value, knob):
-            problems.append(f"default {json_path(path)}: {error.message} (Caravan's rule)")
-    return problems
+            knob_problems.append(f"default {json_path(path)}: {error.message} (Caravan's rule)")
+
+    def said_already(path: str) -> bool:
+        # "`jobs` is required" says nothing "`jobs.longPoll.maxWaitSeconds` has no default"
+        # does not already say better.
+        return any(knob == path or knob.startswith(path + ".") for knob in undefaulted)
+
+    problems = [
+        f"default {e.path}: {e.message}"
+        for e in errors
+        if not (e.keyword == "required" and said_already(e.path))
+    ]
+    problems.extend(f"{path}: has no default; Caravan needs one" for path in undefaulted)
+    return problems + knob_problems
 
 
 def _leaf_knobs(node: object, root: Schema, path: Path) -> Iterator[tuple[Path, Schema]]:

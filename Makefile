@@ -1,0 +1,62 @@
+# Caravan developer commands. `make run` and `make test` work on a fresh machine:
+# they install the Python side, build the Kubernetes binaries (cached) and start the
+# local control plane when no KUBECONFIG is set.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install binaries cluster cluster-down run test test-unit test-cluster lint typecheck \
+        check bench manifests manifests-check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[install] Python dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/pip install --upgrade pip >$(VENV)/install.log 2>&1
+	@$(BIN)/pip install -e '.[dev]' >>$(VENV)/install.log 2>&1 || (tail -n 30 $(VENV)/install.log; exit 1)
+	@touch $@
+
+binaries:
+	@hack/build-binaries.sh
+
+cluster: install
+	@hack/cluster.sh up
+
+cluster-down:
+	@hack/cluster.sh down
+
+# Runs Caravan against $KUBECONFIG, or against the local control plane (started if needed).
+run: install
+	@if [ -z "$$KUBECONFIG" ]; then hack/cluster.sh up; export KUBECONFIG=$$(hack/cluster.sh kubeconfig); fi; \
+	$(BIN)/kubectl apply -f charts/caravan/files/crds/ >/dev/null && \
+	exec $(BIN)/caravan run
+
+# Every test; cluster tests run on $KUBECONFIG when set, else on a local control plane
+# the session starts (and stops, unless it was already running).
+test: install binaries
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	@$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-cluster: install binaries
+	@$(BIN)/pytest -m cluster $(PYTEST_ARGS)
+
+lint: install
+	@$(BIN)/ruff check caravan tests bench
+	@$(BIN)/ruff format --check caravan tests bench
+
+typecheck: install
+	@$(BIN)/mypy
+
+check: lint typecheck test
+
+bench: install binaries
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from caravan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""The FastAPI application: routers, error handlers, metrics, an OpenAPI that tells the truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from caravan import __version__
+from caravan.api import metrics
+from caravan.api.errors import install_error_handlers
+from caravan.api.routers import health, jobs
+from caravan.api.state import AppState
+
+ROUTERS = [health.router, jobs.router]
+
+
+def create_app(state: AppState, extra_routers: list[Any] | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Caravan Cluster API",
+        version=__version__,
+        description="The Genvid Cluster API, served from Kubernetes.",
+    )
+    app.state.caravan = state
+    install_error_handlers(app)
+    metrics.install(app)
+    for router in [*ROUTERS, *(extra_routers or [])]:
+        app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI documents request validation as 422; Caravan answers those with 400."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                         description=app.description)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            answers = operation.get("responses", {})
+            default = answers.get("422", {})
+            ref = str(default.get("content", {}).get("application/json", {}).get("schema", {}))
+            if "HTTPValidationError" in ref:
+                del answers["422"]
+                answers.setdefault(
+                    "400",
+                    {"description": "Malformed input",
+                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+                )
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "ErrorBody",
+        {"type": "object", "required": ["error"],
+         "properties": {"error": {"type": "string"}, "details": {"type": "array", "items": {}}}},
+    )
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,82 @@
+"""One error shape for every route: {"error": "<sentence>", "details": [...]}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caravan.kube.client import KubeError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Raised by routes; rendered as the API's error body."""
+
+    def __init__(self, status: int, message: str, details: list[Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or []
+
+
+def error_body(message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    return {"error": message, "details": details or []}
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, str]]:
+    details = []
+    for err in errors:
+        message = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            message = f"invalid JSON: {err.get('ctx', {}).get('error', message)}"
+        details.append({"field": _location(err.get("loc", ())), "message": message})
+    return details
+
+
+def kube_error_status(exc: KubeError) -> int:
+    """How a kube-apiserver failure reaches our client: never a bare 500."""
+    if exc.status == 0:
+        return 503
+    if exc.status in (400, 404, 409, 422, 403):
+        return exc.status
+    return 502 if exc.status >= 500 else 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.details), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+        return JSONResponse(error_body(f"malformed request: {summary}", details), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(KubeError)
+    async def _kube(_: Request, exc: KubeError) -> JSONResponse:
+        status = kube_error_status(exc)
+        log.warning("kubernetes call failed: %s", exc)
+        return JSONResponse(error_body(f"kubernetes: {exc.message}"), status_code=status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse(error_body("internal error"), status_code=500)

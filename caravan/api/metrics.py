@@ -1,0 +1,37 @@
+"""Prometheus metrics: request latency by route, waiters, reconciles, watch lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+REQUEST_SECONDS = Histogram(
+    "caravan_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+)
+LONG_POLL_WAITERS = Gauge("caravan_long_poll_waiters", "Requests blocked on a waitIndex")
+RECONCILES = Counter("caravan_reconciles_total", "Job reconciliations", ["result"])
+WATCH_EVENTS = Counter("caravan_watch_events_total", "Watch events received", ["kind"])
+
+
+def install(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    async def _metrics(request: Request) -> Response:
+        state = request.app.state.caravan
+        LONG_POLL_WAITERS.set(state.store.jobs_waiters.waiting)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

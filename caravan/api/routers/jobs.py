@@ -1,0 +1,169 @@
+"""Jobs: list with long polling, one job, start, stop, updatecounts."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from caravan.api.deps import KubeDep, StateDep, StoreDep
+from caravan.api.errors import ApiError
+from caravan.api.models import StrictModel, responses
+from caravan.jobs import counts
+from caravan.jobs.spec import read_job
+from caravan.jobs.view import job_view
+from caravan.kube.client import JOBS, KubeError
+from caravan.kube.rmw import Mutation, read_modify_write
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+DEFAULT_WAIT_SECONDS = 300.0
+MAX_WAIT_SECONDS = 600.0
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class TaskGroupSummary(BaseModel):
+    queued: int
+    complete: int
+    failed: int
+    running: int
+    starting: int
+    lost: int
+
+
+class TaskGroupView(BaseModel):
+    name: str
+    count: int = Field(description="The desired count now (0 when the job is stopped).")
+    countInit: int = Field(description="The count the group gets when its job starts.")
+    countMax: int = Field(description="The ceiling for updatecounts.")
+    summary: TaskGroupSummary
+
+
+class JobView(BaseModel):
+    name: str
+    status: str = Field(description="pending, running or dead")
+    taskGroups: list[TaskGroupView]
+
+
+class UpdateCounts(StrictModel):
+    jobID: StrictStr = Field(min_length=1, description="The job id")
+    taskGroup: StrictStr = Field(min_length=1, description="The task group id")
+    count: StrictInt = Field(description="The count delta; 0 stops the task group.")
+
+
+def parse_wait(text: str | None, default: float, maximum: float) -> float:
+    """Nomad-style durations (`30s`, `5m`, `250ms`, bare seconds), capped at `maximum`."""
+    if text is None or text == "":
+        return min(default, maximum)
+    match = _DURATION.match(text)
+    if not match:
+        raise ApiError(400, f"invalid wait {text!r}: use a duration such as 30s or 5m")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    return min(seconds, maximum)
+
+
+def parse_index(header: str | None, query: str | None) -> int | None:
+    raw = header if header is not None else query
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"invalid waitIndex {raw!r}: expected a non-negative integer") from None
+    if value < 0:
+        raise ApiError(400, f"invalid waitIndex {raw!r}: expected a non-negative integer")
+    return value
+
+
+def _wait_bounds(state: StateDep) -> tuple[float, float]:
+    runtime = state.services.get("runtime_settings")
+    if runtime is None:
+        return DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
+    return float(runtime.long_poll_default_wait), float(runtime.long_poll_max_wait)
+
+
+@router.get(
+    "",
+    response_model=list[JobView],
+    summary="The jobs, sorted by name; blocks while `waitIndex` is current",
+    responses={
+        200: {"headers": {"waitIndex": {"schema": {"type": "integer"}}}},
+        **responses(),
+    },
+)
+async def list_jobs(
+    state: StateDep,
+    store: StoreDep,
+    wait_index_header: Annotated[str | None, Header(alias="waitIndex")] = None,
+    wait_index_query: Annotated[str | None, Query(alias="waitIndex")] = None,
+    wait: Annotated[str | None, Query(description="Longest wait, e.g. 30s (default 5m, max 10m)")] = None,
+) -> Response:
+    index = parse_index(wait_index_header, wait_index_query)
+    default_wait, max_wait = _wait_bounds(state)
+    timeout = parse_wait(wait, default_wait, max_wait)
+    if index is not None and index == store.jobs_waiters.index:
+        # Jitter (wait/16) spreads the wake-ups of many clients that timed out together.
+        timeout += random.uniform(0, timeout / 16)
+        await store.jobs_waiters.wait_beyond(index, timeout)
+    body = store.jobs_json
+    return Response(
+        body, media_type="application/json", headers={"waitIndex": str(store.jobs_waiters.index)}
+    )
+
+
+@router.get("/{job_id}", response_model=JobView, responses=responses(404), summary="One job")
+async def get_job(job_id: str, store: StoreDep) -> Response:
+    body = store.job_json(job_id)
+    if body is None:
+        raise ApiError(404, f"no job {job_id!r}")
+    return Response(body, media_type="application/json")
+
+
+async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, Any]:
+    namespace = state.config.namespace
+
+    def guarded(body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return mutate(body)
+        except counts.CountError as exc:
+            raise ApiError(exc.status, exc.message) from exc
+
+    try:
+        stored = await read_modify_write(state.kube, JOBS.item(namespace, job_id), guarded)
+    except KubeError as exc:
+        if exc.status == 404:
+            raise ApiError(404, f"no job {job_id!r}") from exc
+        raise
+    spec = read_job(stored)
+    pods = {g.name: state.store.pods_of(job_id, g.name) for g in spec.task_groups}
+    return job_view(spec, pods)
+
+
+@router.post(
+    "/start/{job_id}", response_model=JobView, responses=responses(404), summary="Start a job"
+)
+async def start_job(job_id: str, state: StateDep) -> dict[str, Any]:
+    return await _write(state, job_id, counts.started)
+
+
+@router.post(
+    "/stop/{job_id}", response_model=JobView, responses=responses(404), summary="Stop a job"
+)
+async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
+    return await _write(state, job_id, counts.stopped)
+
+
+@router.post(
+    "/updatecounts",
+    response_model=JobView,
+    responses=responses(404, 409),
+    summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
+)
+async def update_counts(body: UpdateCounts, state: StateDep, _kube: KubeDep) -> dict[str, Any]:
+    return await _write(
+        state, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
+    )

@@ -1,0 +1,25 @@
+"""What routes share: handed to the app at creation, reached through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from caravan.config import Config
+from caravan.kube.client import KubeClient
+from caravan.kube.informer import Informer
+from caravan.store import Store
+
+
+@dataclass
+class AppState:
+    config: Config
+    kube: KubeClient
+    store: Store
+    informers: list[Informer] = field(default_factory=list)
+    # Services of other areas (events engine, settings, loggers) register here by name.
+    services: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def synced(self) -> bool:
+        return all(i.synced.is_set() for i in self.informers)

@@ -1,0 +1,80 @@
+"""Runtime configuration of `caravan run`, from flags with environment fallbacks."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+AuthMode = Literal["none", "kubernetes"]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class ConfigMapNames:
+    logs: str = "caravan-logs"
+    loggers: str = "caravan-loggers"
+    events: str = "caravan-events"
+    settings: str = "caravan-settings"
+    settings_schema: str = "caravan-settings-schema"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.logs, self.loggers, self.events, self.settings, self.settings_schema)
+
+
+@dataclass(frozen=True)
+class Config:
+    namespace: str = "default"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    auth_mode: AuthMode = "none"
+    kubeconfig: str | None = None
+    context: str | None = None
+    run_operator: bool = True
+    run_api: bool = True
+    configmaps: ConfigMapNames = field(default_factory=ConfigMapNames)
+    log_level: str = "INFO"
+
+    @staticmethod
+    def default_namespace() -> str:
+        """CARAVAN_NAMESPACE, else the pod's own namespace, else `default`."""
+        explicit = os.environ.get("CARAVAN_NAMESPACE")
+        if explicit:
+            return explicit
+        try:
+            with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+                return f.read().strip() or "default"
+        except OSError:
+            return "default"
+
+    def check(self) -> None:
+        """Refuses configurations that would expose an unauthenticated API."""
+        if self.auth_mode == "none" and not is_loopback(self.host):
+            raise ValueError(
+                f"--auth-mode=none is only allowed on a loopback address, not {self.host!r};"
+                " use --auth-mode=kubernetes"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def env_defaults() -> dict[str, str]:
+    """Flag defaults taken from CARAVAN_* variables (the chart sets these)."""
+    return {
+        "host": _env("CARAVAN_HOST", "127.0.0.1"),
+        "port": _env("CARAVAN_PORT", "8080"),
+        "auth_mode": _env("CARAVAN_AUTH_MODE", "none"),
+        "log_level": _env("CARAVAN_LOG_LEVEL", "INFO"),
+        "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),
+    }

@@ -1,0 +1,1 @@
+"""Pure logic of Caravan jobs: spec reading, allocation summaries, the API view, counts."""

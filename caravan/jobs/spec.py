@@ -1,0 +1,57 @@
+"""Typed reading of a Job custom resource's spec (plain dict in, dataclasses out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskGroupSpec:
+    name: str
+    count: int
+    count_init: int
+    count_max: int
+    template: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    suspend: bool
+    task_groups: tuple[TaskGroupSpec, ...]
+
+    def group(self, name: str) -> TaskGroupSpec | None:
+        return next((g for g in self.task_groups if g.name == name), None)
+
+    def desired_count(self, group: TaskGroupSpec) -> int:
+        """Replicas the group's Deployment should have now."""
+        return 0 if self.suspend else group.count
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def read_job(body: dict[str, Any]) -> JobSpec:
+    """Reads a Job body; tolerant of missing fields (the CRD schema is the gatekeeper)."""
+    spec = body.get("spec") or {}
+    groups = []
+    for raw in spec.get("taskGroups") or []:
+        count_init = _int(raw.get("countInit"), 1)
+        count_max = _int(raw.get("countMax"), count_init)
+        groups.append(
+            TaskGroupSpec(
+                name=str(raw.get("name", "")),
+                # An absent count means the group was never scaled: it runs countInit.
+                count=_int(raw.get("count"), count_init),
+                count_init=count_init,
+                count_max=count_max,
+                template=raw.get("template") or {},
+            )
+        )
+    return JobSpec(
+        name=str(body.get("metadata", {}).get("name", "")),
+        suspend=bool(spec.get("suspend", False)),
+        task_groups=tuple(groups),
+    )

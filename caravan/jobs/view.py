@@ -1,0 +1,34 @@
+"""The jobs view of API.md, computed from a Job spec and its pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from caravan.jobs.spec import JobSpec
+from caravan.jobs.summary import PodFacts, summarize
+
+
+def job_status(spec: JobSpec, summaries: Iterable[Mapping[str, int]]) -> str:
+    if spec.suspend:
+        return "dead"
+    return "running" if any(s.get("running", 0) > 0 for s in summaries) else "pending"
+
+
+def job_view(spec: JobSpec, pods_by_group: Mapping[str, Iterable[PodFacts]]) -> dict[str, Any]:
+    groups = []
+    for group in spec.task_groups:
+        groups.append(
+            {
+                "name": group.name,
+                "count": spec.desired_count(group),
+                "countInit": group.count_init,
+                "countMax": group.count_max,
+                "summary": summarize(pods_by_group.get(group.name, ())),
+            }
+        )
+    return {
+        "name": spec.name,
+        "status": job_status(spec, (g["summary"] for g in groups)),
+        "taskGroups": groups,
+    }

@@ -1,0 +1,1 @@
+"""Access to the Kubernetes API: a thin raw-JSON client and list+watch informers."""

@@ -1,0 +1,227 @@
+"""A small raw-JSON Kubernetes client on top of kubernetes-asyncio's transport.
+
+The generated model classes are skipped on purpose: deserialising every pod into models
+costs time and memory the store does not need. Requests and responses are plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+
+JSON = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+class KubeError(Exception):
+    """A non-2xx answer from kube-apiserver, or the cluster being unreachable (status 0)."""
+
+    def __init__(self, status: int, reason: str, body: Any = None) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.body, dict) and self.body.get("message"):
+            return str(self.body["message"])
+        return self.reason
+
+
+@dataclass(frozen=True)
+class ResourcePath:
+    """Where a kind of resource lives in the REST API."""
+
+    group: str
+    version: str
+    plural: str
+
+    def collection(self, namespace: str | None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if namespace is not None:
+            base += f"/namespaces/{quote(namespace)}"
+        return f"{base}/{self.plural}"
+
+    def item(self, namespace: str | None, name: str, subresource: str = "") -> str:
+        path = f"{self.collection(namespace)}/{quote(name)}"
+        return f"{path}/{subresource}" if subresource else path
+
+
+PODS = ResourcePath("", "v1", "pods")
+CONFIGMAPS = ResourcePath("", "v1", "configmaps")
+SECRETS = ResourcePath("", "v1", "secrets")
+NAMESPACES = ResourcePath("", "v1", "namespaces")
+DEPLOYMENTS = ResourcePath("apps", "v1", "deployments")
+JOBS = ResourcePath("caravan.dev", "v1alpha1", "jobs")
+CRDS = ResourcePath("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+async def load_configuration(
+    kubeconfig: str | None = None, context: str | None = None
+) -> k8s_client.Configuration:
+    """In-cluster config when running in a pod, else the kubeconfig file."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get(
+        "KUBECONFIG"
+    ):
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        await k8s_config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    return configuration
+
+
+class KubeClient:
+    """Raw REST calls returning parsed JSON; one instance per event loop."""
+
+    def __init__(self, configuration: k8s_client.Configuration) -> None:
+        self._api = k8s_client.ApiClient(configuration)
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+        return cls(await load_configuration(kubeconfig, context))
+
+    @classmethod
+    async def connect_with_token(
+        cls, token: str, kubeconfig: str | None = None, context: str | None = None
+    ) -> KubeClient:
+        """The same cluster, authenticated as the bearer of `token` (no client cert)."""
+        configuration = await load_configuration(kubeconfig, context)
+        configuration.cert_file = None
+        configuration.key_file = None
+        configuration.api_key = {"BearerToken": f"Bearer {token}"}
+        return cls(configuration)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        params = [(k, _query_value(v)) for k, v in (query or {}).items() if v is not None]
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=params,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=timeout,
+                response_types_map={},
+            )
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise KubeError(0, f"cluster unreachable: {exc}") from exc
+        if not 200 <= response.status <= 299:
+            text = await response.text()
+            response.release()
+            try:
+                parsed: Any = json.loads(text)
+            except ValueError:
+                parsed = text
+            raise KubeError(response.status, response.reason or "", parsed)
+        return response
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> JSON:
+        response = await self._send(method, path, query=query, body=body, content_type=content_type)
+        try:
+            data: JSON = await response.json(content_type=None)
+        finally:
+            response.release()
+        return data
+
+    async def stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """GET with the body left unread (log reads, watches); the caller releases it."""
+        client_timeout = aiohttp.ClientTimeout(total=None, sock_read=timeout)
+        return await self._send("GET", path, query=query, timeout=client_timeout)
+
+    async def watch(
+        self, path: str, *, query: Mapping[str, Any], timeout_seconds: int = 300
+    ) -> AsyncIterator[JSON]:
+        """Yields watch events ({"type", "object"}) until the server closes the stream."""
+        params = dict(query, watch="true", timeoutSeconds=timeout_seconds)
+        response = await self.stream(path, query=params, timeout=timeout_seconds + 30)
+        try:
+            async for line in response.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.release()
+
+    # Convenience verbs -----------------------------------------------------------------
+
+    async def get(self, path: str) -> JSON:
+        return await self.request("GET", path)
+
+    async def list(self, path: str, **query: Any) -> JSON:
+        return await self.request("GET", path, query=query)
+
+    async def create(self, path: str, body: JSON) -> JSON:
+        return await self.request("POST", path, body=body, content_type="application/json")
+
+    async def replace(self, path: str, body: JSON) -> JSON:
+        return await self.request("PUT", path, body=body, content_type="application/json")
+
+    async def delete(self, path: str, **query: Any) -> JSON:
+        return await self.request("DELETE", path, query=query)
+
+    async def merge_patch(self, path: str, patch: JSON) -> JSON:
+        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def json_patch(self, path: str, ops: list[JSON]) -> JSON:
+        return await self.request("PATCH", path, body=ops, content_type=JSON_PATCH)
+
+    async def apply(self, path: str, body: JSON, field_manager: str) -> JSON:
+        """Server-side apply: the server merges, and repairs drift in fields we own."""
+        return await self.request(
+            "PATCH",
+            path,
+            query={"fieldManager": field_manager, "force": "true"},
+            body=body,
+            content_type=APPLY_PATCH,
+        )
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

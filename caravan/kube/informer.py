@@ -1,0 +1,108 @@
+"""List+watch loops that keep a local copy of one kind of object up to date.
+
+An informer lists once, then watches from the list's resourceVersion; when the watch
+expires (410 Gone) or breaks, it lists again and reports the whole set, so the consumer
+never misses a deletion. Consumers receive plain dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from caravan.kube.client import JSON, KubeClient, KubeError
+
+log = logging.getLogger(__name__)
+
+
+class InformerSink(Protocol):
+    """What an informer feeds: a full replacement after each list, then single events."""
+
+    def replace_all(self, kind: str, objects: list[JSON]) -> None: ...
+
+    def apply_event(self, kind: str, event_type: str, obj: JSON) -> None: ...
+
+
+class Informer:
+    def __init__(
+        self,
+        kube: KubeClient,
+        kind: str,
+        path: str,
+        sink: InformerSink,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        on_synced: Callable[[], None] | None = None,
+        watch_timeout: int = 300,
+    ) -> None:
+        self.kube = kube
+        self.kind = kind
+        self.path = path
+        self.sink = sink
+        self.watch_timeout = watch_timeout
+        self._query: dict[str, Any] = {}
+        if label_selector:
+            self._query["labelSelector"] = label_selector
+        if field_selector:
+            self._query["fieldSelector"] = field_selector
+        self._on_synced = on_synced
+        self.synced = asyncio.Event()
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                resource_version = await self._list()
+                backoff = 0.5
+                while resource_version:
+                    resource_version = await self._watch(resource_version)
+            except asyncio.CancelledError:
+                raise
+            except KubeError as exc:
+                self.last_error = str(exc)
+                log.warning("informer %s: %s; relisting in %.1fs", self.kind, exc, backoff)
+            except Exception as exc:  # a broken stream must never end the informer
+                self.last_error = repr(exc)
+                log.warning("informer %s: %r; relisting in %.1fs", self.kind, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+    async def _list(self) -> str:
+        items: list[JSON] = []
+        query: dict[str, Any] = dict(self._query, limit=500)
+        while True:
+            page = await self.kube.list(self.path, **query)
+            items.extend(page.get("items", []))
+            meta: Mapping[str, Any] = page.get("metadata", {})
+            if not meta.get("continue"):
+                resource_version = str(meta.get("resourceVersion", ""))
+                break
+            query["continue"] = meta["continue"]
+        self.sink.replace_all(self.kind, items)
+        self.last_error = None
+        if not self.synced.is_set():
+            self.synced.set()
+            if self._on_synced:
+                self._on_synced()
+        return resource_version
+
+    async def _watch(self, resource_version: str) -> str:
+        """Watches until the stream ends; returns where to resume, or "" to relist."""
+        query = dict(self._query, resourceVersion=resource_version, allowWatchBookmarks="true")
+        async for event in self.kube.watch(self.path, query=query, timeout_seconds=self.watch_timeout):
+            event_type = event.get("type", "")
+            obj = event.get("object") or {}
+            if event_type == "ERROR":
+                # 410 Gone: our resourceVersion is too old; anything else: start over too.
+                log.info("informer %s: watch error %s", self.kind, obj.get("message"))
+                return ""
+            new_version = obj.get("metadata", {}).get("resourceVersion")
+            if new_version:
+                resource_version = new_version
+            if event_type != "BOOKMARK":
+                self.sink.apply_event(self.kind, event_type, obj)
+        return resource_version

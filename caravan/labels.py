@@ -1,0 +1,16 @@
+"""Label and annotation keys Caravan puts on the objects it manages."""
+
+from typing import Final
+
+GROUP: Final = "caravan.dev"
+VERSION: Final = "v1alpha1"
+JOB_PLURAL: Final = "jobs"
+
+JOB_LABEL: Final = "caravan.dev/job"
+TASK_GROUP_LABEL: Final = "caravan.dev/task-group"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "caravan"
+FIELD_MANAGER: Final = "caravan"
+
+# Per-allocation logger overrides (JSON), delivered to the pod through a downward-API file.
+LOGGERS_ANNOTATION: Final = "caravan.dev/loggers"

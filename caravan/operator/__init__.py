@@ -1,0 +1,1 @@
+"""The Kopf operator: Job custom resources become Deployments, with status written back."""

@@ -1,0 +1,83 @@
+"""Kopf handlers: thin, they only tell the Reconciler which job to look at."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from caravan.api import metrics
+from caravan.jobs.summary import PodFacts, pod_facts
+from caravan.kube.client import KubeClient
+from caravan.labels import (
+    GROUP,
+    JOB_LABEL,
+    JOB_PLURAL,
+    LOGGERS_ANNOTATION,
+    TASK_GROUP_LABEL,
+    VERSION,
+)
+from caravan.operator.reconcile import Reconciler
+
+JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
+OWNED = {JOB_LABEL: kopf.PRESENT}
+
+
+def build_registry() -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = 30  # WARNING: no Kubernetes Event per routine reconcile
+        settings.watching.server_timeout = 300
+        settings.watching.inactivity_timeout = 600
+        memo.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
+        memo.reconciler = None
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        if memo.reconciler is not None:
+            await memo.reconciler.close()
+        await memo.kube.close()
+
+    @kopf.index("pods", labels=OWNED, registry=registry)
+    def pods_by_job(body: kopf.Body, **_: Any) -> dict[str, PodFacts]:
+        facts = pod_facts(body, JOB_LABEL, TASK_GROUP_LABEL, LOGGERS_ANNOTATION)
+        return {facts.job: facts}
+
+    @kopf.index("apps", "v1", "deployments", labels=OWNED, registry=registry)
+    def deployments_by_job(name: str, labels: kopf.Labels, **_: Any) -> dict[str, tuple[str, str]]:
+        return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
+
+    def reconciler(memo: kopf.Memo, pods: kopf.Index[str, PodFacts],
+                   deployments: kopf.Index[str, tuple[str, str]]) -> Reconciler:
+        # Built on first use: indexes exist only inside handlers.
+        if memo.reconciler is None:
+            memo.reconciler = Reconciler(
+                kube=memo.kube,
+                namespace=memo.config.namespace,
+                pods=lambda job: list(pods.get(job, ())),
+                deployments=lambda job: list(deployments.get(job, ())),
+                decorators=memo.decorators,
+                on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
+            )
+        result: Reconciler = memo.reconciler
+        return result
+
+    @kopf.on.event(*JOB_RESOURCE, registry=registry)
+    def job_event(name: str, type: str, memo: kopf.Memo, pods_by_job: kopf.Index[str, PodFacts],
+                  deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
+        if type != "DELETED":
+            reconciler(memo, pods_by_job, deployments_by_job).request(name)
+
+    @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
+    @kopf.on.event("pods", labels=OWNED, registry=registry)
+    def owned_event(labels: kopf.Labels, memo: kopf.Memo,
+                    pods_by_job: kopf.Index[str, PodFacts],
+                    deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
+        # Any change to something a job owns (a pod's state, a hand-scaled or deleted
+        # Deployment) makes the job reconcile: drift is repaired, status follows.
+        reconciler(memo, pods_by_job, deployments_by_job).request(labels[JOB_LABEL])
+
+    return registry
+

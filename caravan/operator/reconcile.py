@@ -1,0 +1,114 @@
+"""Level-based reconciliation of one Job: desired Deployments applied, orphans removed,
+status written. Requests for the same job are coalesced and run one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from caravan import labels
+from caravan.jobs.spec import read_job
+from caravan.jobs.summary import PodFacts
+from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient, KubeError
+from caravan.operator.deployments import TemplateDecorator, deployment_name, desired_deployment
+from caravan.operator.status import job_status_body, status_changed
+
+log = logging.getLogger(__name__)
+
+# (job name) -> pods of that job / (deployment name, group) pairs owned by that job
+PodsLookup = Callable[[str], Iterable[PodFacts]]
+DeploymentsLookup = Callable[[str], Iterable[tuple[str, str]]]
+
+
+async def reconcile_job(
+    kube: KubeClient,
+    namespace: str,
+    body: JSON,
+    pods: Iterable[PodFacts],
+    deployments: Iterable[tuple[str, str]],
+    decorators: Sequence[TemplateDecorator] = (),
+) -> None:
+    spec = read_job(body)
+    meta = body["metadata"]
+    if meta.get("deletionTimestamp"):
+        return  # garbage collection removes the Deployments through owner references
+    wanted = {g.name for g in spec.task_groups}
+    for group in spec.task_groups:
+        manifest = desired_deployment(body, spec, group, decorators)
+        # Server-side apply with force: a hand-made change to a field we own (replicas,
+        # template) is taken back; fields we never set stay as others left them.
+        await kube.apply(
+            DEPLOYMENTS.item(namespace, manifest["metadata"]["name"]), manifest, labels.FIELD_MANAGER
+        )
+    for name, group_name in deployments:
+        if group_name not in wanted and name == deployment_name(spec.name, group_name):
+            log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
+            try:
+                await kube.delete(DEPLOYMENTS.item(namespace, name))
+            except KubeError as exc:
+                if exc.status != 404:
+                    raise
+    by_group: dict[str, list[PodFacts]] = {}
+    for pod in pods:
+        by_group.setdefault(pod.group, []).append(pod)
+    new_status = job_status_body(spec, by_group, int(meta.get("generation", 0)), body.get("status"))
+    if status_changed(body.get("status"), new_status):
+        await kube.merge_patch(JOBS.item(namespace, spec.name, "status"), {"status": new_status})
+
+
+@dataclass
+class Reconciler:
+    """Coalesces reconcile requests per job: a burst of pod events makes one pass."""
+
+    kube: KubeClient
+    namespace: str
+    pods: PodsLookup
+    deployments: DeploymentsLookup
+    decorators: Sequence[TemplateDecorator] = ()
+    on_result: Callable[[str], None] = lambda result: None
+    _pending: set[str] = field(default_factory=set)
+    _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def request(self, job: str) -> None:
+        self._pending.add(job)
+        if job not in self._running:
+            self._running[job] = asyncio.create_task(self._drain(job), name=f"reconcile-{job}")
+
+    async def _drain(self, job: str) -> None:
+        try:
+            delay = 0.0
+            while job in self._pending:
+                self._pending.discard(job)
+                try:
+                    await self._once(job)
+                    self.on_result("ok")
+                    delay = 0.0
+                except KubeError as exc:
+                    self.on_result("error")
+                    if exc.status == 409:  # a stale read; just go again
+                        self._pending.add(job)
+                        continue
+                    log.warning("job %s: reconcile failed: %s", job, exc.message)
+                    delay = min(max(delay * 2, 0.5), 30.0)
+                    self._pending.add(job)
+                    await asyncio.sleep(delay)
+        finally:
+            self._running.pop(job, None)
+
+    async def _once(self, job: str) -> None:
+        try:
+            body = await self.kube.get(JOBS.item(self.namespace, job))
+        except KubeError as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile
+            raise
+        await reconcile_job(
+            self.kube, self.namespace, body, self.pods(job), self.deployments(job), self.decorators
+        )
+
+    async def close(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)

@@ -1,0 +1,95 @@
+"""The status subresource of a Job: what kubectl shows at a glance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from caravan.jobs.spec import JobSpec
+from caravan.jobs.summary import PodFacts, summarize
+from caravan.jobs.view import job_status
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(
+    previous: Mapping[str, Mapping[str, Any]],
+    kind: str,
+    ok: bool,
+    reason: str,
+    message: str,
+    generation: int,
+    now: str,
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    old = previous.get(kind, {})
+    # lastTransitionTime moves only when the status flips, as Kubernetes conditions do.
+    since = old.get("lastTransitionTime") if old.get("status") == status else None
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since or now,
+        "observedGeneration": generation,
+    }
+
+
+def job_status_body(
+    spec: JobSpec,
+    pods_by_group: Mapping[str, Iterable[PodFacts]],
+    generation: int,
+    previous: Mapping[str, Any] | None = None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    now = now or _now()
+    groups = []
+    running = desired = 0
+    for group in spec.task_groups:
+        summary = summarize(pods_by_group.get(group.name, ()))
+        count = spec.desired_count(group)
+        running += summary["running"]
+        desired += count
+        groups.append({"name": group.name, "count": count, "summary": summary})
+    status = job_status(spec, (g["summary"] for g in groups))
+    previous_conditions = {
+        c.get("type", ""): c for c in (previous or {}).get("conditions") or [] if isinstance(c, dict)
+    }
+    ready = not spec.suspend and running >= desired
+    lagging = [g["name"] for g in groups if g["summary"]["running"] < g["count"]]
+    conditions = [
+        _condition(
+            previous_conditions,
+            "Ready",
+            ready,
+            "Stopped" if spec.suspend else ("AllRunning" if ready else "Waiting"),
+            "job is stopped" if spec.suspend else (
+                "every allocation is running" if ready else f"waiting for {', '.join(lagging)}"
+            ),
+            generation,
+            now,
+        ),
+    ]
+    return {
+        "status": status,
+        "running": running,
+        "desired": desired,
+        "groupCount": len(groups),
+        "observedGeneration": generation,
+        "taskGroups": groups,
+        "conditions": conditions,
+    }
+
+
+def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Compares what matters, so a status write never triggers another one."""
+    if not old:
+        return True
+    keys = ("status", "running", "desired", "groupCount", "observedGeneration", "taskGroups")
+    if any(old.get(k) != new.get(k) for k in keys):
+        return True
+    strip = lambda cs: [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in cs]  # noqa: E731
+    return bool(strip(old.get("conditions") or []) != strip(new.get("conditions") or []))

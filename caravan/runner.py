@@ -1,0 +1,156 @@
+"""`caravan run`: the API server and the operator in one process, stopping together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from caravan import labels
+from caravan.api.app import create_app
+from caravan.api.state import AppState
+from caravan.config import Config
+from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
+from caravan.kube.informer import Informer
+from caravan.operator.runner import OperatorThread
+from caravan.store import Store
+from caravan.store.store import KIND_CONFIGMAP, KIND_JOB, KIND_POD, KIND_SECRET
+
+log = logging.getLogger(__name__)
+
+
+def build_informers(kube: KubeClient, store: Store, config: Config) -> list[Informer]:
+    ns = config.namespace
+    informers = [
+        Informer(kube, KIND_JOB, JOBS.collection(ns), store),
+        Informer(kube, KIND_POD, PODS.collection(ns), store, label_selector=labels.JOB_LABEL),
+        Informer(
+            kube,
+            KIND_SECRET,
+            SECRETS.collection(ns),
+            store,
+            # Only Caravan's own Secrets are ever listed; and the store keeps only names.
+            label_selector=f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY_VALUE}",
+        ),
+    ]
+    for name in config.configmaps.all():
+        informers.append(
+            Informer(
+                kube,
+                f"{KIND_CONFIGMAP}:{name}",
+                CONFIGMAPS.collection(ns),
+                store,
+                field_selector=f"metadata.name={name}",
+            )
+        )
+    return informers
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve()` owns SIGINT/SIGTERM and stops
+    both halves in order (uvicorn would re-raise the signal after its own shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Caravan:
+    """One Caravan instance: informers + API server in this loop, Kopf in its own thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state: AppState | None = None
+        self.server: _Server | None = None
+        self.operator: OperatorThread | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.port = config.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    async def start(self) -> None:
+        config = self.config
+        config.check()
+        kube = await KubeClient.connect(config.kubeconfig, config.context)
+        store = Store()
+        self.state = state = AppState(config=config, kube=kube, store=store)
+        state.informers = build_informers(kube, store, config)
+        self._tasks = [
+            asyncio.create_task(i.run(), name=f"informer-{i.kind}") for i in state.informers
+        ]
+        self.server = _Server(
+            uvicorn.Config(
+                create_app(state), host=config.host, port=config.port, log_config=None,
+                access_log=False, lifespan="off",
+            )
+        )
+        loop = asyncio.get_running_loop()
+        server = self.server
+
+        def operator_exited(error: BaseException | None) -> None:
+            # If the operator half ends, the API half must not go on alone (kopf #755).
+            if not server.should_exit:
+                log.error("operator exited (%r); stopping the API server", error)
+                loop.call_soon_threadsafe(setattr, server, "should_exit", True)
+
+        if config.run_operator:
+            self.operator = OperatorThread(config, on_exit=operator_exited)
+            self.operator.start()
+        self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
+        while not self.server.started:
+            if self._tasks[-1].done():
+                await self._tasks[-1]  # re-raises the bind error
+                raise RuntimeError("API server stopped during start-up")
+            await asyncio.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        log.info("caravan serving namespace %s on %s", config.namespace, self.url)
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Waits for the caches to sync and (if running) the operator to be ready."""
+        assert self.state is not None
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(i.synced.wait() for i in self.state.informers))
+            if self.operator is not None:
+                await asyncio.to_thread(self.operator.ready_flag.wait, timeout)
+
+    async def wait_stopped(self) -> None:
+        """Returns when the API server exits (a signal, or the operator half dying)."""
+        await self._tasks[-1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        for task in self._tasks[:-1]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.operator is not None:
+            self.operator.stop()
+            await asyncio.to_thread(self.operator.join, 30)
+        if self.state is not None:
+            await self.state.kube.close()
+        log.info("caravan stopped")
+
+
+async def serve(config: Config) -> None:
+    caravan = Caravan(config)
+    loop = asyncio.get_running_loop()
+
+    def request_stop() -> None:
+        log.info("stop requested")
+        if caravan.server is not None:
+            caravan.server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, request_stop)
+    await caravan.start()
+    try:
+        await caravan.wait_stopped()
+    finally:
+        await caravan.stop()

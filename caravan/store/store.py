@@ -1,0 +1,179 @@
+"""The store: informers write into it, routes read from it.
+
+It keeps only what the routes need (PodFacts, not whole pods), recomputes the jobs view
+of the jobs that changed, and bumps the jobs `waitIndex` only when the serialized view
+differs, so unrelated pod churn never wakes long-poll clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from caravan import labels
+from caravan.jobs.spec import JobSpec, read_job
+from caravan.jobs.summary import PodFacts, pod_facts
+from caravan.jobs.view import job_view
+from caravan.kube.client import JSON
+from caravan.store.waiters import VersionWaiters
+
+KIND_JOB = "job"
+KIND_POD = "pod"
+KIND_CONFIGMAP = "configmap"
+KIND_SECRET = "secret"
+
+ConfigMapListener = Callable[[str, dict[str, str] | None], None]
+
+
+class Store:
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobSpec] = {}
+        self.job_bodies: dict[str, JSON] = {}
+        self.pods: dict[str, PodFacts] = {}
+        self._pods_by_job: dict[str, dict[str, dict[str, PodFacts]]] = defaultdict(
+            lambda: defaultdict(dict)
+        )
+        self.configmaps: dict[str, dict[str, str]] = {}
+        self.secret_names: set[str] = set()
+        self.jobs_waiters = VersionWaiters()
+        self._job_views: dict[str, bytes] = {}
+        self._jobs_json = b"[]"
+        self._dirty_jobs: set[str] = set()
+        self._refresh_scheduled = False
+        self._configmap_listeners: list[ConfigMapListener] = []
+
+    # Reads -----------------------------------------------------------------------------
+
+    @property
+    def jobs_json(self) -> bytes:
+        """GET /v1/jobs body, already serialized."""
+        self._refresh_now()
+        return self._jobs_json
+
+    def job_json(self, name: str) -> bytes | None:
+        self._refresh_now()
+        return self._job_views.get(name)
+
+    def job_view(self, name: str) -> dict[str, Any] | None:
+        raw = self.job_json(name)
+        return json.loads(raw) if raw is not None else None
+
+    def pods_of(self, job: str, group: str | None = None) -> list[PodFacts]:
+        groups = self._pods_by_job.get(job, {})
+        if group is not None:
+            return sorted(groups.get(group, {}).values(), key=lambda p: p.name)
+        return sorted((p for g in groups.values() for p in g.values()), key=lambda p: p.name)
+
+    def on_configmap(self, listener: ConfigMapListener) -> None:
+        """Calls listener(name, data or None) on every change of a watched ConfigMap."""
+        self._configmap_listeners.append(listener)
+
+    # InformerSink ----------------------------------------------------------------------
+
+    def replace_all(self, kind: str, objects: list[JSON]) -> None:
+        if kind == KIND_JOB:
+            for name in set(self.jobs) - {_name(o) for o in objects}:
+                self._remove_job(name)
+        elif kind == KIND_POD:
+            for name in set(self.pods) - {_name(o) for o in objects}:
+                self._remove_pod(name)
+        elif kind.startswith(KIND_CONFIGMAP):
+            # one informer per ConfigMap name (field selector): an empty list = deleted
+            if not objects:
+                self._set_configmap(kind.partition(":")[2], None)
+        elif kind == KIND_SECRET:
+            self.secret_names = set()
+        for obj in objects:
+            self.apply_event(kind, "ADDED", obj)
+
+    def apply_event(self, kind: str, event_type: str, obj: JSON) -> None:
+        name = _name(obj)
+        deleted = event_type == "DELETED"
+        if kind == KIND_JOB:
+            if deleted:
+                self._remove_job(name)
+            else:
+                self.jobs[name] = read_job(obj)
+                self.job_bodies[name] = obj
+                self._mark_dirty(name)
+        elif kind == KIND_POD:
+            self._remove_pod(name)
+            if not deleted:
+                facts = pod_facts(
+                    obj, labels.JOB_LABEL, labels.TASK_GROUP_LABEL, labels.LOGGERS_ANNOTATION
+                )
+                self.pods[name] = facts
+                self._pods_by_job[facts.job][facts.group][name] = facts
+                self._mark_dirty(facts.job)
+        elif kind.startswith(KIND_CONFIGMAP):
+            self._set_configmap(name, None if deleted else dict(obj.get("data") or {}))
+        elif kind == KIND_SECRET:
+            if deleted:
+                self.secret_names.discard(name)
+            else:
+                self.secret_names.add(name)
+
+    # Internals -------------------------------------------------------------------------
+
+    def _set_configmap(self, name: str, data: dict[str, str] | None) -> None:
+        if data is None:
+            self.configmaps.pop(name, None)
+        else:
+            self.configmaps[name] = data
+        for listener in self._configmap_listeners:
+            listener(name, data)
+
+    def _remove_job(self, name: str) -> None:
+        self.jobs.pop(name, None)
+        self.job_bodies.pop(name, None)
+        self._mark_dirty(name)
+
+    def _remove_pod(self, name: str) -> None:
+        old = self.pods.pop(name, None)
+        if old is None:
+            return
+        group = self._pods_by_job[old.job][old.group]
+        group.pop(name, None)
+        if not group:
+            del self._pods_by_job[old.job][old.group]
+            if not self._pods_by_job[old.job]:
+                del self._pods_by_job[old.job]
+        self._mark_dirty(old.job)
+
+    def _mark_dirty(self, job: str) -> None:
+        self._dirty_jobs.add(job)
+        if not self._refresh_scheduled:
+            # Coalesce a burst of watch events into one recomputation.
+            self._refresh_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self._refresh_now)
+            except RuntimeError:
+                self._refresh_scheduled = False  # no loop (unit tests): refresh on read
+
+    def _refresh_now(self) -> None:
+        self._refresh_scheduled = False
+        if not self._dirty_jobs:
+            return
+        changed = False
+        for name in self._dirty_jobs:
+            spec = self.jobs.get(name)
+            old = self._job_views.get(name)
+            if spec is None:
+                changed |= self._job_views.pop(name, None) is not None
+                continue
+            groups = {g: pods.values() for g, pods in self._pods_by_job.get(name, {}).items()}
+            encoded = json.dumps(job_view(spec, groups), separators=(",", ":")).encode()
+            if encoded != old:
+                self._job_views[name] = encoded
+                changed = True
+        self._dirty_jobs.clear()
+        if changed:
+            self._jobs_json = b"[" + b",".join(v for _, v in sorted(self._job_views.items())) + b"]"
+            self.jobs_waiters.bump()
+
+
+def _name(obj: JSON) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))

@@ -1,0 +1,90 @@
+"""Fixtures of the cluster tier: the cluster, a namespace per test, Caravan instances."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from caravan.config import Config
+from caravan.kube.client import NAMESPACES, KubeClient, KubeError
+from caravan.runner import Caravan
+from tests.cluster import kubeutil
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CRD_DIR = ROOT / "charts" / "caravan" / "files" / "crds"
+KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
+
+
+def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / "hack" / "cluster.sh"), *args], text=True,
+                          capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Path of the kubeconfig the cluster tests use; starts the local cluster if needed."""
+    given = request.config.getoption("--kubeconfig") or os.environ.get("KUBECONFIG")
+    started_here = False
+    if given:
+        path = given
+    else:
+        path = _cluster_script("kubeconfig").stdout.strip()
+        if _cluster_script("status").returncode != 0:
+            # Progress goes straight to the terminal: a cold start takes a while.
+            subprocess.run([str(ROOT / "hack" / "cluster.sh"), "up"], check=True)
+            started_here = True
+    subprocess.run([KUBECTL, "--kubeconfig", path, "apply", "--server-side", "--force-conflicts",
+                    "-f", str(CRD_DIR)], check=True, capture_output=True)
+    subprocess.run([KUBECTL, "--kubeconfig", path, "wait", "--for=condition=Established",
+                    "crd/jobs.caravan.dev", "--timeout=60s"], check=True, capture_output=True)
+    os.environ["KUBECONFIG"] = path  # Kopf reads it from the environment
+    yield path
+    if started_here:
+        subprocess.run([str(ROOT / "hack" / "cluster.sh"), "down"], check=False)
+
+
+@pytest.fixture(scope="session")
+async def kube(kubeconfig: str) -> AsyncIterator[KubeClient]:
+    client = await KubeClient.connect(kubeconfig)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    await kube.create(NAMESPACES.collection(None), {"metadata": {"name": name}})
+    await kubeutil.wait_for_default_service_account(kube, name)
+    yield name
+    try:
+        await kube.delete(NAMESPACES.item(None, name))
+    except KubeError:
+        pass
+
+
+@pytest.fixture
+async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
+    """Caravan (API + operator) serving the test's namespace on a free loopback port."""
+    instance = Caravan(Config(namespace=namespace, port=0, kubeconfig=kubeconfig))
+    await instance.start()
+    try:
+        await instance.wait_ready(timeout=60)
+        yield instance
+    finally:
+        await instance.stop()
+
+
+@pytest.fixture
+async def api(caravan: Caravan) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as client:
+        yield client
+

@@ -1,0 +1,111 @@
+"""Helpers for cluster tests: object builders and polling waits (no sleeps-as-asserts)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from caravan.kube.client import KubeClient, KubeError
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    timeout: float = 30.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
+    """Polls `probe` until `check` holds on its result; fails with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await probe()
+            if check(last):
+                return last
+        except KubeError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+async def wait_for_default_service_account(kube: KubeClient, namespace: str) -> None:
+    await eventually(
+        lambda: kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+        lambda sa: bool(sa),
+        timeout=30,
+        what=f"ServiceAccount default in {namespace}",
+    )
+
+
+def pod_template(
+    containers: list[str] | None = None,
+    annotations: dict[str, str] | None = None,
+    node_selector: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A pod template kwok can run; annotations pick a kwok stage (see hack/kwok)."""
+    spec: dict[str, Any] = {
+        "containers": [{"name": c, "image": "caravan.test/fake:1"} for c in containers or ["main"]],
+        # kwok nodes are fake: tolerate whatever taints they may carry.
+        "tolerations": [{"operator": "Exists"}],
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    return {"metadata": {"annotations": annotations or {}}, "spec": spec}
+
+
+def job_body(
+    name: str,
+    groups: list[dict[str, Any]],
+    suspend: bool = False,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "caravan.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"suspend": suspend, "taskGroups": groups},
+    }
+
+
+def group(
+    name: str,
+    count: int | None = None,
+    count_init: int = 1,
+    count_max: int = 5,
+    template: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    g: dict[str, Any] = {
+        "name": name,
+        "countInit": count_init,
+        "countMax": count_max,
+        "template": template or pod_template(),
+    }
+    if count is not None:
+        g["count"] = count
+    return g
+
+
+def cri_log(lines: list[tuple[str, str]]) -> str:
+    """CRI log file content: one `<time> <stream> F <text>` line per (stream, text)."""
+    return "".join(
+        f"2026-01-01T00:00:{i % 60:02d}.000000000Z {stream} F {text}\n"
+        for i, (stream, text) in enumerate(lines)
+    )
+
+
+async def serve_pod_log(
+    kube: KubeClient, namespace: str, pod: str, path: str, containers: list[str] | None = None
+) -> None:
+    """Tells kwok to serve `path` (a CRI log file) as the log of `pod`'s containers."""
+    body = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Logs",
+        "metadata": {"name": pod, "namespace": namespace},
+        "spec": {"logs": [{"containers": containers or [], "logsFile": path, "follow": True}]},
+    }
+    await kube.create(f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs", body)

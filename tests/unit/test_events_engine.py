@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caravan.events import Engine, ResultMessage, compile_documents
 from caravan.events.engine import MAX_REJECTION_REASONS
@@ -335,3 +337,36 @@ def test_huge_sums_stay_valid_json() -> None:
     res = h.results()["cheer-sum"]
     assert res[("r",)]["sum"] is None and res[("r",)]["max"] == 1e308
     assert res[("i",)]["sum"] == 10**400 and res[("i",)]["average"] is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("vote"), st.sampled_from(["a", "b", "C", "c"])),
+    st.tuples(st.sampled_from(["red", "blue"]),
+              st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.text(max_size=2))),
+), max_size=60))
+def test_engine_agrees_with_a_naive_reference(items: list[tuple[str, Any]]) -> None:
+    h = Harness([game_doc()])
+    events = [ev(["vote"], v) if k == "vote" else ev(["cheer", k], v) for k, v in items]
+    res = h.engine.ingest("game", events, now_ms=0)
+    h.engine.tick(250)
+    got = h.results()
+    votes: dict[str, int] = {}
+    cheers: dict[str, list[float]] = {}
+    unmatched = 0
+    for k, v in items:
+        if k == "vote":
+            votes[v] = votes.get(v, 0) + 1
+        elif type(v) in (int, float) and v >= 0:
+            cheers.setdefault(k, []).append(v)
+        else:
+            unmatched += 1
+    assert res.unmatched == unmatched
+    assert {k[0]: r["count"] for k, r in got.get("vote-count", {}).items()} == votes
+    cheer = got.get("cheer-sum", {})
+    assert set(cheer) == {(k,) for k in cheers}
+    for k, vals in cheers.items():
+        r = cheer[(k,)]
+        assert r["count"] == len(vals)
+        assert r["sum"] == pytest.approx(sum(vals))
+        assert (r["min"], r["max"]) == (min(vals), max(vals))

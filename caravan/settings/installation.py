@@ -209,8 +209,8 @@ def _bound(
             candidates.append((value, True))
     if not candidates:
         return None
-    tightest = max if side == "lower" else min
-    return tightest(candidates, key=lambda b: (b[0] if side == "lower" else -b[0], b[1]))
+    # Tightest: the highest lower bound / lowest upper bound; on a tie, the exclusive one.
+    return max(candidates, key=lambda b: (b[0] if side == "lower" else -b[0], b[1]))
 
 
 def _at_least_as_tight(mine: _Bound, other: _Bound | None, side: str) -> bool:

@@ -224,6 +224,8 @@ def test_equivalent_and_tighter_bounds_are_accepted() -> None:
     knob["exclusiveMaximum"] = 1000
     events = _builtin_section("events")
     events["properties"]["resultsIdleTimeoutSeconds"]["minimum"] = 0.5
+    events["properties"]["resultsIdleTimeoutSeconds"]["maximum"] = 100
+    events["properties"]["resultsIdleTimeoutSeconds"]["exclusiveMaximum"] = 5000
     info = _builtin_section("info")
     info["properties"]["name"]["maxLength"] = 63
     custom = {"properties": {"jobs": jobs, "events": events, "info": info}}

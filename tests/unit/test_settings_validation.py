@@ -166,7 +166,10 @@ def test_empty_configmap_text_means_all_defaults(text: str | None) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("{x", "invalid JSON at line 1 column 2: Expecting property name enclosed in double quotes"),
+        (
+            "{x",
+            "invalid JSON at line 1 column 2: Expecting property name enclosed in double quotes",
+        ),
         ('{"a": 1,\n "a": 2}', 'invalid JSON: duplicate key "a"'),
         ('{"a": NaN}', "invalid JSON: NaN is not a JSON value"),
         ('{"a": -Infinity}', "invalid JSON: -Infinity is not a JSON value"),

@@ -121,12 +121,15 @@ class EventsService:
     def restore(self, docs: Any) -> list[EventsError]:
         """Load persisted documents at startup. Unlike :meth:`replace`, invalid documents
         are kept (``documents`` returns them, ``errors`` describes them) and nothing runs."""
-        errors = self.replace(docs)
-        if errors:
-            empty = compile_documents([])
-            self._install(Program(documents=copy.deepcopy(docs), channels=empty.channels))
-            self._errors = format_errors(errors)
-        return errors
+        try:
+            program = compile_documents(docs)
+        except EventsValidationError as e:
+            self._install(Program(documents=copy.deepcopy(docs), channels={}))
+            self._errors = format_errors(e.errors)
+            return list(e.errors)
+        self._install(program)
+        self._errors = ""
+        return []
 
     def _new_engine(self, program: Program) -> Engine:
         return Engine(program, emit=self._on_result, now_ms=self._clock(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +29,8 @@ from caravan.events.results import (
     ResultsPage,
 )
 from caravan.events.subscribers import DEFAULT_QUEUE_SIZE, SubscriberHub, Subscription
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 5_000
 # The ticker wakes at least this often even with no window due, to expire the results
@@ -203,7 +206,10 @@ class EventsService:
         """Tick on the clock forever: emits each period's results when it ends."""
         while True:
             now = self._clock()
-            self.tick(now)
+            try:
+                self.tick(now)
+            except Exception:  # a bug must not stop every later period from closing
+                log.exception("events ticker failed")
             _ = self.results_log.collecting  # drop an idle log even when nothing is emitted
             deadline = self._engine.next_deadline
             delay = MAX_TICK_SLEEP_S if deadline is None else min(

@@ -1,0 +1,486 @@
+"""The Helm chart (charts/caravan): lint, render with several values, assert on the objects.
+
+Needs the helm binary that hack/build-binaries.sh builds (`make test` builds it first).
+Without it these tests fail, never skip: an unchecked chart is a broken chart.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "caravan"
+CRD_FILE = CHART / "files" / "crds" / "jobs.caravan.dev.yaml"
+NAMESPACE = "caravan-test"
+RELEASE = "caravan"
+
+Obj = dict[str, Any]
+
+
+@functools.cache
+def _versions() -> dict[str, str]:
+    """HELM_BIN_DIR and K8S_VERSION as hack/versions.env computes them."""
+    out = subprocess.run(
+        ["bash", "-c", 'source hack/versions.env && echo "$HELM_BIN_DIR" && echo "$K8S_VERSION"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return {"helm_dir": out[0], "k8s_version": out[1]}
+
+
+def helm_bin() -> str:
+    path = os.environ.get("HELM") or os.path.join(_versions()["helm_dir"], "helm")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"helm not found at {path}: run `hack/build-binaries.sh helm` (make test does)")
+    return path
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([helm_bin(), *args], capture_output=True, text=True, cwd=ROOT)
+    if check and result.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def _set_args(values: dict[str, Any]) -> list[str]:
+    args: list[str] = []
+    for key, value in values.items():
+        args += ["--set-json", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def template_args(values: dict[str, Any]) -> list[str]:
+    # A helm built from source assumes Kubernetes v1.20 unless told: give the pinned version.
+    return [
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        _versions()["k8s_version"],
+        *_set_args(values),
+    ]
+
+
+def render(**values: Any) -> list[Obj]:
+    """The chart's objects for these values (keys are dotted paths, values JSON-able)."""
+    out = helm(*template_args(values)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def render_fails(**values: Any) -> str:
+    result = helm(*template_args(values), check=False)
+    assert result.returncode != 0, f"rendering with {values} should fail"
+    return result.stderr
+
+
+def of_kind(objs: list[Obj], kind: str) -> list[Obj]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
+    found = [o for o in of_kind(objs, kind) if name is None or o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def container(objs: list[Obj]) -> Obj:
+    containers = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env_of(objs: list[Obj]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container(objs)["env"]}
+
+
+@pytest.fixture(scope="module")
+def default() -> list[Obj]:
+    return render()
+
+
+# --- lint -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["lint", "lint-strict"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"auth.mode": "none", "crds.install": False, "configMaps.create": False},
+        {
+            "replicaCount": 3,
+            "ingress.enabled": True,
+            "networkPolicy.enabled": True,
+            "settings.schema": '{"type": "object"}',
+        },
+    ],
+    ids=["defaults", "minimal", "everything"],
+)
+def test_lint_is_clean(strict: bool, values: dict[str, Any]) -> None:
+    args = ["lint", str(CHART), "--kube-version", _versions()["k8s_version"], *_set_args(values)]
+    result = helm(*args, *(["--strict"] if strict else []))
+    assert "0 chart(s) failed" in result.stdout
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == "0.1.0"
+    assert chart["kubeVersion"] == ">=1.30.0-0"
+
+
+def test_rendering_is_deterministic() -> None:
+    first = helm(*template_args({})).stdout
+    assert helm(*template_args({})).stdout == first
+
+
+# --- CRD --------------------------------------------------------------------------------
+
+
+def test_crd_is_the_shared_file_and_kept_on_uninstall(default: list[Obj]) -> None:
+    crd = one(default, "CustomResourceDefinition", "jobs.caravan.dev")
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    source = yaml.safe_load(CRD_FILE.read_text())
+    assert crd["spec"] == source["spec"], "the chart must render files/crds/ unchanged"
+    for key, value in source["metadata"].get("labels", {}).items():
+        assert crd["metadata"]["labels"][key] == value
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+
+
+def test_crd_toggle() -> None:
+    assert not of_kind(render(**{"crds.install": False}), "CustomResourceDefinition")
+
+
+# --- RBAC -------------------------------------------------------------------------------
+
+EXPECTED_ROLE_RULES = {
+    ("caravan.dev", "jobs"): {"get", "list", "watch", "update", "patch"},
+    ("caravan.dev", "jobs/status"): {"get", "update", "patch"},
+    ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "pods"): {"get", "list", "watch", "patch"},
+    ("", "pods/log"): {"get"},
+    ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch"},
+    ("", "secrets"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("coordination.k8s.io", "leases"): {"get", "create", "update"},
+}
+
+
+def flat_rules(rules: list[Obj]) -> dict[tuple[str, str], set[str]]:
+    flat: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+        assert "*" not in rule.get("apiGroups", [])
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs")
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                flat.setdefault((group, resource), set()).update(rule["verbs"])
+    return flat
+
+
+def test_role_is_least_privilege_and_namespaced(default: list[Obj]) -> None:
+    role = one(default, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert flat_rules(role["rules"]) == EXPECTED_ROLE_RULES
+    binding = one(default, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    account = one(default, "ServiceAccount")
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": NAMESPACE,
+        }
+    ]
+
+
+def test_only_crd_reading_is_cluster_wide(default: list[Obj]) -> None:
+    (cluster_role,) = of_kind(default, "ClusterRole")
+    # No Secret (nor anything else) across namespaces: only Kopf's CRD discovery.
+    assert flat_rules(cluster_role["rules"]) == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    }
+    refs = {b["roleRef"]["name"] for b in of_kind(default, "ClusterRoleBinding")}
+    assert refs == {cluster_role["metadata"]["name"], "system:auth-delegator"}
+
+
+@pytest.mark.parametrize("mode", ["kubernetes", "none"])
+def test_auth_delegator_only_with_kubernetes_auth(mode: str) -> None:
+    objs = render(**{"auth.mode": mode})
+    delegators = [
+        b
+        for b in of_kind(objs, "ClusterRoleBinding")
+        if b["roleRef"]
+        == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:auth-delegator",
+        }
+    ]
+    assert len(delegators) == (1 if mode == "kubernetes" else 0)
+    for binding in delegators:
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    assert env_of(objs)["CARAVAN_AUTH_MODE"] == mode
+
+
+def test_cluster_scoped_names_include_the_namespace(default: list[Obj]) -> None:
+    # Two releases of the same name in two namespaces must not fight over them.
+    for obj in of_kind(default, "ClusterRole") + of_kind(default, "ClusterRoleBinding"):
+        assert NAMESPACE in obj["metadata"]["name"]
+
+
+def test_rbac_toggle() -> None:
+    objs = render(**{"rbac.create": False})
+    for kind in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"):
+        assert not of_kind(objs, kind)
+
+
+# --- Deployment -------------------------------------------------------------------------
+
+
+def test_deployment_command_env_and_identity(default: list[Obj]) -> None:
+    c = container(default)
+    assert [*c["command"], *c["args"]] == ["caravan", "run", "--host", "0.0.0.0", "--port", "8080"]
+    assert c["image"] == "caravan:0.1.0"
+    env = env_of(default)
+    assert env["CARAVAN_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["CARAVAN_AUTH_MODE"] == "kubernetes"
+    assert env["CARAVAN_LOG_LEVEL"] == "INFO"
+    assert env["CARAVAN_CONFIGMAP_PREFIX"] == "caravan"
+    pod = one(default, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == one(default, "ServiceAccount")["metadata"]["name"]
+
+
+def test_deployment_security_context(default: list[Obj]) -> None:
+    pod = one(default, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container(default)["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {m["mountPath"]: m["name"] for m in container(default)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_deployment_probes_ports_resources(default: list[Obj]) -> None:
+    c = container(default)
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+
+
+def test_deployment_values() -> None:
+    objs = render(
+        **{
+            "image.repository": "registry.example/caravan",
+            "image.tag": "1.2.3",
+            "logLevel": "DEBUG",
+            "configMaps.prefix": "team-a",
+            "replicaCount": 2,
+            "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        }
+    )
+    c = container(objs)
+    assert c["image"] == "registry.example/caravan:1.2.3"
+    env = env_of(objs)
+    assert env["CARAVAN_LOG_LEVEL"] == "DEBUG"
+    assert env["CARAVAN_CONFIGMAP_PREFIX"] == "team-a"
+    assert env["EXTRA"] == "1"
+    assert one(objs, "Deployment")["spec"]["replicas"] == 2
+
+
+def test_selectors_match_pod_labels(default: list[Obj]) -> None:
+    deployment = one(default, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+    # The selector is immutable: only labels that never change over a release's life.
+    assert set(selector) == {"app.kubernetes.io/name", "app.kubernetes.io/instance"}
+    assert one(default, "Service")["spec"]["selector"] == selector
+
+
+def test_namespaced_objects_are_in_the_release_namespace(default: list[Obj]) -> None:
+    cluster_kinds = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    for obj in default:
+        if obj["kind"] in cluster_kinds:
+            assert "namespace" not in obj["metadata"]
+        else:
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["kind"]
+
+
+# --- ConfigMaps -------------------------------------------------------------------------
+
+
+def test_state_configmaps_are_created_without_data(default: list[Obj]) -> None:
+    maps = {m["metadata"]["name"]: m for m in of_kind(default, "ConfigMap")}
+    assert set(maps) == {"caravan-logs", "caravan-loggers", "caravan-events", "caravan-settings"}
+    for m in maps.values():
+        # Data rendered by the chart would be reset by every `helm upgrade`.
+        assert "data" not in m and "binaryData" not in m
+
+
+def test_configmap_prefix_and_toggle() -> None:
+    names = {
+        m["metadata"]["name"] for m in of_kind(render(**{"configMaps.prefix": "x"}), "ConfigMap")
+    }
+    assert names == {"x-logs", "x-loggers", "x-events", "x-settings"}
+    assert not of_kind(render(**{"configMaps.create": False}), "ConfigMap")
+
+
+def test_settings_schema_configmap() -> None:
+    schema = {"type": "object", "properties": {"app": {"type": "object", "default": {}}}}
+    text = "  " + json.dumps(schema, indent=2) + "\n"
+    for create in (True, False):
+        objs = render(**{"settings.schema": text, "configMaps.create": create})
+        cm = one(objs, "ConfigMap", "caravan-settings-schema")
+        assert json.loads(cm["data"]["schema.json"]) == schema
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "{not json", "42"])
+def test_settings_schema_must_be_a_json_object(text: str) -> None:
+    assert "settings.schema must be a JSON object" in render_fails(**{"settings.schema": text})
+
+
+# --- optional objects -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("replicas,expected", [(1, 0), (2, 1), (3, 1)])
+def test_pdb_only_with_several_replicas(replicas: int, expected: int) -> None:
+    pdbs = of_kind(render(replicaCount=replicas), "PodDisruptionBudget")
+    assert len(pdbs) == expected
+    for pdb in pdbs:
+        assert pdb["spec"]["minAvailable"] == 1
+
+
+def test_service(default: list[Obj]) -> None:
+    service = one(default, "Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+    ]
+
+
+def test_ingress_toggle(default: list[Obj]) -> None:
+    assert not of_kind(default, "Ingress")
+    objs = render(
+        **{
+            "ingress.enabled": True,
+            "ingress.className": "nginx",
+            "ingress.tls": [{"secretName": "caravan-tls", "hosts": ["caravan.example.com"]}],
+        }
+    )
+    ingress = one(objs, "Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": one(objs, "Service")["metadata"]["name"], "port": {"number": 8080}}
+    assert ingress["spec"]["tls"] == [
+        {"hosts": ["caravan.example.com"], "secretName": "caravan-tls"}
+    ]
+
+
+def test_network_policy_toggle(default: list[Obj]) -> None:
+    assert not of_kind(default, "NetworkPolicy")
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "tools"}}}]
+    objs = render(**{"networkPolicy.enabled": True, "networkPolicy.from": peers})
+    policy = one(objs, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (one(objs, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    assert policy["spec"]["ingress"] == [
+        {"ports": [{"port": 8080, "protocol": "TCP"}], "from": peers}
+    ]
+    open_policy = one(render(**{"networkPolicy.enabled": True}), "NetworkPolicy")
+    assert "from" not in open_policy["spec"]["ingress"][0]
+
+
+# --- values schema ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"auth.mode": "bogus"},
+        {"bogus": 1},
+        {"image.bogus": "x"},
+        {"replicaCount": "two"},
+        {"logLevel": "LOUD"},
+        {"configMaps.prefix": "Not_A_Name"},
+        {"service.port": 70000},
+        {"extraEnv": [{"name": "CARAVAN_AUTH_MODE", "value": "none"}]},
+    ],
+    ids=lambda v: next(iter(v)),
+)
+def test_schema_rejects_bad_values(values: dict[str, Any]) -> None:
+    assert "schema" in render_fails(**values)
+
+
+def test_values_file_is_valid_json_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(defaults) <= set(schema["properties"]), "every value needs a schema entry"
+
+
+# --- manifests/ -------------------------------------------------------------------------
+
+
+def test_manifests_match_the_chart() -> None:
+    result = subprocess.run(
+        [str(ROOT / "hack" / "render-manifests.sh"), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HELM": helm_bin()},
+    )
+    assert result.returncode == 0, (
+        "manifests/ differs from the chart; run hack/render-manifests.sh\n" + result.stderr
+    )
+
+
+def test_manifests_build_with_kustomize() -> None:
+    kubectl = ROOT / ".venv" / "bin" / "kubectl"
+    if not kubectl.exists():
+        pytest.fail("kubectl not found in .venv: run `make install`")
+    result = subprocess.run(
+        [str(kubectl), "kustomize", str(ROOT / "manifests")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert kinds.count("Namespace") == 1
+    assert kinds.count("CustomResourceDefinition") == 1
+    assert kinds.count("Deployment") == 1
+    for text in (ROOT / "manifests").glob("*.yaml"):
+        assert text.read_text().startswith(
+            "# generated by hack/render-manifests.sh; do not edit"
+        ), text.name

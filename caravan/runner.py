@@ -106,10 +106,13 @@ class Caravan:
         self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
         while not self.server.started:
             if self._tasks[-1].done():
-                await self._tasks[-1]  # re-raises the bind error
-                raise RuntimeError("API server stopped during start-up")
+                # uvicorn logs the cause (e.g. the port is taken) and exits the task.
+                await self.stop()
+                raise RuntimeError(f"the API server could not start on {self.url}")
             await asyncio.sleep(0.02)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        if self.operator is not None and not self.operator.is_alive():
+            self.server.should_exit = True  # the operator died during start-up
         log.info("caravan serving namespace %s on %s", config.namespace, self.url)
 
     async def wait_ready(self, timeout: float = 60) -> None:

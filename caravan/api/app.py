@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from caravan import __version__
 from caravan.api import metrics
 from caravan.api.errors import install_error_handlers
+from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import health, jobs
 from caravan.api.state import AppState
 
@@ -24,6 +25,7 @@ def create_app(state: AppState, extra_routers: list[Any] | None = None) -> FastA
     )
     app.state.caravan = state
     install_error_handlers(app)
+    app.add_middleware(JsonBodyByDefault)
     metrics.install(app)
     for router in [*ROUTERS, *(extra_routers or [])]:
         app.include_router(router)

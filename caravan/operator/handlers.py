@@ -8,7 +8,7 @@ import kopf
 
 from caravan.api import metrics
 from caravan.jobs.summary import PodFacts, pod_facts
-from caravan.kube.client import KubeClient
+from caravan.kube.client import KubeClient, load_configuration
 from caravan.labels import (
     GROUP,
     JOB_LABEL,
@@ -26,6 +26,13 @@ OWNED = {JOB_LABEL: kopf.PRESENT}
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+        # The same credentials as the API half (flags, kubeconfig, in-cluster token),
+        # rather than Kopf's own discovery which needs the sync `kubernetes` package.
+        configuration = await load_configuration(memo.config.kubeconfig, memo.config.context)
+        return connection_info(configuration)
+
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = 30  # WARNING: no Kubernetes Event per routine reconcile
@@ -40,12 +47,13 @@ def build_registry() -> kopf.OperatorRegistry:
             await memo.reconciler.close()
         await memo.kube.close()
 
-    @kopf.index("pods", labels=OWNED, registry=registry)
+    @kopf.index("pods", id="pods_by_job", labels=OWNED, registry=registry)
     def pods_by_job(body: kopf.Body, **_: Any) -> dict[str, PodFacts]:
         facts = pod_facts(body, JOB_LABEL, TASK_GROUP_LABEL, LOGGERS_ANNOTATION)
         return {facts.job: facts}
 
-    @kopf.index("apps", "v1", "deployments", labels=OWNED, registry=registry)
+    @kopf.index("apps", "v1", "deployments", id="deployments_by_job", labels=OWNED,
+                registry=registry)
     def deployments_by_job(name: str, labels: kopf.Labels, **_: Any) -> dict[str, tuple[str, str]]:
         return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
 
@@ -65,14 +73,14 @@ def build_registry() -> kopf.OperatorRegistry:
         return result
 
     @kopf.on.event(*JOB_RESOURCE, registry=registry)
-    def job_event(name: str, type: str, memo: kopf.Memo, pods_by_job: kopf.Index[str, PodFacts],
+    async def job_event(name: str, type: str, memo: kopf.Memo, pods_by_job: kopf.Index[str, PodFacts],
                   deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
         if type != "DELETED":
             reconciler(memo, pods_by_job, deployments_by_job).request(name)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     @kopf.on.event("pods", labels=OWNED, registry=registry)
-    def owned_event(labels: kopf.Labels, memo: kopf.Memo,
+    async def owned_event(labels: kopf.Labels, memo: kopf.Memo,
                     pods_by_job: kopf.Index[str, PodFacts],
                     deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
         # Any change to something a job owns (a pod's state, a hand-scaled or deleted
@@ -81,3 +89,22 @@ def build_registry() -> kopf.OperatorRegistry:
 
     return registry
 
+
+
+def connection_info(configuration: Any) -> kopf.ConnectionInfo:
+    """Kopf's view of a kubernetes-asyncio Configuration."""
+    scheme = token = None
+    bearer = (configuration.api_key or {}).get("BearerToken")
+    if bearer:
+        scheme, _, token = str(bearer).partition(" ")
+        if not token:
+            scheme, token = "Bearer", scheme
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme,
+        token=token,
+    )

@@ -18,10 +18,17 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="serve the Cluster API and run the operator")
     run.add_argument("--host", default=env["host"], help="listen address [CARAVAN_HOST]")
     run.add_argument("--port", type=int, default=int(env["port"]), help="[CARAVAN_PORT]")
-    run.add_argument("--namespace", default=None,
-                     help="namespace served [CARAVAN_NAMESPACE, else the pod's, else default]")
-    run.add_argument("--auth-mode", choices=["none", "kubernetes"], default=env["auth_mode"],
-                     help="API authentication [CARAVAN_AUTH_MODE]; none only on loopback")
+    run.add_argument(
+        "--namespace",
+        default=None,
+        help="namespace served [CARAVAN_NAMESPACE, else the pod's, else default]",
+    )
+    run.add_argument(
+        "--auth-mode",
+        choices=["none", "kubernetes"],
+        default=env["auth_mode"],
+        help="API authentication [CARAVAN_AUTH_MODE]; none only on loopback",
+    )
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file [KUBECONFIG]")
     run.add_argument("--context", default=None, help="kubeconfig context")
     run.add_argument("--no-operator", action="store_true", help="serve the API only")

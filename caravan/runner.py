@@ -87,8 +87,12 @@ class Caravan:
         ]
         self.server = _Server(
             uvicorn.Config(
-                create_app(state), host=config.host, port=config.port, log_config=None,
-                access_log=False, lifespan="off",
+                create_app(state),
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
             )
         )
         loop = asyncio.get_running_loop()

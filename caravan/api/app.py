@@ -37,8 +37,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI documents request validation as 422; Caravan answers those with 400."""
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
-                         description=app.description)
+    schema = get_openapi(
+        title=app.title, version=app.version, routes=app.routes, description=app.description
+    )
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             answers = operation.get("responses", {})
@@ -48,14 +49,23 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 del answers["422"]
                 answers.setdefault(
                     "400",
-                    {"description": "Malformed input",
-                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}},
+                    {
+                        "description": "Malformed input",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    },
                 )
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault(
         "ErrorBody",
-        {"type": "object", "required": ["error"],
-         "properties": {"error": {"type": "string"}, "details": {"type": "array", "items": {}}}},
+        {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}, "details": {"type": "array", "items": {}}},
+        },
     )
     app.openapi_schema = schema
     return schema

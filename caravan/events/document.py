@@ -23,8 +23,18 @@ SOURCES: Final = frozenset({"userinput"})
 OPERATIONS: Final = ("$count", "$sum", "$min", "$max", "$average")
 COMPARISONS: Final = ("$eq", "$neq", "$gt", "$gte", "$lt", "$lte")
 WHERE_FIELDS: Final = frozenset(
-    {"key", "name", "type", *COMPARISONS, "$in", "$search", "$searchIn", "$caseSensitive",
-     "$or", "$and"}
+    {
+        "key",
+        "name",
+        "type",
+        *COMPARISONS,
+        "$in",
+        "$search",
+        "$searchIn",
+        "$caseSensitive",
+        "$or",
+        "$and",
+    }
 )
 MAP_FIELDS: Final = frozenset({"id", "source", "where", "key", "value"})
 REDUCTION_FIELDS: Final = frozenset({"id", "where", "key", "value", "period"})
@@ -151,18 +161,22 @@ class _Parser:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _unknown_fields(self, obj: dict[str, Any], allowed: frozenset[str], path: str,
-                        what: str) -> None:
+    def _unknown_fields(
+        self, obj: dict[str, Any], allowed: frozenset[str], path: str, what: str
+    ) -> None:
         for k in obj:
             if k not in allowed:
-                self.err(_member(path, str(k)),
-                         f"{what}: unknown field {k!r} (allowed: {', '.join(sorted(allowed))})")
+                self.err(
+                    _member(path, str(k)),
+                    f"{what}: unknown field {k!r} (allowed: {', '.join(sorted(allowed))})",
+                )
 
     def _terms(self, raw: object, path: str, what: str) -> tuple[Term, ...] | None:
         """A key pattern/template: a non-empty array of strings, numbers and bindings."""
         if not isinstance(raw, list) or not raw:
-            self.err(path, f"{what}: must be a non-empty array of strings, numbers and "
-                           f"\"<binding>\"s")
+            self.err(
+                path, f'{what}: must be a non-empty array of strings, numbers and "<binding>"s'
+            )
             return None
         out: list[Term] = []
         ok = True
@@ -172,16 +186,20 @@ class _Parser:
                 if name is not None:
                     out.append(Binding(name))
                 elif item.startswith("<") and item.endswith(">"):
-                    self.err(f"{path}[{i}]", f"{what}: {item!r} is not a valid binding "
-                                             f"(use \"<name>\")")
+                    self.err(
+                        f"{path}[{i}]", f'{what}: {item!r} is not a valid binding (use "<name>")'
+                    )
                     ok = False
                 else:
                     out.append(item)
             elif _is_number(item):
                 out.append(item)
             else:
-                self.err(f"{path}[{i}]", f"{what}: key elements must be strings, finite "
-                                         f"numbers or \"<binding>\"s, got {item!r}")
+                self.err(
+                    f"{path}[{i}]",
+                    f"{what}: key elements must be strings, finite "
+                    f'numbers or "<binding>"s, got {item!r}',
+                )
                 ok = False
         return tuple(out) if ok else None
 
@@ -208,8 +226,10 @@ class _Parser:
                 for i, t in enumerate(key):
                     if isinstance(t, Binding):
                         if t.name in seen:
-                            self.err(f"{path}.key[{i}]",
-                                     f"{what}: binding {t} appears twice in the key pattern")
+                            self.err(
+                                f"{path}.key[{i}]",
+                                f"{what}: binding {t} appears twice in the key pattern",
+                            )
                             ok = False
                         seen.add(t.name)
                 certain |= seen
@@ -218,8 +238,10 @@ class _Parser:
         if "name" in raw:
             name = binding_name(raw["name"])
             if name is None:
-                self.err(f"{path}.name", f"{what}: name must be a binding like \"<n>\", "
-                                         f"got {raw['name']!r}")
+                self.err(
+                    f"{path}.name",
+                    f'{what}: name must be a binding like "<n>", got {raw["name"]!r}',
+                )
                 ok = False
             else:
                 parts.append({name})
@@ -230,8 +252,10 @@ class _Parser:
             if raw["type"] in ("string", "number"):
                 vtype = raw["type"]
             else:
-                self.err(f"{path}.type", f"{what}: type must be \"string\" or \"number\", "
-                                         f"got {raw['type']!r}")
+                self.err(
+                    f"{path}.type",
+                    f'{what}: type must be "string" or "number", got {raw["type"]!r}',
+                )
                 ok = False
 
         comparisons: list[tuple[str, JsonScalar]] = []
@@ -252,8 +276,11 @@ class _Parser:
             if vtype is not None and op not in ("$eq", "$neq") and operand is not None:
                 kind = "string" if isinstance(operand, str) else "number"
                 if kind != vtype:
-                    self.err(f"{path}.{op}", f"{what}: {op} compares with a {kind} but type "
-                                             f"is {vtype!r}; it could never match")
+                    self.err(
+                        f"{path}.{op}",
+                        f"{what}: {op} compares with a {kind} but type "
+                        f"is {vtype!r}; it could never match",
+                    )
                     ok = False
             comparisons.append((op, operand))
 
@@ -261,8 +288,10 @@ class _Parser:
         if "$in" in raw:
             items = raw["$in"]
             if not isinstance(items, list) or not items or not all(map(_is_scalar, items)):
-                self.err(f"{path}.$in", f"{what}: $in must be a non-empty array of strings, "
-                                        f"numbers, booleans or null")
+                self.err(
+                    f"{path}.$in",
+                    f"{what}: $in must be a non-empty array of strings, numbers, booleans or null",
+                )
                 ok = False
             else:
                 in_ = tuple(items)
@@ -283,12 +312,17 @@ class _Parser:
             elif isinstance(items, list) and items and all(isinstance(s, str) for s in items):
                 search_in = tuple(items)
             else:
-                self.err(f"{path}.$searchIn", f"{what}: $searchIn must be a string or a "
-                                              f"non-empty array of strings")
+                self.err(
+                    f"{path}.$searchIn",
+                    f"{what}: $searchIn must be a string or a non-empty array of strings",
+                )
                 ok = False
         if vtype == "number" and (search is not None or search_in is not None):
-            self.err(f"{path}.type", f"{what}: $search/$searchIn apply to strings but type "
-                                     f"is \"number\"; it could never match")
+            self.err(
+                f"{path}.type",
+                f"{what}: $search/$searchIn apply to strings but type "
+                f'is "number"; it could never match',
+            )
             ok = False
 
         case_sensitive = False
@@ -306,8 +340,7 @@ class _Parser:
                 continue
             branches = raw[op]
             if not isinstance(branches, list) or not branches:
-                self.err(f"{path}.{op}", f"{what}: {op} must be a non-empty array of where "
-                                         f"clauses")
+                self.err(f"{path}.{op}", f"{what}: {op} must be a non-empty array of where clauses")
                 ok = False
                 continue
             or_certain: set[str] | None = None
@@ -322,8 +355,9 @@ class _Parser:
                     certain |= bound.certain
                 else:
                     or_possible |= bound.possible
-                    or_certain = bound.certain if or_certain is None else (
-                        or_certain & bound.certain)
+                    or_certain = (
+                        bound.certain if or_certain is None else (or_certain & bound.certain)
+                    )
             if op == "$or":
                 parts.append(or_possible)
                 certain |= or_certain or set()
@@ -332,17 +366,28 @@ class _Parser:
         for part in parts:
             twice = possible & part
             if twice:
-                self.err(path, f"{what}: binding(s) {_fmt_names(twice)} bound more than "
-                               f"once in the same clause")
+                self.err(
+                    path,
+                    f"{what}: binding(s) {_fmt_names(twice)} bound more than "
+                    f"once in the same clause",
+                )
                 ok = False
             possible |= part
 
         if not ok:
             return None, _Bound(certain, possible)
         return WhereSpec(
-            path=path, key=key, name=name, type=vtype, comparisons=tuple(comparisons),
-            in_=in_, search=search, search_in=search_in, case_sensitive=case_sensitive,
-            all_of=tuple(all_of), any_of=tuple(any_of),
+            path=path,
+            key=key,
+            name=name,
+            type=vtype,
+            comparisons=tuple(comparisons),
+            in_=in_,
+            search=search,
+            search_in=search_in,
+            case_sensitive=case_sensitive,
+            all_of=tuple(all_of),
+            any_of=tuple(any_of),
         ), _Bound(certain, possible)
 
     # -- maps and reductions ---------------------------------------------------------
@@ -355,14 +400,16 @@ class _Parser:
         self.err(f"{path}.id", f"{kind} #{index}: id must be a non-empty string")
         return "", f"{kind} #{index}"
 
-    def _check_used(self, terms: Iterable[object], bound: _Bound, path: str,
-                    what: str) -> bool:
+    def _check_used(self, terms: Iterable[object], bound: _Bound, path: str, what: str) -> bool:
         ok = True
         for i, t in enumerate(terms):
             if isinstance(t, Binding) and t.name not in bound.certain:
                 where = f"{path}[{i}]" if path.endswith(".key") else path
-                self.err(where, f"{what}: binding {t} is not bound by the where clause on "
-                                f"every match (bound: {_fmt_names(bound.certain)})")
+                self.err(
+                    where,
+                    f"{what}: binding {t} is not bound by the where clause on "
+                    f"every match (bound: {_fmt_names(bound.certain)})",
+                )
                 ok = False
         return ok
 
@@ -375,7 +422,7 @@ class _Parser:
         ok = bool(mid)
         source = raw.get("source", "userinput")
         if source not in SOURCES:
-            self.err(f"{path}.source", f"{what}: source must be \"userinput\", got {source!r}")
+            self.err(f"{path}.source", f'{what}: source must be "userinput", got {source!r}')
             ok = False
         where, bound = (None, _Bound())
         if "where" not in raw:
@@ -426,18 +473,23 @@ class _Parser:
         ops: tuple[str, ...] = ()
         raw_ops = raw.get("value")
         if "value" not in raw:
-            self.err(f"{path}.value", f"{what}: value is required (an array of "
-                                      f"{', '.join(OPERATIONS)})")
+            self.err(
+                f"{path}.value", f"{what}: value is required (an array of {', '.join(OPERATIONS)})"
+            )
             ok = False
         elif not isinstance(raw_ops, list) or not raw_ops:
-            self.err(f"{path}.value", f"{what}: value must be a non-empty array of "
-                                      f"{', '.join(OPERATIONS)}")
+            self.err(
+                f"{path}.value",
+                f"{what}: value must be a non-empty array of {', '.join(OPERATIONS)}",
+            )
             ok = False
         else:
             for i, op in enumerate(raw_ops):
                 if op not in OPERATIONS:
-                    self.err(f"{path}.value[{i}]", f"{what}: unknown operation {op!r} "
-                                                   f"(allowed: {', '.join(OPERATIONS)})")
+                    self.err(
+                        f"{path}.value[{i}]",
+                        f"{what}: unknown operation {op!r} (allowed: {', '.join(OPERATIONS)})",
+                    )
                     ok = False
             ops = tuple(raw_ops)
         period = raw.get("period")
@@ -445,36 +497,42 @@ class _Parser:
             self.err(f"{path}.period", f"{what}: period (milliseconds) is required")
             ok = False
         elif type(period) is not int or not 1 <= period <= MAX_PERIOD_MS:
-            self.err(f"{path}.period", f"{what}: period must be an integer number of "
-                                       f"milliseconds between 1 and {MAX_PERIOD_MS}, "
-                                       f"got {period!r}")
+            self.err(
+                f"{path}.period",
+                f"{what}: period must be an integer number of "
+                f"milliseconds between 1 and {MAX_PERIOD_MS}, "
+                f"got {period!r}",
+            )
             ok = False
         if not ok or where is None or key is None:
             return None
         assert type(period) is int
-        return ReductionSpec(id=rid, path=path, where=where, key=key, operations=ops,
-                             period_ms=period)
+        return ReductionSpec(
+            id=rid, path=path, where=where, key=key, operations=ops, period_ms=period
+        )
 
     # -- documents -------------------------------------------------------------------
 
     def document(self, raw: object, index: int) -> DocumentSpec | None:
         path = f"mapreduce[{index}]"
         if not isinstance(raw, dict):
-            self.err(path, "document must be an object with \"version\" and \"event\"")
+            self.err(path, 'document must be an object with "version" and "event"')
             return None
         self._unknown_fields(raw, DOCUMENT_FIELDS, path, f"document #{index}")
         ok = True
         version = raw.get("version")
         if not isinstance(version, str) or version.split(".")[0] != SUPPORTED_MAJOR_VERSION:
-            self.err(f"{path}.version", f"document #{index}: version must be a "
-                                        f"\"{SUPPORTED_MAJOR_VERSION}.x.y\" string such as "
-                                        f"\"1.7.0\", got {version!r}")
+            self.err(
+                f"{path}.version",
+                f"document #{index}: version must be a "
+                f'"{SUPPORTED_MAJOR_VERSION}.x.y" string such as '
+                f'"1.7.0", got {version!r}',
+            )
             ok = False
         events = raw.get("event")
         channels: list[ChannelSpec] = []
         if not isinstance(events, dict):
-            self.err(f"{path}.event", f"document #{index}: event must be an object of "
-                                      f"channels")
+            self.err(f"{path}.event", f"document #{index}: event must be an object of channels")
             return None
         for cname, craw in events.items():
             cpath = _member(f"{path}.event", str(cname))
@@ -493,8 +551,7 @@ class _Parser:
             self.err(path, "channel names must be non-empty")
             return None
         if not isinstance(raw, dict):
-            self.err(path, f"channel {name!r}: must be an object with \"maps\" and "
-                           f"\"reductions\"")
+            self.err(path, f'channel {name!r}: must be an object with "maps" and "reductions"')
             return None
         self._unknown_fields(raw, CHANNEL_FIELDS, path, f"channel {name!r}")
         before = len(self.errors)
@@ -535,9 +592,12 @@ class _Parser:
                     kind = "map" if isinstance(spec, MapSpec) else "reduction"
                     k = (ch.name, kind, spec.id)
                     if k in seen:
-                        self.err(f"{spec.path}.id", f"{kind} {spec.id!r}: duplicate {kind} id "
-                                                    f"in channel {ch.name!r} (first defined "
-                                                    f"at {seen[k]})")
+                        self.err(
+                            f"{spec.path}.id",
+                            f"{kind} {spec.id!r}: duplicate {kind} id "
+                            f"in channel {ch.name!r} (first defined "
+                            f"at {seen[k]})",
+                        )
                     else:
                         seen[k] = spec.path
 

@@ -71,8 +71,9 @@ class IngestResult:
         self.rejected += other.rejected
         self.dropped_keys += other.dropped_keys
         room = MAX_REJECTION_REASONS - len(self.rejections)
-        self.rejections.extend(Rejection(r.index + offset, r.reason)
-                               for r in other.rejections[:max(room, 0)])
+        self.rejections.extend(
+            Rejection(r.index + offset, r.reason) for r in other.rejections[: max(room, 0)]
+        )
 
 
 class _Window:
@@ -120,23 +121,29 @@ def _reason(ev: object) -> str:
     if not isinstance(ev, dict):
         return f"event must be an object, got {type(ev).__name__}"
     if "key" not in ev:
-        return "event has no \"key\""
+        return 'event has no "key"'
     key = ev["key"]
     if not isinstance(key, list):
-        return "\"key\" must be an array of strings and numbers"
+        return '"key" must be an array of strings and numbers'
     if not key:
-        return "\"key\" must not be empty"
+        return '"key" must not be empty'
     for i, k in enumerate(key):
         if type(k) not in (str, int, float):
             return f"key[{i}] must be a string or a number, got {json.dumps(k)[:40]}"
         if type(k) is float and not math.isfinite(k):
             return f"key[{i}] must be a finite number"
-    return "event has no \"value\""
+    return 'event has no "value"'
 
 
 class Engine:
-    def __init__(self, program: Program, *, emit: Emit, now_ms: int,
-                 max_keys_per_period: int = DEFAULT_MAX_KEYS_PER_PERIOD) -> None:
+    def __init__(
+        self,
+        program: Program,
+        *,
+        emit: Emit,
+        now_ms: int,
+        max_keys_per_period: int = DEFAULT_MAX_KEYS_PER_PERIOD,
+    ) -> None:
         if max_keys_per_period <= 0:
             raise ValueError("max_keys_per_period must be positive")
         self.program = program
@@ -144,18 +151,24 @@ class Engine:
         self._emit = emit
         self._windows: list[_Window] = []
         # channel -> (maps by first key literal, fallback maps)
-        self._channels: dict[str, tuple[dict[Any, tuple[_MapRun, ...]],
-                                        tuple[_MapRun, ...]]] = {}
+        self._channels: dict[str, tuple[dict[Any, tuple[_MapRun, ...]], tuple[_MapRun, ...]]] = {}
         for name, ch in program.channels.items():
             windows = [_Window(r, now_ms) for r in ch.reductions]
             self._windows.extend(windows)
             runs: list[_MapRun] = []
             for m in ch.maps:
-                targets = tuple((ch.reductions[i].match, ch.reductions[i].slots.new_env(),
-                                 ch.reductions[i].build_key, windows[i])
-                                for i in m.reductions)
-                runs.append((m.match, m.slots.new_env(), m.build_key, m.value_slot,
-                             m.literal, targets))
+                targets = tuple(
+                    (
+                        ch.reductions[i].match,
+                        ch.reductions[i].slots.new_env(),
+                        ch.reductions[i].build_key,
+                        windows[i],
+                    )
+                    for i in m.reductions
+                )
+                runs.append(
+                    (m.match, m.slots.new_env(), m.build_key, m.value_slot, m.literal, targets)
+                )
             by_first = {k: tuple(runs[i] for i in idx) for k, idx in ch.by_first.items()}
             self._channels[name] = (by_first, tuple(runs[i] for i in ch.fallback))
         self._deadline = min((w.end for w in self._windows), default=None)
@@ -184,14 +197,14 @@ class Engine:
                 if type(key) is list and key:
                     for k in key:
                         tk = type(k)
-                        if tk is not str and tk is not int and (
-                                tk is not float or k - k != 0):
+                        if tk is not str and tk is not int and (tk is not float or k - k != 0):
                             break
                     else:
                         value = ev["value"]
                         hit = False
                         for match, env, build, vslot, literal, targets in by_first.get(
-                                key[0], fallback):
+                            key[0], fallback
+                        ):
                             if not match(key, value, env):
                                 continue
                             out_key = build(env)
@@ -270,19 +283,35 @@ class Engine:
         r = win.reduction
         results = []
         for k, (count, total, numeric, lo, hi) in win.data.items():
-            results.append({"key": [_finite(e) for e in k], "value": {
-                "count": count,
-                "sum": _finite(total) if numeric else None,
-                "min": lo,
-                "max": hi,
-                "average": _average(total, numeric) if numeric else None,
-            }})
+            results.append(
+                {
+                    "key": [_finite(e) for e in k],
+                    "value": {
+                        "count": count,
+                        "sum": _finite(total) if numeric else None,
+                        "min": lo,
+                        "max": hi,
+                        "average": _average(total, numeric) if numeric else None,
+                    },
+                }
+            )
         error = ""
         if win.dropped:
             # The window is full exactly when something was dropped: len(data) is the bound.
-            error = (f"{win.dropped} event(s) with new keys were dropped: this reduction "
-                     f"holds at most {len(win.data)} distinct keys per period")
-        value = json.dumps({"channel": r.channel, "id": r.id, "results": results},
-                           separators=(",", ":"), allow_nan=False)
-        return ResultMessage(channel=r.channel, id=r.id, period_start_ms=win.start,
-                             period_end_ms=end_ms, error=error, value=value)
+            error = (
+                f"{win.dropped} event(s) with new keys were dropped: this reduction "
+                f"holds at most {len(win.data)} distinct keys per period"
+            )
+        value = json.dumps(
+            {"channel": r.channel, "id": r.id, "results": results},
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+        return ResultMessage(
+            channel=r.channel,
+            id=r.id,
+            period_start_ms=win.start,
+            period_end_ms=end_ms,
+            error=error,
+            value=value,
+        )

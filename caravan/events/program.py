@@ -41,8 +41,11 @@ _KEY_SCALARS: tuple[type, ...] = (str, int, float)
 def _builder(template: Sequence[Term], slots: Slots, checked: set[str]) -> KeyBuilder:
     """Precompute a template. ``checked`` names bindings that may hold the event value and
     therefore need a type check before becoming a key element."""
-    fills = tuple((i, slots.slot(t.name), t.name in checked)
-                  for i, t in enumerate(template) if isinstance(t, Binding))
+    fills = tuple(
+        (i, slots.slot(t.name), t.name in checked)
+        for i, t in enumerate(template)
+        if isinstance(t, Binding)
+    )
     if not fills:
         const = tuple(template)
         return lambda env: const
@@ -139,33 +142,49 @@ def _compatible(template: Sequence[Term], r: ReductionSpec) -> bool:
         return True
     if len(pattern) != len(template):
         return False
-    return all(isinstance(p, Binding) or isinstance(t, Binding) or p == t
-               for p, t in zip(pattern, template, strict=True))
+    return all(
+        isinstance(p, Binding) or isinstance(t, Binding) or p == t
+        for p, t in zip(pattern, template, strict=True)
+    )
 
 
 def _compile_reduction(channel: str, spec: ReductionSpec) -> CompiledReduction:
     slots = Slots()
     match = compile_where(spec.where, slots)
     build = _builder(spec.key, slots, untyped_value_bindings(spec.where))
-    return CompiledReduction(channel=channel, id=spec.id, spec=spec, match=match, slots=slots,
-                             build_key=build, period_ms=spec.period_ms)
+    return CompiledReduction(
+        channel=channel,
+        id=spec.id,
+        spec=spec,
+        match=match,
+        slots=slots,
+        build_key=build,
+        period_ms=spec.period_ms,
+    )
 
 
-def _compile_map(channel: str, spec: MapSpec,
-                 reductions: Sequence[CompiledReduction]) -> CompiledMap:
+def _compile_map(
+    channel: str, spec: MapSpec, reductions: Sequence[CompiledReduction]
+) -> CompiledMap:
     slots = Slots()
     match = compile_where(spec.where, slots)
     build = _builder(spec.key, slots, untyped_value_bindings(spec.where))
     value_slot = slots.slot(spec.value.name) if isinstance(spec.value, Binding) else None
     targets = tuple(i for i, r in enumerate(reductions) if _compatible(spec.key, r.spec))
-    return CompiledMap(channel=channel, id=spec.id, spec=spec, match=match, slots=slots,
-                       build_key=build, value_slot=value_slot,
-                       literal=None if value_slot is not None else spec.value,
-                       reductions=targets)
+    return CompiledMap(
+        channel=channel,
+        id=spec.id,
+        spec=spec,
+        match=match,
+        slots=slots,
+        build_key=build,
+        value_slot=value_slot,
+        literal=None if value_slot is not None else spec.value,
+        reductions=targets,
+    )
 
 
-def _dispatch(maps: Sequence[CompiledMap]) -> tuple[dict[Any, tuple[int, ...]],
-                                                     tuple[int, ...]]:
+def _dispatch(maps: Sequence[CompiledMap]) -> tuple[dict[Any, tuple[int, ...]], tuple[int, ...]]:
     firsts: dict[Any, list[int]] = {}
     for m in maps:
         fl = first_literal(m.spec.where)
@@ -194,7 +213,8 @@ def compile_documents(docs: Any) -> Program:
         reductions = tuple(_compile_reduction(name, r) for r in ch.reductions)
         maps = tuple(_compile_map(name, m, reductions) for m in ch.maps)
         by_first, fallback = _dispatch(maps)
-        channels[name] = ChannelProgram(name=name, maps=maps, reductions=reductions,
-                                        by_first=by_first, fallback=fallback)
+        channels[name] = ChannelProgram(
+            name=name, maps=maps, reductions=reductions, by_first=by_first, fallback=fallback
+        )
     # A private copy: later edits to the caller's objects must not change what is served.
     return Program(documents=copy.deepcopy(docs), channels=channels)

@@ -55,8 +55,13 @@ class ResultsPage:
 class ResultsLog:
     """Bounded, idle-expiring log of results messages (not thread-safe: use one loop)."""
 
-    def __init__(self, clock: Clock, *, idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
-                 max_messages: int = DEFAULT_MAX_MESSAGES) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        idle_timeout_ms: int = DEFAULT_IDLE_TIMEOUT_MS,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+    ) -> None:
         if idle_timeout_ms <= 0 or max_messages <= 0:
             raise ValueError("idle_timeout_ms and max_messages must be positive")
         self._clock = clock

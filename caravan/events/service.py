@@ -73,8 +73,9 @@ class EventsService:
         self._clock = clock
         self._max_keys = max_keys_per_period
         self._chunk_size = chunk_size
-        self.results_log = ResultsLog(clock, idle_timeout_ms=results_idle_timeout_ms,
-                                      max_messages=results_max_messages)
+        self.results_log = ResultsLog(
+            clock, idle_timeout_ms=results_idle_timeout_ms, max_messages=results_max_messages
+        )
         self.hub = SubscriberHub(subscriber_queue_size)
         self._stats = EventsStats()
         self._errors = ""
@@ -135,8 +136,9 @@ class EventsService:
         return []
 
     def _new_engine(self, program: Program) -> Engine:
-        return Engine(program, emit=self._on_result, now_ms=self._clock(),
-                      max_keys_per_period=self._max_keys)
+        return Engine(
+            program, emit=self._on_result, now_ms=self._clock(), max_keys_per_period=self._max_keys
+        )
 
     def _install(self, program: Program) -> None:
         # No await between flush and swap: no event can land in between.
@@ -165,7 +167,7 @@ class EventsService:
             return self.ingest(channel, events)
         total: IngestResult | None = None
         for off in range(0, len(events), n):
-            part = self.ingest(channel, events[off:off + n])
+            part = self.ingest(channel, events[off : off + n])
             if total is None:
                 total = part
             else:
@@ -212,8 +214,11 @@ class EventsService:
                 log.exception("events ticker failed")
             _ = self.results_log.collecting  # drop an idle log even when nothing is emitted
             deadline = self._engine.next_deadline
-            delay = MAX_TICK_SLEEP_S if deadline is None else min(
-                max(deadline - now, 0) / 1000, MAX_TICK_SLEEP_S)
+            delay = (
+                MAX_TICK_SLEEP_S
+                if deadline is None
+                else min(max(deadline - now, 0) / 1000, MAX_TICK_SLEEP_S)
+            )
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
@@ -221,8 +226,9 @@ class EventsService:
     def start(self) -> asyncio.Task[None]:
         """Start :meth:`run` as a task on the running loop (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self.run(),
-                                                                name="caravan-events-ticker")
+            self._task = asyncio.get_running_loop().create_task(
+                self.run(), name="caravan-events-ticker"
+            )
         return self._task
 
     async def stop(self) -> None:

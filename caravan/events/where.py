@@ -175,17 +175,16 @@ def _value_pred(spec: WhereSpec) -> ValuePred | None:
 def _key_matcher(pattern: Sequence[Term], slots: Slots) -> Matcher:
     n = len(pattern)
     lits = tuple((i, t) for i, t in enumerate(pattern) if not isinstance(t, Binding))
-    caps = tuple((i, slots.slot(t.name)) for i, t in enumerate(pattern)
-                 if isinstance(t, Binding))
+    caps = tuple((i, slots.slot(t.name)) for i, t in enumerate(pattern) if isinstance(t, Binding))
     if n == 1 and lits:
-        (_, l0), = lits
+        ((_, l0),) = lits
 
         def m_lit1(key: Sequence[Any], value: Any, env: Env) -> bool:
             return len(key) == 1 and key[0] == l0
 
         return m_lit1
     if n == 1:
-        (_, s0), = caps
+        ((_, s0),) = caps
 
         def m_cap1(key: Sequence[Any], value: Any, env: Env) -> bool:
             if len(key) != 1:
@@ -195,8 +194,8 @@ def _key_matcher(pattern: Sequence[Term], slots: Slots) -> Matcher:
 
         return m_cap1
     if n == 2 and len(lits) == 1 and lits[0][0] == 0:
-        (_, l0), = lits
-        (_, s1), = caps
+        ((_, l0),) = lits
+        ((_, s1),) = caps
 
         def m_lit_cap(key: Sequence[Any], value: Any, env: Env) -> bool:
             if len(key) != 2 or key[0] != l0:
@@ -261,9 +260,11 @@ def compile_where(spec: WhereSpec, slots: Slots) -> Matcher:
     if spec.name is not None:
         s = slots.slot(spec.name)
         if vpred is None:
+
             def capture(key: Sequence[Any], value: Any, env: Env) -> bool:
                 env[s] = value
                 return True
+
             parts.append(capture)
         else:
             p = vpred
@@ -273,6 +274,7 @@ def compile_where(spec: WhereSpec, slots: Slots) -> Matcher:
                     return False
                 env[s] = value
                 return True
+
             parts.append(test_capture)
     elif vpred is not None:
         q = vpred
@@ -298,4 +300,3 @@ def first_literal(spec: WhereSpec) -> tuple[int, Any] | None:
     if spec.key is None or isinstance(spec.key[0], Binding):
         return None
     return len(spec.key), spec.key[0]
-

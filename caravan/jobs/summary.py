@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +34,9 @@ class PodFacts:
         return pod_bucket(self)
 
 
-def pod_facts(pod: dict[str, Any], job_label: str, group_label: str, loggers_key: str) -> PodFacts:
+def pod_facts(
+    pod: Mapping[str, Any], job_label: str, group_label: str, loggers_key: str
+) -> PodFacts:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = pod.get("status") or {}
@@ -71,7 +73,7 @@ def pod_bucket(pod: PodFacts) -> Bucket:
 
 def summarize(pods: Iterable[PodFacts]) -> dict[str, int]:
     """Counts per bucket, every bucket present, in the order API.md shows them."""
-    counts = dict.fromkeys(BUCKETS, 0)
+    counts: dict[str, int] = dict.fromkeys(BUCKETS, 0)
     for pod in pods:
         counts[pod.bucket] += 1
     return counts

@@ -16,19 +16,15 @@ def job_status(spec: JobSpec, summaries: Iterable[Mapping[str, int]]) -> str:
 
 
 def job_view(spec: JobSpec, pods_by_group: Mapping[str, Iterable[PodFacts]]) -> dict[str, Any]:
-    groups = []
-    for group in spec.task_groups:
-        groups.append(
-            {
-                "name": group.name,
-                "count": spec.desired_count(group),
-                "countInit": group.count_init,
-                "countMax": group.count_max,
-                "summary": summarize(pods_by_group.get(group.name, ())),
-            }
-        )
-    return {
-        "name": spec.name,
-        "status": job_status(spec, (g["summary"] for g in groups)),
-        "taskGroups": groups,
-    }
+    summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
+    groups = [
+        {
+            "name": group.name,
+            "count": spec.desired_count(group),
+            "countInit": group.count_init,
+            "countMax": group.count_max,
+            "summary": summary,
+        }
+        for group, summary in zip(spec.task_groups, summaries, strict=True)
+    ]
+    return {"name": spec.name, "status": job_status(spec, summaries), "taskGroups": groups}

@@ -73,10 +73,12 @@ async def load_configuration(
 ) -> k8s_client.Configuration:
     """In-cluster config when running in a pod, else the kubeconfig file."""
     configuration = k8s_client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get(
-        "KUBECONFIG"
+    if (
+        kubeconfig is None
+        and os.environ.get("KUBERNETES_SERVICE_HOST")
+        and not os.environ.get("KUBECONFIG")
     ):
-        k8s_config.load_incluster_config(client_configuration=configuration)
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     else:
         await k8s_config.load_kube_config(
             config_file=kubeconfig, context=context, client_configuration=configuration
@@ -192,7 +194,7 @@ class KubeClient:
     async def get(self, path: str) -> JSON:
         return await self.request("GET", path)
 
-    async def list(self, path: str, **query: Any) -> JSON:
+    async def list_items(self, path: str, **query: Any) -> JSON:
         return await self.request("GET", path, query=query)
 
     async def create(self, path: str, body: JSON) -> JSON:

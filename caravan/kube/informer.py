@@ -75,7 +75,7 @@ class Informer:
         items: list[JSON] = []
         query: dict[str, Any] = dict(self._query, limit=500)
         while True:
-            page = await self.kube.list(self.path, **query)
+            page = await self.kube.list_items(self.path, **query)
             items.extend(page.get("items", []))
             meta: Mapping[str, Any] = page.get("metadata", {})
             if not meta.get("continue"):
@@ -93,7 +93,9 @@ class Informer:
     async def _watch(self, resource_version: str) -> str:
         """Watches until the stream ends; returns where to resume, or "" to relist."""
         query = dict(self._query, resourceVersion=resource_version, allowWatchBookmarks="true")
-        async for event in self.kube.watch(self.path, query=query, timeout_seconds=self.watch_timeout):
+        async for event in self.kube.watch(
+            self.path, query=query, timeout_seconds=self.watch_timeout
+        ):
             event_type = event.get("type", "")
             obj = event.get("object") or {}
             if event_type == "ERROR":

@@ -52,15 +52,17 @@ def build_registry() -> kopf.OperatorRegistry:
         facts = pod_facts(body, JOB_LABEL, TASK_GROUP_LABEL, LOGGERS_ANNOTATION)
         return {facts.job: facts}
 
-    @kopf.index("apps", "v1", "deployments", id="deployments_by_job", labels=OWNED,
-                registry=registry)
+    @kopf.index(
+        "apps", "v1", "deployments", id="deployments_by_job", labels=OWNED, registry=registry
+    )
     def deployments_by_job(name: str, labels: kopf.Labels, **_: Any) -> dict[str, tuple[str, str]]:
         return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
 
-    def reconciler(memo: kopf.Memo, pods: kopf.Index[str, PodFacts],
-                   deployments: kopf.Index[str, tuple[str, str]]) -> Reconciler:
-        # Built on first use: indexes exist only inside handlers.
+    def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
+        # Built on first use: Kopf hands indexes only to handlers (as keyword arguments).
         if memo.reconciler is None:
+            pods: kopf.Index[str, PodFacts] = indexes["pods_by_job"]
+            deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
             memo.reconciler = Reconciler(
                 kube=memo.kube,
                 namespace=memo.config.namespace,
@@ -73,22 +75,18 @@ def build_registry() -> kopf.OperatorRegistry:
         return result
 
     @kopf.on.event(*JOB_RESOURCE, registry=registry)
-    async def job_event(name: str, type: str, memo: kopf.Memo, pods_by_job: kopf.Index[str, PodFacts],
-                  deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
+    async def job_event(name: str, type: str, memo: kopf.Memo, **indexes: Any) -> None:
         if type != "DELETED":
-            reconciler(memo, pods_by_job, deployments_by_job).request(name)
+            reconciler(memo, indexes).request(name)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     @kopf.on.event("pods", labels=OWNED, registry=registry)
-    async def owned_event(labels: kopf.Labels, memo: kopf.Memo,
-                    pods_by_job: kopf.Index[str, PodFacts],
-                    deployments_by_job: kopf.Index[str, tuple[str, str]], **_: Any) -> None:
+    async def owned_event(labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:
         # Any change to something a job owns (a pod's state, a hand-scaled or deleted
         # Deployment) makes the job reconcile: drift is repaired, status follows.
-        reconciler(memo, pods_by_job, deployments_by_job).request(labels[JOB_LABEL])
+        reconciler(memo, indexes).request(labels[JOB_LABEL])
 
     return registry
-
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:

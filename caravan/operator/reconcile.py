@@ -40,7 +40,9 @@ async def reconcile_job(
         # Server-side apply with force: a hand-made change to a field we own (replicas,
         # template) is taken back; fields we never set stay as others left them.
         await kube.apply(
-            DEPLOYMENTS.item(namespace, manifest["metadata"]["name"]), manifest, labels.FIELD_MANAGER
+            DEPLOYMENTS.item(namespace, manifest["metadata"]["name"]),
+            manifest,
+            labels.FIELD_MANAGER,
         )
     for name, group_name in deployments:
         if group_name not in wanted and name == deployment_name(spec.name, group_name):

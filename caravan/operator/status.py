@@ -46,29 +46,35 @@ def job_status_body(
     now: str | None = None,
 ) -> dict[str, Any]:
     now = now or _now()
-    groups = []
-    running = desired = 0
-    for group in spec.task_groups:
-        summary = summarize(pods_by_group.get(group.name, ()))
-        count = spec.desired_count(group)
-        running += summary["running"]
-        desired += count
-        groups.append({"name": group.name, "count": count, "summary": summary})
-    status = job_status(spec, (g["summary"] for g in groups))
+    summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
+    wanted = [spec.desired_count(g) for g in spec.task_groups]
+    running = sum(s["running"] for s in summaries)
+    desired = sum(wanted)
+    groups = [
+        {"name": group.name, "count": count, "summary": summary}
+        for group, count, summary in zip(spec.task_groups, wanted, summaries, strict=True)
+    ]
+    status = job_status(spec, summaries)
     previous_conditions = {
-        c.get("type", ""): c for c in (previous or {}).get("conditions") or [] if isinstance(c, dict)
+        c.get("type", ""): c
+        for c in (previous or {}).get("conditions") or []
+        if isinstance(c, dict)
     }
     ready = not spec.suspend and running >= desired
-    lagging = [g["name"] for g in groups if g["summary"]["running"] < g["count"]]
+    lagging = [
+        g.name
+        for g, count, s in zip(spec.task_groups, wanted, summaries, strict=True)
+        if s["running"] < count
+    ]
     conditions = [
         _condition(
             previous_conditions,
             "Ready",
             ready,
             "Stopped" if spec.suspend else ("AllRunning" if ready else "Waiting"),
-            "job is stopped" if spec.suspend else (
-                "every allocation is running" if ready else f"waiting for {', '.join(lagging)}"
-            ),
+            "job is stopped"
+            if spec.suspend
+            else ("every allocation is running" if ready else f"waiting for {', '.join(lagging)}"),
             generation,
             now,
         ),
@@ -91,5 +97,8 @@ def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> boo
     keys = ("status", "running", "desired", "groupCount", "observedGeneration", "taskGroups")
     if any(old.get(k) != new.get(k) for k in keys):
         return True
-    strip = lambda cs: [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in cs]  # noqa: E731
-    return bool(strip(old.get("conditions") or []) != strip(new.get("conditions") or []))
+    return _timeless(old.get("conditions")) != _timeless(new.get("conditions"))
+
+
+def _timeless(conditions: Any) -> list[dict[str, Any]]:
+    return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions or []]

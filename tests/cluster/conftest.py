@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -23,8 +24,9 @@ KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 
 
 def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ROOT / "hack" / "cluster.sh"), *args], text=True,
-                          capture_output=True, check=False)
+    return subprocess.run(
+        [str(ROOT / "hack" / "cluster.sh"), *args], text=True, capture_output=True, check=False
+    )
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +42,33 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
             # Progress goes straight to the terminal: a cold start takes a while.
             subprocess.run([str(ROOT / "hack" / "cluster.sh"), "up"], check=True)
             started_here = True
-    subprocess.run([KUBECTL, "--kubeconfig", path, "apply", "--server-side", "--force-conflicts",
-                    "-f", str(CRD_DIR)], check=True, capture_output=True)
-    subprocess.run([KUBECTL, "--kubeconfig", path, "wait", "--for=condition=Established",
-                    "crd/jobs.caravan.dev", "--timeout=60s"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            path,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(CRD_DIR),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            path,
+            "wait",
+            "--for=condition=Established",
+            "crd/jobs.caravan.dev",
+            "--timeout=60s",
+        ],
+        check=True,
+        capture_output=True,
+    )
     os.environ["KUBECONFIG"] = path  # Kopf reads it from the environment
     yield path
     if started_here:
@@ -65,10 +90,8 @@ async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIt
     await kube.create(NAMESPACES.collection(None), {"metadata": {"name": name}})
     await kubeutil.wait_for_default_service_account(kube, name)
     yield name
-    try:
+    with contextlib.suppress(KubeError):
         await kube.delete(NAMESPACES.item(None, name))
-    except KubeError:
-        pass
 
 
 @pytest.fixture
@@ -87,4 +110,3 @@ async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
 async def api(caravan: Caravan) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as client:
         yield client
-

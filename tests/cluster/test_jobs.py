@@ -43,32 +43,57 @@ async def test_every_summary_bucket_is_reached_by_a_real_pod(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     unschedulable = pod_template(node_selector={"caravan.test/no-such-node": "x"})
-    await create_job(kube, namespace, job_body("buckets", [
-        group("running", count_init=1),
-        group("queued", count_init=1, template=unschedulable),
-        group("starting", count_init=1, template=pod_template(
-            annotations={"kwok.caravan.dev/outcome": "starting"})),
-        group("lost", count_init=1, template=pod_template(
-            annotations={"kwok.caravan.dev/outcome": "lost"})),
-        # Pods of a Deployment that end are replaced at once; a finished allocation is
-        # a pod of the group that ran to its end, so these two groups get bare pods.
-        group("complete", count_init=0),
-        group("failed", count_init=0),
-    ]))
+    await create_job(
+        kube,
+        namespace,
+        job_body(
+            "buckets",
+            [
+                group("running", count_init=1),
+                group("queued", count_init=1, template=unschedulable),
+                group(
+                    "starting",
+                    count_init=1,
+                    template=pod_template(annotations={"kwok.caravan.dev/outcome": "starting"}),
+                ),
+                group(
+                    "lost",
+                    count_init=1,
+                    template=pod_template(annotations={"kwok.caravan.dev/outcome": "lost"}),
+                ),
+                # Pods of a Deployment that end are replaced at once; a finished allocation is
+                # a pod of the group that ran to its end, so these two groups get bare pods.
+                group("complete", count_init=0),
+                group("failed", count_init=0),
+            ],
+        ),
+    )
     for outcome in ("complete", "failed"):
         template = pod_template(annotations={"kwok.caravan.dev/outcome": outcome})
-        await kube.create(PODS.collection(namespace), {
-            "metadata": {"name": f"done-{outcome}", "annotations": template["metadata"]["annotations"],
-                         "labels": {"caravan.dev/job": "buckets", "caravan.dev/task-group": outcome}},
-            "spec": {**template["spec"], "restartPolicy": "Never"},
-        })
+        await kube.create(
+            PODS.collection(namespace),
+            {
+                "metadata": {
+                    "name": f"done-{outcome}",
+                    "annotations": template["metadata"]["annotations"],
+                    "labels": {"caravan.dev/job": "buckets", "caravan.dev/task-group": outcome},
+                },
+                "spec": {**template["spec"], "restartPolicy": "Never"},
+            },
+        )
 
     def every_bucket(view: dict[str, Any]) -> bool:
-        return all(summary_of(view, name)[name] == 1 for name in
-                   ("running", "queued", "starting", "lost", "complete", "failed"))
+        return all(
+            summary_of(view, name)[name] == 1
+            for name in ("running", "queued", "starting", "lost", "complete", "failed")
+        )
 
-    view = await eventually(lambda: job_view(api, "buckets"), every_bucket, timeout=60,
-                            what="each group's pod in its bucket")
+    view = await eventually(
+        lambda: job_view(api, "buckets"),
+        every_bucket,
+        timeout=60,
+        what="each group's pod in its bucket",
+    )
     assert view["status"] == "running"
     for name in ("running", "queued", "starting", "lost", "complete", "failed"):
         assert sum(summary_of(view, name).values()) == 1, view
@@ -86,22 +111,28 @@ async def test_fifty_concurrent_increments_lose_no_update(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     await create_job(kube, namespace, job_body("race", [group("g", count_init=0, count_max=100)]))
-    await eventually(lambda: replicas(kube, namespace, "race-g"), lambda r: r == 0,
-                     what="Deployment race-g")
+    await eventually(
+        lambda: replicas(kube, namespace, "race-g"), lambda r: r == 0, what="Deployment race-g"
+    )
 
     async def plus_one() -> int:
-        r = await api.post("/v1/jobs/updatecounts",
-                           json={"jobID": "race", "taskGroup": "g", "count": 1})
+        r = await api.post(
+            "/v1/jobs/updatecounts", json={"jobID": "race", "taskGroup": "g", "count": 1}
+        )
         return r.status_code
 
     codes = await asyncio.gather(*(plus_one() for _ in range(50)))
     assert codes == [200] * 50
     body = await kube.get(JOBS.item(namespace, "race"))
     assert body["spec"]["taskGroups"][0]["count"] == 50
-    await eventually(lambda: replicas(kube, namespace, "race-g"), lambda r: r == 50,
-                     what="the Deployment to follow")
-    view = await eventually(lambda: job_view(api, "race"),
-                            lambda v: v["taskGroups"][0]["count"] == 50)
+    await eventually(
+        lambda: replicas(kube, namespace, "race-g"),
+        lambda r: r == 50,
+        what="the Deployment to follow",
+    )
+    view = await eventually(
+        lambda: job_view(api, "race"), lambda v: v["taskGroups"][0]["count"] == 50
+    )
     assert view["taskGroups"][0]["countMax"] == 100
 
 
@@ -112,8 +143,9 @@ async def test_clamping_zero_start_and_stop(
     await eventually(lambda: replicas(kube, namespace, "clamp-g"), lambda r: r == 2)
 
     async def delta(count: int) -> dict[str, Any]:
-        r = await api.post("/v1/jobs/updatecounts",
-                           json={"jobID": "clamp", "taskGroup": "g", "count": count})
+        r = await api.post(
+            "/v1/jobs/updatecounts", json={"jobID": "clamp", "taskGroup": "g", "count": count}
+        )
         assert r.status_code == 200, r.text
         return dict(r.json())
 
@@ -126,8 +158,9 @@ async def test_clamping_zero_start_and_stop(
     stopped = await api.post("/v1/jobs/stop/clamp")
     assert stopped.status_code == 200 and stopped.json()["status"] == "dead"
     assert (await api.post("/v1/jobs/stop/clamp")).status_code == 200  # no-op
-    refused = await api.post("/v1/jobs/updatecounts",
-                             json={"jobID": "clamp", "taskGroup": "g", "count": 1})
+    refused = await api.post(
+        "/v1/jobs/updatecounts", json={"jobID": "clamp", "taskGroup": "g", "count": 1}
+    )
     assert refused.status_code == 409
     assert "stopped" in refused.json()["error"]
 
@@ -149,17 +182,20 @@ async def test_long_poll_wakes_on_change_and_not_on_unrelated_churn(
     index = int(first.headers["waitIndex"])
     assert index > 0
 
-    poll = asyncio.create_task(api.get("/v1/jobs", headers={"waitIndex": str(index)},
-                                       params={"wait": "20s"}))
+    poll = asyncio.create_task(
+        api.get("/v1/jobs", headers={"waitIndex": str(index)}, params={"wait": "20s"})
+    )
     # Unrelated pod churn: a label that moves no pod between buckets.
-    pods = await kube.list(PODS.collection(namespace), labelSelector="caravan.dev/job=poll")
+    pods = await kube.list_items(PODS.collection(namespace), labelSelector="caravan.dev/job=poll")
     pod_name = pods["items"][0]["metadata"]["name"]
     await kube.merge_patch(PODS.item(namespace, pod_name), {"metadata": {"labels": {"x": "y"}}})
     await asyncio.sleep(1.0)
     assert not poll.done(), "an unrelated pod label change woke the long poll"
 
     changed_at = time.monotonic()
-    r = await api.post("/v1/jobs/updatecounts", json={"jobID": "poll", "taskGroup": "g", "count": 1})
+    r = await api.post(
+        "/v1/jobs/updatecounts", json={"jobID": "poll", "taskGroup": "g", "count": 1}
+    )
     assert r.status_code == 200
     answer = await asyncio.wait_for(poll, timeout=5)
     latency = time.monotonic() - changed_at
@@ -175,8 +211,9 @@ async def test_long_poll_bounds(api: httpx.AsyncClient) -> None:
     assert time.monotonic() - started < 0.5  # a client index ahead of ours: at once
     assert int(ahead.headers["waitIndex"]) == index
     started = time.monotonic()
-    timed_out = await api.get("/v1/jobs", headers={"waitIndex": str(index)},
-                              params={"wait": "300ms"})
+    timed_out = await api.get(
+        "/v1/jobs", headers={"waitIndex": str(index)}, params={"wait": "300ms"}
+    )
     assert 0.25 < time.monotonic() - started < 2.0
     assert timed_out.status_code == 200
     for bad in ({"wait": "soon"}, {"waitIndex": "-1"}, {"waitIndex": "abc"}):
@@ -193,22 +230,34 @@ async def test_drift_is_repaired_and_deletion_cleans_up(
     await eventually(lambda: replicas(kube, namespace, "drift-b"), lambda r: r == 1)
 
     await kube.merge_patch(DEPLOYMENTS.item(namespace, "drift-a"), {"spec": {"replicas": 5}})
-    await eventually(lambda: replicas(kube, namespace, "drift-a"), lambda r: r == 2,
-                     what="hand scaling to be undone")
+    await eventually(
+        lambda: replicas(kube, namespace, "drift-a"),
+        lambda r: r == 2,
+        what="hand scaling to be undone",
+    )
     await kube.delete(DEPLOYMENTS.item(namespace, "drift-b"))
-    await eventually(lambda: kube.get(DEPLOYMENTS.item(namespace, "drift-b")),
-                     lambda d: not d["metadata"].get("deletionTimestamp"),
-                     what="deleted Deployment to be recreated")
+    await eventually(
+        lambda: kube.get(DEPLOYMENTS.item(namespace, "drift-b")),
+        lambda d: not d["metadata"].get("deletionTimestamp"),
+        what="deleted Deployment to be recreated",
+    )
 
     body = await kube.get(JOBS.item(namespace, "drift"))
-    body["spec"]["taskGroups"] = [g for g in body["spec"]["taskGroups"] if g["name"] == "a"]
-    await kube.replace(JOBS.item(namespace, "drift"), body)
-    await eventually(lambda: replicas(kube, namespace, "drift-b"), lambda r: r is None,
-                     what="the removed group's Deployment to go")
+    kept = [g for g in body["spec"]["taskGroups"] if g["name"] == "a"]
+    await kube.merge_patch(JOBS.item(namespace, "drift"), {"spec": {"taskGroups": kept}})
+    await eventually(
+        lambda: replicas(kube, namespace, "drift-b"),
+        lambda r: r is None,
+        what="the removed group's Deployment to go",
+    )
 
     await kube.delete(JOBS.item(namespace, "drift"))
-    await eventually(lambda: replicas(kube, namespace, "drift-a"), lambda r: r is None,
-                     timeout=60, what="garbage collection of the Job's Deployments")
+    await eventually(
+        lambda: replicas(kube, namespace, "drift-a"),
+        lambda r: r is None,
+        timeout=60,
+        what="garbage collection of the Job's Deployments",
+    )
     r = await eventually(lambda: api.get("/v1/jobs/drift"), lambda r: r.status_code == 404)
     assert r.json()["error"]
 
@@ -228,7 +277,12 @@ async def test_bad_input_is_refused_and_changes_nothing(
         ("POST", "/v1/jobs/updatecounts", {"jobID": "steady", "taskGroup": "x", "count": 1}, 404),
         ("POST", "/v1/jobs/updatecounts", {"jobID": "steady", "taskGroup": "g", "count": "1"}, 400),
         ("POST", "/v1/jobs/updatecounts", {"jobID": "steady", "taskGroup": "g", "count": 1.5}, 400),
-        ("POST", "/v1/jobs/updatecounts", {"jobID": "steady", "taskGroup": "g", "count": True}, 400),
+        (
+            "POST",
+            "/v1/jobs/updatecounts",
+            {"jobID": "steady", "taskGroup": "g", "count": True},
+            400,
+        ),
         ("POST", "/v1/jobs/updatecounts", {"jobID": "steady", "taskGroup": "g"}, 400),
         ("POST", "/v1/jobs/updatecounts", {"jobID": 7, "taskGroup": "g", "count": 1}, 400),
         ("POST", "/v1/jobs/updatecounts", [1, 2], 400),
@@ -236,8 +290,9 @@ async def test_bad_input_is_refused_and_changes_nothing(
     ]
     for method, path, payload, status in cases:
         if isinstance(payload, str):
-            r = await api.request(method, path, content=payload,
-                                  headers={"content-type": "application/json"})
+            r = await api.request(
+                method, path, content=payload, headers={"content-type": "application/json"}
+            )
         else:
             r = await api.request(method, path, json=payload)
         assert r.status_code == status, (method, path, payload, r.status_code, r.text)

@@ -31,7 +31,7 @@ def _ready(pod: dict[str, Any]) -> bool:
 async def test_deployment_pods_become_ready(kube: KubeClient, namespace: str) -> None:
     await kube.create(DEPLOYMENTS.collection(namespace), _deployment("web", 2))
     pods = await eventually(
-        lambda: kube.list(PODS.collection(namespace), labelSelector="app=web"),
+        lambda: kube.list_items(PODS.collection(namespace), labelSelector="app=web"),
         lambda r: len(r["items"]) == 2 and all(_ready(p) for p in r["items"]),
         what="2 ready pods",
     )
@@ -68,9 +68,7 @@ async def test_pod_log_is_served_by_kwok(
     assert text == "hello from kwok\nan error line\n"
 
 
-async def test_impossible_node_selector_stays_unscheduled(
-    kube: KubeClient, namespace: str
-) -> None:
+async def test_impossible_node_selector_stays_unscheduled(kube: KubeClient, namespace: str) -> None:
     spec = pod_template(node_selector={"caravan.test/no-such-node": "true"})["spec"]
     await kube.create(PODS.collection(namespace), {"metadata": {"name": "stuck"}, "spec": spec})
     pod = await eventually(
@@ -88,18 +86,22 @@ async def test_impossible_node_selector_stays_unscheduled(
 async def test_rbac_denies_a_service_account_without_binding(
     kube: KubeClient, kubeconfig: str, namespace: str
 ) -> None:
-    await kube.create(f"/api/v1/namespaces/{namespace}/serviceaccounts",
-                      {"metadata": {"name": "nobody"}})
+    await kube.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "nobody"}}
+    )
     token_request = await kube.create(
         f"/api/v1/namespaces/{namespace}/serviceaccounts/nobody/token",
-        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-         "spec": {"expirationSeconds": 600}},
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 600},
+        },
     )
     token = token_request["status"]["token"]
     as_nobody = await KubeClient.connect_with_token(token, kubeconfig)
     try:
         try:
-            await as_nobody.list(PODS.collection(namespace))
+            await as_nobody.list_items(PODS.collection(namespace))
         except KubeError as exc:
             assert exc.status == 403
             assert "system:serviceaccount:" + namespace + ":nobody" in exc.message

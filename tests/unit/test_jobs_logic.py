@@ -14,8 +14,17 @@ from caravan.jobs.view import job_view
 
 def facts(**overrides: Any) -> PodFacts:
     base: dict[str, Any] = dict(
-        name="p", job="web", group="g", phase="Pending", scheduled=False, ready=False,
-        reason="", deleting=False, created="", containers=("main",), loggers="",
+        name="p",
+        job="web",
+        group="g",
+        phase="Pending",
+        scheduled=False,
+        ready=False,
+        reason="",
+        deleting=False,
+        created="",
+        containers=("main",),
+        loggers="",
     )
     base.update(overrides)
     return PodFacts(**base)
@@ -42,8 +51,14 @@ def test_pod_bucket(pod: PodFacts, bucket: str) -> None:
 def test_summary_has_every_bucket_in_api_order() -> None:
     summary = summarize([facts(), facts(scheduled=True, phase="Running", ready=True)])
     assert list(summary) == ["queued", "complete", "failed", "running", "starting", "lost"]
-    assert summary == {"queued": 1, "complete": 0, "failed": 0, "running": 1, "starting": 0,
-                       "lost": 0}
+    assert summary == {
+        "queued": 1,
+        "complete": 0,
+        "failed": 0,
+        "running": 1,
+        "starting": 0,
+        "lost": 0,
+    }
 
 
 def body(suspend: bool = False, **group: Any) -> dict[str, Any]:
@@ -58,8 +73,15 @@ def test_view_status_and_counts() -> None:
     assert view == {
         "name": "web",
         "status": "running",
-        "taskGroups": [{"name": "g", "count": 3, "countInit": 2, "countMax": 5,
-                        "summary": summarize([running])}],
+        "taskGroups": [
+            {
+                "name": "g",
+                "count": 3,
+                "countInit": 2,
+                "countMax": 5,
+                "summary": summarize([running]),
+            }
+        ],
     }
     assert job_view(read_job(body()), {})["status"] == "pending"
     assert job_view(read_job(body()), {})["taskGroups"][0]["count"] == 2  # absent: countInit

@@ -13,18 +13,31 @@ from caravan.store.store import KIND_JOB, KIND_POD
 def job(name: str, count: int = 1) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
-        "spec": {"taskGroups": [{"name": "g", "count": count, "countInit": 1, "countMax": 5,
-                                 "template": {}}]},
+        "spec": {
+            "taskGroups": [
+                {"name": "g", "count": count, "countInit": 1, "countMax": 5, "template": {}}
+            ]
+        },
     }
 
 
-def pod(name: str, job: str, ready: bool, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
+def pod(
+    name: str, job: str, ready: bool, extra_labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "labels": {"caravan.dev/job": job, "caravan.dev/task-group": "g",
-                                              **(extra_labels or {})}},
+        "metadata": {
+            "name": name,
+            "labels": {
+                "caravan.dev/job": job,
+                "caravan.dev/task-group": "g",
+                **(extra_labels or {}),
+            },
+        },
         "spec": {"nodeName": "n1", "containers": [{"name": "main"}]},
-        "status": {"phase": "Running",
-                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
     }
 
 

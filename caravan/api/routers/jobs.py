@@ -100,7 +100,9 @@ async def list_jobs(
     store: StoreDep,
     wait_index_header: Annotated[str | None, Header(alias="waitIndex")] = None,
     wait_index_query: Annotated[str | None, Query(alias="waitIndex")] = None,
-    wait: Annotated[str | None, Query(description="Longest wait, e.g. 30s (default 5m, max 10m)")] = None,
+    wait: Annotated[
+        str | None, Query(description="Longest wait, e.g. 30s (default 5m, max 10m)")
+    ] = None,
 ) -> Response:
     index = parse_index(wait_index_header, wait_index_query)
     default_wait, max_wait = _wait_bounds(state)

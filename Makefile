@@ -58,5 +58,11 @@ check: lint typecheck test
 bench: install binaries
 	@$(BIN)/python -m bench
 
+manifests:
+	@hack/render-manifests.sh
+
+manifests-check:
+	@hack/render-manifests.sh --check
+
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

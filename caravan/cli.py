@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from caravan.config import Config, env_defaults
+from caravan.config import Config, ConfigMapNames, env_defaults
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfig", default=None, help="kubeconfig file [KUBECONFIG]")
     run.add_argument("--context", default=None, help="kubeconfig context")
     run.add_argument("--no-operator", action="store_true", help="serve the API only")
+    run.add_argument(
+        "--configmap-prefix",
+        default=env["prefix"],
+        help="prefix of Caravan's ConfigMaps [CARAVAN_CONFIGMAP_PREFIX]",
+    )
     run.add_argument("--log-level", default=env["log_level"], help="[CARAVAN_LOG_LEVEL]")
     return parser
 
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
         run_operator=not args.no_operator,
+        configmaps=ConfigMapNames.with_prefix(args.configmap_prefix),
         log_level=args.log_level.upper(),
     )
     try:

@@ -16,11 +16,23 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class ConfigMapNames:
+    """Where Caravan keeps its documents; one data key each (see the chart)."""
+
     logs: str = "caravan-logs"
     loggers: str = "caravan-loggers"
     events: str = "caravan-events"
     settings: str = "caravan-settings"
     settings_schema: str = "caravan-settings-schema"
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> ConfigMapNames:
+        return cls(
+            logs=f"{prefix}-logs",
+            loggers=f"{prefix}-loggers",
+            events=f"{prefix}-events",
+            settings=f"{prefix}-settings",
+            settings_schema=f"{prefix}-settings-schema",
+        )
 
     def all(self) -> tuple[str, ...]:
         return (self.logs, self.loggers, self.events, self.settings, self.settings_schema)

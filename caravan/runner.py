@@ -12,11 +12,13 @@ from typing import Any
 import uvicorn
 
 from caravan import labels
-from caravan.api.app import create_app
+from caravan.api.app import AREAS, create_app
+from caravan.api.auth import start_auth
 from caravan.api.state import AppState
 from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
 from caravan.kube.informer import Informer
+from caravan.operator.decorators import template_decorators
 from caravan.operator.runner import OperatorThread
 from caravan.store import Store
 from caravan.store.store import KIND_CONFIGMAP, KIND_JOB, KIND_POD, KIND_SECRET
@@ -85,6 +87,9 @@ class Caravan:
         self._tasks = [
             asyncio.create_task(i.run(), name=f"informer-{i.kind}") for i in state.informers
         ]
+        await start_auth(state)
+        for area in AREAS:
+            await area.start(state)
         self.server = _Server(
             uvicorn.Config(
                 create_app(state),
@@ -105,7 +110,9 @@ class Caravan:
                 loop.call_soon_threadsafe(setattr, server, "should_exit", True)
 
         if config.run_operator:
-            self.operator = OperatorThread(config, on_exit=operator_exited)
+            self.operator = OperatorThread(
+                config, decorators=template_decorators(config), on_exit=operator_exited
+            )
             self.operator.start()
         self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
         while not self.server.started:
@@ -141,6 +148,8 @@ class Caravan:
             self.operator.stop()
             await asyncio.to_thread(self.operator.join, 30)
         if self.state is not None:
+            for area in reversed(AREAS):
+                await area.stop(self.state)
             await self.state.kube.close()
         log.info("caravan stopped")
 

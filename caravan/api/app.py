@@ -9,15 +9,17 @@ from fastapi.openapi.utils import get_openapi
 
 from caravan import __version__
 from caravan.api import metrics
+from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import health, jobs
 from caravan.api.state import AppState
 
-ROUTERS = [health.router, jobs.router]
+# Every area of API.md; each router module exposes `area`.
+AREAS: list[Area] = [health.area, jobs.area]
 
 
-def create_app(state: AppState, extra_routers: list[Any] | None = None) -> FastAPI:
+def create_app(state: AppState) -> FastAPI:
     app = FastAPI(
         title="Caravan Cluster API",
         version=__version__,
@@ -27,8 +29,8 @@ def create_app(state: AppState, extra_routers: list[Any] | None = None) -> FastA
     install_error_handlers(app)
     app.add_middleware(JsonBodyByDefault)
     metrics.install(app)
-    for router in [*ROUTERS, *(extra_routers or [])]:
-        app.include_router(router)
+    for area in AREAS:
+        app.include_router(area.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -8,6 +8,7 @@ from typing import Any
 from caravan.config import Config
 from caravan.kube.client import KubeClient
 from caravan.kube.informer import Informer
+from caravan.settings import RuntimeSettings
 from caravan.store import Store
 
 
@@ -17,7 +18,10 @@ class AppState:
     kube: KubeClient
     store: Store
     informers: list[Informer] = field(default_factory=list)
-    # Services of other areas (events engine, settings, loggers) register here by name.
+    # The knobs Caravan reads (long-poll bounds, events and log limits); replaced as a
+    # whole by the settings area whenever a valid settings document is stored.
+    runtime_settings: RuntimeSettings = field(default_factory=RuntimeSettings.defaults)
+    # Services of the API areas (events engine, settings, loggers), by area name.
     services: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -38,6 +38,9 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.posting.level = 30  # WARNING: no Kubernetes Event per routine reconcile
         settings.watching.server_timeout = 300
         settings.watching.inactivity_timeout = 600
+        # Kopf would list namespaces cluster-wide; Caravan serves one namespace and its
+        # Role grants nothing cluster-wide, so scanning only costs 403s and retries.
+        settings.scanning.disabled = True
         memo.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
         memo.reconciler = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from caravan.api.area import Area
 from caravan.api.deps import StateDep
 
 router = APIRouter(tags=["operations"])
@@ -29,3 +30,6 @@ async def readyz(state: StateDep) -> JSONResponse:
         {"error": "not ready", "details": [*(f"{k}: not synced" for k in pending), *errors]},
         status_code=503,
     )
+
+
+area = Area("health", router)

@@ -6,9 +6,11 @@ import random
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
+from caravan.api.area import Area
+from caravan.api.auth import authorize
 from caravan.api.deps import KubeDep, StateDep, StoreDep
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
@@ -17,11 +19,13 @@ from caravan.jobs.spec import read_job
 from caravan.jobs.view import job_view
 from caravan.kube.client import JOBS, KubeError
 from caravan.kube.rmw import Mutation, read_modify_write
+from caravan.labels import GROUP
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+CAN_LIST = [Depends(authorize("list", "jobs", group=GROUP))]
+CAN_GET = [Depends(authorize("get", "jobs", group=GROUP))]
+CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
 
-DEFAULT_WAIT_SECONDS = 300.0
-MAX_WAIT_SECONDS = 600.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -80,14 +84,14 @@ def parse_index(header: str | None, query: str | None) -> int | None:
 
 
 def _wait_bounds(state: StateDep) -> tuple[float, float]:
-    runtime = state.services.get("runtime_settings")
-    if runtime is None:
-        return DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS
-    return float(runtime.long_poll_default_wait), float(runtime.long_poll_max_wait)
+    """The long-poll bounds of the current settings (`jobs.longPoll`)."""
+    runtime = state.runtime_settings
+    return float(runtime.long_poll_default_wait_seconds), float(runtime.long_poll_max_wait_seconds)
 
 
 @router.get(
     "",
+    dependencies=CAN_LIST,
     response_model=list[JobView],
     summary="The jobs, sorted by name; blocks while `waitIndex` is current",
     responses={
@@ -117,7 +121,13 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobView, responses=responses(404), summary="One job")
+@router.get(
+    "/{job_id}",
+    dependencies=CAN_GET,
+    response_model=JobView,
+    responses=responses(404),
+    summary="One job",
+)
 async def get_job(job_id: str, store: StoreDep) -> Response:
     body = store.job_json(job_id)
     if body is None:
@@ -146,14 +156,22 @@ async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, An
 
 
 @router.post(
-    "/start/{job_id}", response_model=JobView, responses=responses(404), summary="Start a job"
+    "/start/{job_id}",
+    dependencies=CAN_PATCH,
+    response_model=JobView,
+    responses=responses(404),
+    summary="Start a job",
 )
 async def start_job(job_id: str, state: StateDep) -> dict[str, Any]:
     return await _write(state, job_id, counts.started)
 
 
 @router.post(
-    "/stop/{job_id}", response_model=JobView, responses=responses(404), summary="Stop a job"
+    "/stop/{job_id}",
+    dependencies=CAN_PATCH,
+    response_model=JobView,
+    responses=responses(404),
+    summary="Stop a job",
 )
 async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
     return await _write(state, job_id, counts.stopped)
@@ -161,6 +179,7 @@ async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
 
 @router.post(
     "/updatecounts",
+    dependencies=CAN_PATCH,
     response_model=JobView,
     responses=responses(404, 409),
     summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
@@ -169,3 +188,6 @@ async def update_counts(body: UpdateCounts, state: StateDep, _kube: KubeDep) -> 
     return await _write(
         state, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
     )
+
+
+area = Area("jobs", router)

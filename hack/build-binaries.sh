@@ -18,6 +18,13 @@ log_dir="$CARAVAN_CACHE/logs"
 work_root="$CARAVAN_CACHE/build"
 mkdir -p "$log_dir" "$work_root"
 started=$SECONDS
+# Two builds at once (two terminals, a test run and `make cluster`) would race on the
+# same folders: the second waits for the first, then finds everything cached.
+exec 9>"$CARAVAN_CACHE/.build.lock"
+if ! flock -n 9; then
+  printf '[build] another build is running; waiting for it\n'
+  flock 9
+fi
 
 say() { printf '[build %4ds] %s\n' "$((SECONDS - started))" "$*"; }
 

@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from caravan.kube.client import DEPLOYMENTS, JOBS, NAMESPACES, PODS, KubeClient 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def ms(values: list[float]) -> str:
@@ -98,7 +97,7 @@ async def main(args: argparse.Namespace) -> None:
     ns = f"bench-jobs-{uuid.uuid4().hex[:6]}"
     await kube.create(NAMESPACES.collection(None), {"metadata": {"name": ns}})
     port = 18900
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
         [
             str(ROOT / ".venv" / "bin" / "caravan"),
             "run",

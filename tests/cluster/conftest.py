@@ -9,6 +9,7 @@ import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -94,16 +95,23 @@ async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIt
         await kube.delete(NAMESPACES.item(None, name))
 
 
-@pytest.fixture
-async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
-    """Caravan (API + operator) serving the test's namespace on a free loopback port."""
-    instance = Caravan(Config(namespace=namespace, port=0, kubeconfig=kubeconfig))
+@contextlib.asynccontextmanager
+async def running_caravan(**config: Any) -> AsyncIterator[Caravan]:
+    """A Caravan instance (API + operator) on a free loopback port, stopped afterwards."""
+    instance = Caravan(Config(port=0, **config))
     await instance.start()
     try:
         await instance.wait_ready(timeout=60)
         yield instance
     finally:
         await instance.stop()
+
+
+@pytest.fixture
+async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
+    """Caravan serving the test's namespace, with authentication off (loopback)."""
+    async with running_caravan(namespace=namespace, kubeconfig=kubeconfig) as instance:
+        yield instance
 
 
 @pytest.fixture

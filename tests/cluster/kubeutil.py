@@ -109,3 +109,55 @@ async def serve_pod_log(
         "spec": {"logs": [{"containers": containers or [], "logsFile": path, "follow": True}]},
     }
     await kube.create(f"/apis/kwok.x-k8s.io/v1alpha1/namespaces/{namespace}/logs", body)
+
+
+async def service_account_token(
+    kube: KubeClient, namespace: str, name: str, rules: list[dict[str, Any]] | None = None
+) -> str:
+    """Creates ServiceAccount `name` (bound to a Role of `rules` when given); its token."""
+    await kube.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}
+    )
+    if rules is not None:
+        rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+        await kube.create(f"{rbac}/roles", {"metadata": {"name": name}, "rules": rules})
+        await kube.create(
+            f"{rbac}/rolebindings",
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        )
+    request = await kube.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    return str(request["status"]["token"])
+
+
+def token_kubeconfig(admin_kubeconfig: str, token: str, path: str) -> str:
+    """A kubeconfig for the same cluster as `admin_kubeconfig`, authenticated by `token`."""
+    import yaml
+
+    with open(admin_kubeconfig) as f:
+        admin = yaml.safe_load(f)
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "token-user", "user": {"token": token}}],
+        "contexts": [
+            {"name": "token", "context": {"cluster": cluster["name"], "user": "token-user"}}
+        ],
+        "current-context": "token",
+    }
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    return path

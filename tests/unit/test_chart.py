@@ -6,7 +6,6 @@ Without it these tests fail, never skip: an unchecked chart is a broken chart.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import pathlib
@@ -16,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helm import helm, helm_bin, versions
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "caravan"
 CRD_FILE = CHART / "files" / "crds" / "jobs.caravan.dev.yaml"
@@ -23,33 +24,6 @@ NAMESPACE = "caravan-test"
 RELEASE = "caravan"
 
 Obj = dict[str, Any]
-
-
-@functools.cache
-def _versions() -> dict[str, str]:
-    """HELM_BIN_DIR and K8S_VERSION as hack/versions.env computes them."""
-    out = subprocess.run(
-        ["bash", "-c", 'source hack/versions.env && echo "$HELM_BIN_DIR" && echo "$K8S_VERSION"'],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\n")
-    return {"helm_dir": out[0], "k8s_version": out[1]}
-
-
-def helm_bin() -> str:
-    path = os.environ.get("HELM") or os.path.join(_versions()["helm_dir"], "helm")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"helm not found at {path}: run `hack/build-binaries.sh helm` (make test does)")
-    return path
-
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([helm_bin(), *args], capture_output=True, text=True, cwd=ROOT)
-    if check and result.returncode != 0:
-        pytest.fail(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def _set_args(values: dict[str, Any]) -> list[str]:
@@ -68,7 +42,7 @@ def template_args(values: dict[str, Any]) -> list[str]:
         "--namespace",
         NAMESPACE,
         "--kube-version",
-        _versions()["k8s_version"],
+        versions()["k8s_version"],
         *_set_args(values),
     ]
 
@@ -129,7 +103,7 @@ def default() -> list[Obj]:
     ids=["defaults", "minimal", "everything"],
 )
 def test_lint_is_clean(strict: bool, values: dict[str, Any]) -> None:
-    args = ["lint", str(CHART), "--kube-version", _versions()["k8s_version"], *_set_args(values)]
+    args = ["lint", str(CHART), "--kube-version", versions()["k8s_version"], *_set_args(values)]
     result = helm(*args, *(["--strict"] if strict else []))
     assert "0 chart(s) failed" in result.stdout
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout

@@ -1,0 +1,154 @@
+"""The Helm chart on the test cluster: it installs, and its RBAC is enough and no wider.
+
+Caravan runs as a host process with the chart's ServiceAccount token (there is no
+container runtime here), which proves the Role the chart grants is what Caravan needs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from caravan.kube.client import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    JOBS,
+    NAMESPACES,
+    SECRETS,
+    KubeClient,
+    KubeError,
+)
+from tests.cluster.conftest import running_caravan
+from tests.cluster.kubeutil import eventually, group, job_body, token_kubeconfig
+from tests.helm import helm, versions
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "caravan"
+RELEASE = "caravan"
+
+
+@pytest.fixture
+async def release(kubeconfig: str, namespace: str) -> AsyncIterator[str]:
+    """The chart installed in the test namespace (the CRD is the session's, so not again)."""
+    helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kubeconfig",
+        kubeconfig,
+        "--set",
+        "crds.install=false",
+        "--set",
+        "auth.mode=kubernetes",
+        "--wait=false",
+    )
+    yield RELEASE
+    helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", kubeconfig, check=False)
+
+
+async def chart_token(kube: KubeClient, namespace: str) -> str:
+    request = await kube.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{RELEASE}/token",
+        {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        },
+    )
+    return str(request["status"]["token"])
+
+
+async def test_helm_install_creates_what_it_should(
+    release: str, kube: KubeClient, namespace: str
+) -> None:
+    assert versions()["k8s_version"].startswith("v1.")
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
+    await kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{RELEASE}")
+    role = await kube.get(f"{rbac}/roles/{RELEASE}")
+    await kube.get(f"{rbac}/rolebindings/{RELEASE}")
+    deployment = await kube.get(DEPLOYMENTS.item(namespace, RELEASE))
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == RELEASE
+    await kube.get(f"/api/v1/namespaces/{namespace}/services/{RELEASE}")
+    for suffix in ("logs", "loggers", "events", "settings"):
+        await kube.get(CONFIGMAPS.item(namespace, f"caravan-{suffix}"))
+    delegator = await kube.get(
+        f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{RELEASE}-{namespace}-auth-delegator"
+    )
+    assert delegator["roleRef"]["name"] == "system:auth-delegator"
+    secret_rules = [r for r in role["rules"] if "secrets" in r.get("resources", [])]
+    assert secret_rules, "the Role must grant Secrets in its own namespace"
+
+
+async def test_chart_rbac_is_sufficient_for_caravan(
+    release: str, kube: KubeClient, kubeconfig: str, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    token = await chart_token(kube, namespace)
+    as_chart = token_kubeconfig(kubeconfig, token, str(tmp_path / "chart-sa.kubeconfig"))
+    await kube.create(JOBS.collection(namespace), job_body("web", [group("g", count_init=1)]))
+    async with (
+        running_caravan(namespace=namespace, kubeconfig=as_chart) as caravan,
+        httpx.AsyncClient(base_url=caravan.url, timeout=30) as api,
+    ):
+        view = await eventually(
+            lambda: api.get("/v1/jobs/web"),
+            lambda r: r.status_code == 200 and r.json()["status"] == "running",
+            timeout=60,
+            what="the job running under the chart's RBAC",
+        )
+        assert view.json()["taskGroups"][0]["summary"]["running"] == 1
+        r = await api.post(
+            "/v1/jobs/updatecounts", json={"jobID": "web", "taskGroup": "g", "count": 2}
+        )
+        assert r.status_code == 200, r.text
+        await eventually(
+            lambda: kube.get(DEPLOYMENTS.item(namespace, "web-g")),
+            lambda d: d["spec"]["replicas"] == 3,
+            what="the Deployment scaled by the operator as the chart's ServiceAccount",
+        )
+        status = await eventually(
+            lambda: kube.get(JOBS.item(namespace, "web")),
+            lambda j: j.get("status", {}).get("desired") == 3,
+            what="job status written as the chart's ServiceAccount",
+        )
+        assert status["status"]["status"] == "running"
+        for method, path, body in EXTRA_SCENARIOS:
+            r = await api.request(method, path, json=body)
+            assert r.status_code < 400, (method, path, r.status_code, r.text)
+
+
+# Scenarios of the other areas, run under the chart's RBAC; each must succeed.
+EXTRA_SCENARIOS: list[tuple[str, str, Any]] = []
+
+
+async def test_chart_rbac_is_no_wider(
+    release: str, kube: KubeClient, kubeconfig: str, namespace: str
+) -> None:
+    other = f"t-other-{uuid.uuid4().hex[:5]}"
+    await kube.create(NAMESPACES.collection(None), {"metadata": {"name": other}})
+    await kube.create(
+        SECRETS.collection(other), {"metadata": {"name": "not-yours"}, "stringData": {"k": "v"}}
+    )
+    token = await chart_token(kube, namespace)
+    as_chart = await KubeClient.connect_with_token(token, kubeconfig)
+    try:
+        for path in (
+            SECRETS.item(other, "not-yours"),
+            SECRETS.collection(other),
+            SECRETS.collection(None),
+            "/api/v1/namespaces",
+        ):
+            with pytest.raises(KubeError) as denied:
+                await as_chart.get(path)
+            assert denied.value.status == 403, path
+        # ... while its own namespace is fine.
+        await as_chart.list_items(SECRETS.collection(namespace))
+    finally:
+        await as_chart.close()
+        await kube.delete(NAMESPACES.item(None, other))

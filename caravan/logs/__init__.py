@@ -1,0 +1,1 @@
+"""Logs: the log definitions list, allocation log reads (offset and tail strategies)."""

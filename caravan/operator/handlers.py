@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import kopf
@@ -78,9 +79,12 @@ def build_registry() -> kopf.OperatorRegistry:
         return result
 
     @kopf.on.event(*JOB_RESOURCE, registry=registry)
-    async def job_event(name: str, type: str, memo: kopf.Memo, **indexes: Any) -> None:
+    async def job_event(
+        name: str, type: str, body: kopf.Body, memo: kopf.Memo, **indexes: Any
+    ) -> None:
         if type != "DELETED":
-            reconciler(memo, indexes).request(name)
+            # The event carries the Job as it is now: no need to read it again.
+            reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)))
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     @kopf.on.event("pods", labels=OWNED, registry=registry)

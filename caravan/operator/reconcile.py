@@ -35,15 +35,16 @@ async def reconcile_job(
     if meta.get("deletionTimestamp"):
         return  # garbage collection removes the Deployments through owner references
     wanted = {g.name for g in spec.task_groups}
-    for group in spec.task_groups:
-        manifest = desired_deployment(body, spec, group, decorators)
-        # Server-side apply with force: a hand-made change to a field we own (replicas,
-        # template) is taken back; fields we never set stay as others left them.
-        await kube.apply(
-            DEPLOYMENTS.item(namespace, manifest["metadata"]["name"]),
-            manifest,
-            labels.FIELD_MANAGER,
+    manifests = [desired_deployment(body, spec, group, decorators) for group in spec.task_groups]
+    # Server-side apply with force: a hand-made change to a field we own (replicas,
+    # template) is taken back; fields we never set stay as others left them. The groups
+    # are independent objects, so they are applied concurrently.
+    await asyncio.gather(
+        *(
+            kube.apply(DEPLOYMENTS.item(namespace, m["metadata"]["name"]), m, labels.FIELD_MANAGER)
+            for m in manifests
         )
+    )
     for name, group_name in deployments:
         if group_name not in wanted and name == deployment_name(spec.name, group_name):
             log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
@@ -72,8 +73,14 @@ class Reconciler:
     on_result: Callable[[str], None] = lambda result: None
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    _bodies: dict[str, JSON] = field(default_factory=dict)
 
-    def request(self, job: str) -> None:
+    def request(self, job: str, body: JSON | None = None) -> None:
+        """Asks for a pass over `job`; with the Job's body from a watch event, no GET."""
+        if body is not None:
+            self._bodies[job] = body
+        else:
+            self._bodies.pop(job, None)  # something else changed: read the Job afresh
         self._pending.add(job)
         if job not in self._running:
             self._running[job] = asyncio.create_task(self._drain(job), name=f"reconcile-{job}")
@@ -100,12 +107,14 @@ class Reconciler:
             self._running.pop(job, None)
 
     async def _once(self, job: str) -> None:
-        try:
-            body = await self.kube.get(JOBS.item(self.namespace, job))
-        except KubeError as exc:
-            if exc.status == 404:
-                return  # deleted meanwhile
-            raise
+        body = self._bodies.pop(job, None)
+        if body is None:
+            try:
+                body = await self.kube.get(JOBS.item(self.namespace, job))
+            except KubeError as exc:
+                if exc.status == 404:
+                    return  # deleted meanwhile
+                raise
         await reconcile_job(
             self.kube, self.namespace, body, self.pods(job), self.deployments(job), self.decorators
         )

@@ -1,0 +1,161 @@
+"""The settings service: the schema in force, the current document, what is wrong.
+
+It is fed the texts of two ConfigMaps (the stored settings, the installation's schema)
+whenever they change, including kubectl edits, and never talks to Kubernetes itself:
+the HTTP layer writes, the store's watch delivers. Rules (docs/settings.md):
+
+- Schema: Caravan's, merged with the installation's (`schema.json` of the schema
+  ConfigMap). If that merge is unusable, every problem is reported and Caravan's built-in
+  schema stays in force: Caravan always has a schema its own knobs can be read from.
+- Document: the stored text, filled with the schema's defaults and validated. If the text
+  is invalid (a bad kubectl edit), the last valid document stays in force and the errors
+  are reported. No text (or no ConfigMap) means the defaults document.
+- Every time the document in force changes, `on_runtime` receives its `RuntimeSettings`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from caravan.settings.configmap import parse_settings_configmap_value
+from caravan.settings.defaults import defaults_from_schema, load_builtin_schema
+from caravan.settings.installation import build_installation_schema
+from caravan.settings.runtime import RuntimeSettings, SettingsDocumentError
+from caravan.settings.validation import SettingsError
+
+log = logging.getLogger(__name__)
+
+SETTINGS_KEY = "settings.json"
+SCHEMA_KEY = "schema.json"
+
+RuntimeListener = Callable[[RuntimeSettings], None]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of checking a posted document: the filled document, or the errors."""
+
+    document: dict[str, Any] | None
+    errors: list[SettingsError]
+    malformed: bool = False  # Not JSON at all (400), rather than schema-invalid (422).
+
+
+def schema_from_text(text: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The schema in force for an installation schema text, and its problems.
+
+    With problems, the schema returned is Caravan's built-in one (see the module doc).
+    """
+    custom, errors = parse_settings_configmap_value(text)
+    if errors:
+        return load_builtin_schema(), [f"{SCHEMA_KEY}: {e.path}: {e.message}" for e in errors]
+    merged, problems = build_installation_schema(custom or None)
+    if problems:
+        return load_builtin_schema(), [f"{SCHEMA_KEY}: {p}" for p in problems]
+    return merged, []
+
+
+def serialize(document: Mapping[str, Any]) -> str:
+    """The stored form: indented so that `kubectl edit` and task processes can read it."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+class SettingsService:
+    def __init__(
+        self,
+        settings_configmap: str,
+        schema_configmap: str,
+        on_runtime: RuntimeListener | None = None,
+    ) -> None:
+        self.settings_configmap = settings_configmap
+        self.schema_configmap = schema_configmap
+        self._on_runtime = on_runtime
+        self._schema_text: str | None = None
+        self._settings_text: str | None = None
+        self.schema: dict[str, Any] = load_builtin_schema()
+        self.schema_problems: list[str] = []
+        self.document: dict[str, Any] = defaults_from_schema(self.schema)
+        self.errors: list[SettingsError] = []
+        self.runtime = RuntimeSettings.from_document(self.document)
+
+    # Inputs ---------------------------------------------------------------------------
+
+    def on_configmap(self, name: str, data: Mapping[str, str] | None) -> None:
+        """A store listener: `data` is None when the ConfigMap does not exist."""
+        if name == self.schema_configmap:
+            self.set_schema_text((data or {}).get(SCHEMA_KEY))
+        elif name == self.settings_configmap:
+            self.set_settings_text((data or {}).get(SETTINGS_KEY))
+
+    def set_schema_text(self, text: str | None) -> None:
+        if text == self._schema_text:
+            return
+        self._schema_text = text
+        self.schema, self.schema_problems = schema_from_text(text)
+        for problem in self.schema_problems:
+            log.error("installation settings schema refused, using Caravan's: %s", problem)
+        # The stored text is judged again: the new schema may fill or refuse it differently.
+        self._evaluate()
+
+    def set_settings_text(self, text: str | None) -> None:
+        if text == self._settings_text:
+            return
+        self._settings_text = text
+        self._evaluate()
+
+    # Reads ----------------------------------------------------------------------------
+
+    def defaults(self) -> dict[str, Any]:
+        return defaults_from_schema(self.schema)
+
+    def all_errors(self) -> dict[str, Any]:
+        return {
+            "settings": [e.to_dict() for e in self.errors],
+            "schema": list(self.schema_problems),
+        }
+
+    @property
+    def error_count(self) -> int:
+        return len(self.errors) + len(self.schema_problems)
+
+    def check(self, text: str) -> Checked:
+        """A posted document (JSON text): filled and validated against the schema in force."""
+        if not text.strip():
+            # An empty body is not a document (the ConfigMap's empty text means "defaults").
+            return Checked(None, [SettingsError("$", "the body is empty", "json")], True)
+        document, errors = parse_settings_configmap_value(text, self.schema)
+        if document is None:
+            malformed = any(e.keyword == "json" for e in errors)
+            return Checked(None, errors, malformed)
+        return Checked(document, [])
+
+    # Internals ------------------------------------------------------------------------
+
+    def _evaluate(self) -> None:
+        document, errors = parse_settings_configmap_value(self._settings_text, self.schema)
+        if document is None:
+            self.errors = errors
+            log.error(
+                "stored settings (ConfigMap %s) refused, keeping the last valid ones: %s",
+                self.settings_configmap,
+                "; ".join(f"{e.path}: {e.message}" for e in errors),
+            )
+            return
+        self.errors = []
+        try:
+            runtime = RuntimeSettings.from_document(document)
+        except SettingsDocumentError as exc:  # a checked schema makes this impossible
+            self.errors = [SettingsError("$", str(exc), "runtime")]
+            log.error("settings refused: %s", exc)
+            return
+        changed = document != self.document
+        self.document = document
+        if runtime != self.runtime:
+            self.runtime = runtime
+            if self._on_runtime is not None:
+                self._on_runtime(runtime)
+        if changed:
+            log.info("settings in force updated (ConfigMap %s)", self.settings_configmap)

@@ -1,0 +1,70 @@
+"""`caravan run` as users start it: one process, both halves, clean stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.cluster.conftest import running_caravan
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
+    kubeconfig: str, namespace: str
+) -> None:
+    process = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read off the loop
+        [
+            sys.executable,
+            "-m",
+            "caravan",
+            "run",
+            "--port",
+            "0",
+            "--namespace",
+            namespace,
+            "--kubeconfig",
+            kubeconfig,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = await asyncio.to_thread(process.stderr.readline)
+            match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
+            url = match.group(1) if match else None
+        assert url, "caravan run never said where it listens"
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/healthz")).json() == {"status": "ok"}
+            ready = await client.get("/readyz")
+            assert ready.status_code in (200, 503)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(process.wait, 30)
+        assert code == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_api_stops_when_the_operator_dies(kubeconfig: str, namespace: str) -> None:
+    async with running_caravan(namespace=namespace, kubeconfig=kubeconfig) as caravan:
+        assert caravan.operator is not None
+        caravan.operator.stop()  # the operator half ends, as if it had crashed
+        await asyncio.wait_for(caravan.wait_stopped(), timeout=30)
+        assert caravan.server is not None and caravan.server.should_exit
+        assert not caravan.operator.is_alive()

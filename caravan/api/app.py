@@ -12,11 +12,18 @@ from caravan.api import metrics
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
-from caravan.api.routers import health, jobs, secrets, settings
+from caravan.api.routers import health, jobs, loggers, logs, secrets, settings
 from caravan.api.state import AppState
 
 # Every area of API.md; each router module exposes `area`.
-AREAS: list[Area] = [health.area, jobs.area, secrets.area, settings.area]
+AREAS: list[Area] = [
+    health.area,
+    jobs.area,
+    logs.area,
+    loggers.area,
+    secrets.area,
+    settings.area,
+]
 
 
 def create_app(state: AppState) -> FastAPI:

@@ -1,0 +1,237 @@
+"""Loggers: live log levels. Defaults in the loggers ConfigMap, overrides on each pod.
+
+Task processes read both from files the operator mounts (see docs/loggers.md), so a
+change here reaches running processes without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import RootModel
+
+from caravan import labels
+from caravan.api.area import Area
+from caravan.api.auth import authorize
+from caravan.api.deps import StateDep, StoreDep
+from caravan.api.errors import ApiError
+from caravan.api.models import responses
+from caravan.api.routers.logs import STORE_CATCH_UP_SECONDS, store_caught_up
+from caravan.api.state import AppState
+from caravan.kube.client import PODS, KubeError
+from caravan.kube.configmaps import write_configmap_key
+from caravan.loggers import levels
+from caravan.loggers.levels import Level, StoredDocumentError
+from caravan.loggers.template import DEFAULTS_KEY
+
+router = APIRouter(prefix="/v1/log", tags=["loggers"])
+CAN_READ_DEFAULTS = [Depends(authorize("get", "configmaps"))]
+CAN_WRITE_DEFAULTS = [Depends(authorize("update", "configmaps"))]
+CAN_READ_POD = [Depends(authorize("get", "pods"))]
+CAN_PATCH_POD = [Depends(authorize("patch", "pods"))]
+
+PATCH_ATTEMPTS = 20
+
+
+class LoggerConfig(RootModel[dict[str, Level]]):
+    """`{"<logger>": "<level>"}`; levels: debug, info, warning, error, fatal, panic."""
+
+
+class LoggersDocument(RootModel[dict[str, dict[str, Level]]]):
+    """`{"<loggerID>": {"<logger>": "<level>"}}`."""
+
+
+ConfigBody = Annotated[LoggerConfig, Body(openapi_examples={"leaf": {"value": {"leaf": "info"}}})]
+
+
+def _checked(body: LoggerConfig) -> dict[str, str]:
+    config: dict[str, str] = dict(body.root)
+    problems = levels.config_problems(config)  # pydantic checked levels; this, names
+    if problems:
+        raise ApiError(400, "invalid logger configuration", problems)
+    return config
+
+
+# Defaults ------------------------------------------------------------------------------
+
+
+def _defaults_text(state: AppState) -> str | None:
+    return state.store.configmaps.get(state.config.configmaps.loggers, {}).get(DEFAULTS_KEY)
+
+
+@router.get(
+    "/defaults",
+    dependencies=CAN_READ_DEFAULTS,
+    response_model=LoggersDocument,
+    responses=responses(),
+    summary="The default logger configuration of every loggerID",
+)
+async def get_defaults(state: StateDep) -> dict[str, dict[str, str]]:
+    return levels.parse_lenient(_defaults_text(state))
+
+
+@router.post(
+    "/defaults/{loggerID}",
+    dependencies=CAN_WRITE_DEFAULTS,
+    response_model=LoggerConfig,
+    responses=responses(409),
+    summary="Replace one loggerID's defaults (an empty object removes them)",
+)
+async def set_defaults(
+    loggerID: str,
+    body: ConfigBody,
+    state: StateDep,
+) -> dict[str, str]:
+    config = _checked(body)
+
+    def update(current: str | None) -> str:
+        try:
+            raw = levels.parse_raw(current)
+        except StoredDocumentError as exc:
+            raise ApiError(
+                409,
+                f"ConfigMap {state.config.configmaps.loggers} key {DEFAULTS_KEY} is not a JSON"
+                f" object ({exc}); fix it with kubectl before changing defaults",
+            ) from exc
+        return levels.dump(levels.with_config(raw, loggerID, config))
+
+    name = state.config.configmaps.loggers
+    stored = await write_configmap_key(
+        state.kube, state.config.namespace, name, DEFAULTS_KEY, update
+    )
+    text = (stored.get("data") or {}).get(DEFAULTS_KEY)
+    await store_caught_up(lambda: _defaults_text(state) == text, STORE_CATCH_UP_SECONDS)
+    return config
+
+
+# Overrides of one allocation -----------------------------------------------------------
+
+_pod_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _pod_lock(name: str) -> asyncio.Lock:
+    lock = _pod_locks.get(name)
+    if lock is None:
+        lock = _pod_locks[name] = asyncio.Lock()
+    return lock
+
+
+async def _patch_overrides(
+    state: AppState, alloc: str, logger_id: str, config: dict[str, str] | None
+) -> dict[str, dict[str, str]]:
+    """Sets (or with None removes) one loggerID in the pod's overrides annotation.
+
+    Read-modify-write: the merge patch carries the resourceVersion read, so a writer in
+    another process makes this one re-read instead of losing its change; writers in this
+    process take turns per pod.
+    """
+    path = PODS.item(state.config.namespace, alloc)
+    async with _pod_lock(path):
+        for _ in range(PATCH_ATTEMPTS):
+            try:
+                pod = await state.kube.get(path)
+            except KubeError as exc:
+                if exc.status == 404:
+                    raise ApiError(404, f"no allocation {alloc!r}") from exc
+                raise
+            meta = pod.get("metadata") or {}
+            current = (meta.get("annotations") or {}).get(labels.LOGGERS_ANNOTATION)
+            try:
+                raw = levels.parse_raw(current)
+            except StoredDocumentError:
+                # Only this pod reads it and it is unreadable anyway: start afresh.
+                raw = {}
+            if config is None:
+                updated = levels.without_config(raw, logger_id)
+            else:
+                updated = levels.with_config(raw, logger_id, config)
+            text: str = levels.dump(updated)
+            if text != current:
+                patch = {
+                    "metadata": {
+                        "resourceVersion": meta.get("resourceVersion"),
+                        "annotations": {labels.LOGGERS_ANNOTATION: text},
+                    }
+                }
+                try:
+                    await state.kube.merge_patch(path, patch)
+                except KubeError as exc:
+                    if exc.status == 409:
+                        continue
+                    if exc.status == 404:
+                        raise ApiError(404, f"no allocation {alloc!r}") from exc
+                    raise
+            await _wait_pod_loggers(state, alloc, text)
+            return levels.parse_lenient(text)
+    raise ApiError(409, f"allocation {alloc!r} kept changing; try again")
+
+
+def _pod_loggers(state: AppState, alloc: str) -> str | None:
+    pod = state.store.pods.get(alloc)
+    return None if pod is None else pod.loggers
+
+
+async def _wait_pod_loggers(state: AppState, alloc: str, text: str) -> None:
+    await store_caught_up(lambda: _pod_loggers(state, alloc) == text, STORE_CATCH_UP_SECONDS)
+
+
+def _known_allocation(state: AppState, alloc: str) -> None:
+    if alloc not in state.store.pods:
+        raise ApiError(404, f"no allocation {alloc!r}")
+
+
+@router.get(
+    "/allocs/{allocID}",
+    dependencies=CAN_READ_POD,
+    response_model=LoggersDocument,
+    responses=responses(404),
+    summary="The allocation's own overrides; {} means it uses the defaults",
+)
+async def get_overrides(
+    allocID: str,
+    store: StoreDep,
+) -> dict[str, dict[str, str]]:
+    pod = store.pods.get(allocID)
+    if pod is None:
+        raise ApiError(404, f"no allocation {allocID!r}")
+    return levels.parse_lenient(pod.loggers)
+
+
+@router.post(
+    "/allocs/{allocID}/{loggerID}",
+    dependencies=CAN_PATCH_POD,
+    response_model=LoggersDocument,
+    responses=responses(404, 409),
+    summary="Override one loggerID's levels for one allocation; answers all its overrides",
+)
+async def set_overrides(
+    allocID: str,
+    loggerID: str,
+    body: ConfigBody,
+    state: StateDep,
+) -> dict[str, dict[str, str]]:
+    config = _checked(body)
+    _known_allocation(state, allocID)
+    return await _patch_overrides(state, allocID, loggerID, config)
+
+
+@router.delete(
+    "/allocs/{allocID}/{loggerID}",
+    dependencies=CAN_PATCH_POD,
+    response_model=LoggersDocument,
+    responses=responses(404, 409),
+    summary="Drop one loggerID's overrides: the allocation uses the defaults again",
+)
+async def delete_overrides(
+    allocID: str,
+    loggerID: str,
+    state: StateDep,
+) -> dict[str, dict[str, str]]:
+    _known_allocation(state, allocID)
+    return await _patch_overrides(state, allocID, loggerID, None)
+
+
+area = Area("loggers", router)

@@ -1,0 +1,360 @@
+"""Logs: the log definitions list, allocation meta, and log reads of allocations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import aiohttp
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field, StrictBool, StrictStr
+
+from caravan.api.area import Area
+from caravan.api.auth import authorize
+from caravan.api.deps import StateDep, StoreDep
+from caravan.api.errors import ApiError
+from caravan.api.models import StrictModel, responses
+from caravan.api.state import AppState
+from caravan.jobs.summary import PodFacts
+from caravan.kube.client import PODS, KubeError
+from caravan.kube.configmaps import write_configmap_key
+from caravan.logs import definitions, reads
+from caravan.logs.definitions import LogDefinition
+from caravan.logs.status import rfc3339_utc, status_word
+from caravan.store import Store
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/log", tags=["logs"])
+CAN_READ_LIST = [Depends(authorize("get", "configmaps"))]
+CAN_WRITE_LIST = [Depends(authorize("update", "configmaps"))]
+CAN_LIST_PODS = [Depends(authorize("list", "pods"))]
+CAN_READ_LOG = [Depends(authorize("get", "pods", subresource="log"))]
+
+LOGS_KEY = "logs.json"
+CHUNK_BYTES = 64 * 1024
+# A non-followed read whose upstream stays silent this long is cut (seconds).
+READ_IDLE_SECONDS = 60.0
+# How long a write waits for the watch to bring it into the store, so that a GET right
+# after a POST sees it (seconds). The write is stored either way.
+STORE_CATCH_UP_SECONDS = 10.0
+STREAM_HEADER = "X-Caravan-Log-Stream"
+
+
+class LogDefinitionModel(StrictModel):
+    id: StrictStr = Field(min_length=1, description="The log ID (unique in the list)")
+    group: StrictStr = Field(min_length=1, description="The task group")
+    job: StrictStr = Field(min_length=1, description="The job")
+    task: StrictStr = Field(min_length=1, description="The task (container name)")
+    fileName: StrictStr = Field(description="The file name shown to users")
+    logLevel: StrictBool = Field(
+        description="Whether the process supports dynamic log levels (see /v1/log/defaults)"
+    )
+
+
+class LogMeta(BaseModel):
+    allocID: str = Field(description="The allocation (pod) name")
+    status: Literal["pending", "running", "complete", "failed", "lost"]
+    jobName: str
+    taskName: str
+    fileName: str
+    createTime: str = Field(description="When the allocation was created, RFC 3339 UTC")
+    logLevel: Literal["true", "false"] = Field(
+        description="The definition's logLevel as a string, as the seed types it"
+    )
+
+
+@dataclass
+class LogsService:
+    """Per-process state of the logs area."""
+
+    # Whether the cluster splits stdout from stderr (`stream` of PodLogOptions); learnt
+    # from the first read that asks for it.
+    split_streams: bool | None = None
+
+
+def _service(state: AppState) -> LogsService:
+    service: LogsService = state.services.setdefault("logs", LogsService())
+    return service
+
+
+async def store_caught_up(check: Callable[[], bool], timeout: float) -> bool:
+    """Waits until the watch-fed store satisfies `check` (a write became visible)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def stored_definitions(state: AppState) -> list[LogDefinition]:
+    name = state.config.configmaps.logs
+    text = state.store.configmaps.get(name, {}).get(LOGS_KEY)
+    entries, problems = definitions.parse_stored(text)
+    if problems:
+        log.warning(
+            "ConfigMap %s: %s",
+            name,
+            "; ".join(f"{p.field} {p.message}" for p in problems[:5]),
+        )
+    return entries
+
+
+@router.get(
+    "/logs",
+    dependencies=CAN_READ_LIST,
+    response_model=list[LogDefinitionModel],
+    responses=responses(),
+    summary="The log definitions",
+)
+async def get_logs(state: StateDep) -> list[dict[str, Any]]:
+    return [e.to_json() for e in stored_definitions(state)]
+
+
+@router.post(
+    "/logs",
+    dependencies=CAN_WRITE_LIST,
+    response_model=list[LogDefinitionModel],
+    responses=responses(422),
+    summary="Replace the whole list of log definitions (ids unique)",
+)
+async def set_logs(body: list[LogDefinitionModel], state: StateDep) -> list[dict[str, Any]]:
+    entries, problems = definitions.check_list([item.model_dump() for item in body])
+    if problems:
+        raise ApiError(
+            422,
+            "invalid log definitions: " + "; ".join(f"{p.field} {p.message}" for p in problems),
+            [p.to_json() for p in problems],
+        )
+    name = state.config.configmaps.logs
+    text = definitions.dump(entries)
+    await write_configmap_key(state.kube, state.config.namespace, name, LOGS_KEY, text)
+    await store_caught_up(
+        lambda: state.store.configmaps.get(name, {}).get(LOGS_KEY) == text, STORE_CATCH_UP_SECONDS
+    )
+    return [e.to_json() for e in entries]
+
+
+@router.get(
+    "/meta/{name}",
+    dependencies=CAN_LIST_PODS,
+    response_model=list[LogMeta],
+    responses=responses(404),
+    summary="One entry per allocation of the log's job and task group",
+)
+async def get_meta(name: str, state: StateDep, store: StoreDep) -> list[dict[str, Any]]:
+    entry = definitions.find(stored_definitions(state), name)
+    if entry is None:
+        raise ApiError(404, f"no log {name!r}")
+    return [
+        {
+            "allocID": pod.name,
+            "status": status_word(pod.bucket),
+            "jobName": entry.job,
+            "taskName": entry.task,
+            "fileName": entry.fileName,
+            "createTime": rfc3339_utc(pod.created),
+            "logLevel": "true" if entry.logLevel else "false",
+        }
+        for pod in store.pods_of(entry.job, entry.group)
+    ]
+
+
+def caravan_allocation(store: Store, alloc: str, task: str) -> PodFacts:
+    """The allocation's facts; 404 unless it is a pod of a Caravan job with that task.
+
+    The store only holds pods labelled with a Caravan job, so any other pod of the
+    namespace is unknown here, whatever the cluster holds.
+    """
+    pod = store.pods.get(alloc)
+    if pod is None:
+        raise ApiError(404, f"no allocation {alloc!r}")
+    if task not in pod.containers:
+        raise ApiError(
+            404,
+            f"allocation {alloc!r} has no task {task!r}",
+            [{"field": "task", "message": f"one of {', '.join(pod.containers)}"}],
+        )
+    return pod
+
+
+class _Upstream:
+    """Opens pod log reads of one task, split by stream when the cluster can."""
+
+    def __init__(self, state: AppState, alloc: str, task: str, fs: reads.Fs) -> None:
+        self.state = state
+        self.path = PODS.item(state.config.namespace, alloc, "log")
+        self.alloc = alloc
+        self.task = task
+        self.fs = fs
+        self.service = _service(state)
+
+    @property
+    def split(self) -> bool:
+        return bool(self.service.split_streams)
+
+    async def detect(self) -> None:
+        """Learns once per process whether `stream` is accepted, with a 1-byte read."""
+        if self.service.split_streams is not None:
+            return
+        query = {"container": self.task, "stream": "Stdout", "limitBytes": 1}
+        try:
+            response = await self.state.kube.stream(self.path, query=query, timeout=30)
+        except KubeError as exc:
+            if not _stream_refused(exc):
+                raise self._error(exc) from exc
+            log.info("this cluster cannot split pod log streams: serving combined logs")
+            self.service.split_streams = False
+        else:
+            response.release()
+            self.service.split_streams = True
+
+    async def open(
+        self, timeout: float, *, tail_lines: int | None = None, **query: Any
+    ) -> aiohttp.ClientResponse:
+        """One upstream read. With split streams `tail_lines` is ignored: Kubernetes
+        refuses `tailLines` with `stream`, so callers count the whole stream instead."""
+        params: dict[str, Any] = {"container": self.task, **query}
+        if self.split:
+            params["stream"] = "Stdout" if self.fs == "stdout" else "Stderr"
+        elif tail_lines is not None:
+            params["tailLines"] = tail_lines
+        try:
+            return await self.state.kube.stream(self.path, query=params, timeout=timeout)
+        except KubeError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: KubeError) -> Exception:
+        if exc.status == 404:
+            return ApiError(404, f"no allocation {self.alloc!r}")
+        if exc.status == 400:
+            # e.g. "container main is waiting to start": the task has no log yet.
+            return ApiError(
+                409, f"the log of {self.alloc}/{self.task} cannot be read now: {exc.message}"
+            )
+        return exc
+
+
+def _stream_refused(exc: KubeError) -> bool:
+    """kube-apiserver without PodLogsQuerySplitStreams: 422 `stream: Forbidden`."""
+    if exc.status not in (400, 422) or not isinstance(exc.body, dict):
+        return False
+    causes = (exc.body.get("details") or {}).get("causes") or []
+    return any(isinstance(c, dict) and c.get("field") == "stream" for c in causes)
+
+
+async def _chunks(response: aiohttp.ClientResponse, follow: bool) -> AsyncIterator[bytes]:
+    """The body's chunks; the response is released when the consumer stops."""
+    try:
+        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+            yield chunk
+    except (aiohttp.ClientPayloadError, TimeoutError):
+        # A followed stream that stayed idle past the settings' timeout just ends.
+        if not follow:
+            raise
+    finally:
+        response.release()
+
+
+async def _count_tail(
+    upstream: _Upstream, offset: int, keep: int
+) -> tuple[reads.TailWindow, int | None]:
+    """Reads growing tails until one holds `offset` bytes or is the whole log.
+
+    Returns the last window (holding its last `keep` bytes) and the `tailLines` it used.
+    With split streams the whole stream is counted once (no `tailLines` there).
+    """
+    if upstream.split:
+        window = reads.TailWindow(keep)
+        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS), follow=False):
+            window.feed(chunk)
+        return window, None
+    lines = reads.first_tail_lines(offset)
+    while True:
+        window = reads.TailWindow(keep)
+        response = await upstream.open(READ_IDLE_SECONDS, tail_lines=lines)
+        async for chunk in _chunks(response, follow=False):
+            window.feed(chunk)
+        following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
+        if following is None:
+            return window, lines
+        lines = following
+
+
+@router.get(
+    "/fs/{alloc}/{task}/{fs}",
+    dependencies=CAN_READ_LOG,
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The log bytes",
+            "headers": {
+                STREAM_HEADER: {
+                    "description": "`combined` when stdout and stderr could not be split",
+                    "schema": {"type": "string", "enum": ["combined", "stdout", "stderr"]},
+                }
+            },
+        },
+        **responses(404, 409),
+    },
+    summary="Read a task's log from a byte offset (origin start or end); follow streams",
+)
+async def read_log(
+    alloc: str,
+    task: str,
+    fs: reads.Fs,
+    state: StateDep,
+    store: StoreDep,
+    origin: Annotated[
+        Literal["start", "end"],
+        Query(description="`start` skips `offset` bytes; `end` returns the last `offset` bytes"),
+    ] = "start",
+    offset: Annotated[int, Query(ge=0, le=2**53, description="Bytes from the origin")] = 0,
+    follow: Annotated[bool, Query(description="Keep streaming new bytes (chunked)")] = False,
+) -> Response:
+    caravan_allocation(store, alloc, task)
+    settings = state.runtime_settings
+    max_bytes = settings.logs_max_read_bytes
+    idle = settings.logs_follow_idle_timeout_seconds if follow else READ_IDLE_SECONDS
+    upstream = _Upstream(state, alloc, task, fs)
+    await upstream.detect()
+    follow_query: dict[str, Any] = {"follow": "true"} if follow else {}
+
+    if origin == "start":
+        part, limit = reads.start_slice(offset, max_bytes, follow)
+        response = await upstream.open(idle, limitBytes=limit, **follow_query)
+    else:
+        if offset == 0 and not follow:
+            return Response(b"", media_type="text/plain", headers=_headers(upstream))
+        counted = 0  # follow from the end with offset 0: only what comes next
+        tail_lines: int | None = 0
+        if offset or upstream.split:
+            # Small tails are kept from the counting pass; larger ones (and followed
+            # ones) are streamed by one more pass instead of being held in memory.
+            keep = offset if offset <= max_bytes and not follow else 0
+            window, tail_lines = await _count_tail(upstream, offset, keep)
+            if keep:
+                body = window.tail()[:max_bytes]
+                return Response(body, media_type="text/plain", headers=_headers(upstream))
+            counted = window.seen
+        part = reads.end_slice(counted, offset, max_bytes, follow)
+        response = await upstream.open(idle, tail_lines=tail_lines, **follow_query)
+    return StreamingResponse(
+        reads.sliced(_chunks(response, follow=follow), part),
+        media_type="text/plain",
+        headers=_headers(upstream),
+    )
+
+
+def _headers(upstream: _Upstream) -> dict[str, str]:
+    return {STREAM_HEADER: upstream.fs if upstream.split else "combined"}
+
+
+area = Area("logs", router)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import logging
+import pathlib
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from caravan.kube.client import SECRETS, KubeClient, KubeError
+from caravan.kube.client import DEPLOYMENTS, JOBS, SECRETS, KubeClient, KubeError
 from caravan.runner import Caravan
 from tests.cluster.kubeutil import eventually
 
 PREFIXES = ["/v1/secrets", "/secrets"]
 MANAGED = {"app.kubernetes.io/managed-by": "caravan"}
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "job-with-secret.yaml"
 
 
 async def secret_or_none(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
@@ -214,3 +217,29 @@ async def test_binary_keys_of_a_managed_secret_are_left_out_and_named(
     )
     assert response.json() == {"text": "hello"}
     assert response.headers["X-Caravan-Omitted-Keys"] == "blob"
+
+
+async def test_the_example_job_consumes_a_caravan_secret_the_kubernetes_way(
+    kube: KubeClient, namespace: str, api: httpx.AsyncClient
+) -> None:
+    job = yaml.safe_load(EXAMPLE.read_text())
+    stored = await api.post(
+        "/v1/secrets/secret/game-keys",
+        json={"GENVID_COMMAND_SECRET": "anothersecret", "API_TOKEN": "t0k3n"},
+    )
+    assert stored.status_code == 204
+    await kube.create(JOBS.collection(namespace), job)
+    deployment = await eventually(
+        lambda: kube.get(DEPLOYMENTS.item(namespace, "game-server")),
+        lambda d: bool(d),
+        what="Deployment game-server",
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "game-keys"}}]
+    assert {"name": "keys", "secret": {"secretName": "game-keys", "defaultMode": 420}} in pod[
+        "volumes"
+    ]
+    # The Secret the pod refers to is the one the API stored.
+    secret = await secret_or_none(kube, namespace, "game-keys")
+    assert secret is not None and decoded(secret)["API_TOKEN"] == "t0k3n"

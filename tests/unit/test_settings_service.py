@@ -190,7 +190,8 @@ def test_mount_adds_the_volume_and_read_only_mounts_everywhere() -> None:
         }
     ]
     mount = {"name": SETTINGS_VOLUME, "mountPath": SETTINGS_DIR, "readOnly": True}
-    init, a, b, c = spec["initContainers"][0], *spec["containers"]
+    init = spec["initContainers"][0]
+    a, b, c = spec["containers"]
     assert init["volumeMounts"] == [mount] and a["volumeMounts"] == [mount]
     assert {"name": SETTINGS_FILE_ENV, "value": SETTINGS_FILE} in a["env"]
     assert b["env"] == [{"name": SETTINGS_FILE_ENV, "value": "/mine"}]  # the user's own wins

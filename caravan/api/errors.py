@@ -65,9 +65,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(f"malformed request: {summary}", details), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers.setdefault("Allow", ", ".join(_allowed_methods(request)))
         return JSONResponse(
-            error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(KubeError)
@@ -80,3 +83,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
         return JSONResponse(error_body("internal error"), status_code=500)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods served on this path: a 405 answer must list them in `Allow`."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        # PARTIAL: the path matches, the method does not.
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)

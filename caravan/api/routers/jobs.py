@@ -27,6 +27,7 @@ CAN_GET = [Depends(authorize("get", "jobs", group=GROUP))]
 CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+INDEX_PATTERN = r"^[0-9]{1,18}$"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -102,10 +103,19 @@ def _wait_bounds(state: StateDep) -> tuple[float, float]:
 async def list_jobs(
     state: StateDep,
     store: StoreDep,
-    wait_index_header: Annotated[str | None, Header(alias="waitIndex")] = None,
-    wait_index_query: Annotated[str | None, Query(alias="waitIndex")] = None,
+    wait_index_header: Annotated[
+        str | None,
+        Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),
+    ] = None,
+    wait_index_query: Annotated[
+        str | None, Query(alias="waitIndex", pattern=INDEX_PATTERN, description="As the header")
+    ] = None,
     wait: Annotated[
-        str | None, Query(description="Longest wait, e.g. 30s (default 5m, max 10m)")
+        str | None,
+        Query(
+            pattern=_DURATION.pattern,
+            description="Longest wait, e.g. 30s or 250ms (default 5m, max 10m)",
+        ),
     ] = None,
 ) -> Response:
     index = parse_index(wait_index_header, wait_index_query)

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SETTINGS_KEY = "settings.json"
 SCHEMA_KEY = "schema.json"
+# Deeper documents are refused: filling, validating and serializing them recurse, and a
+# settings document has no business being that deep.
+MAX_DEPTH = 64
 
 RuntimeListener = Callable[[RuntimeSettings], None]
 
@@ -49,13 +52,71 @@ def schema_from_text(text: str | None) -> tuple[dict[str, Any], list[str]]:
 
     With problems, the schema returned is Caravan's built-in one (see the module doc).
     """
-    custom, errors = parse_settings_configmap_value(text)
+    try:
+        custom, errors = parse_settings_configmap_value(text)
+    except RecursionError:
+        custom, errors = None, [SettingsError("$", "nested too deeply", "json")]
+    limit = _limit_problem(custom) if custom is not None else None
+    errors = [_printable(e) for e in (errors or ([limit] if limit else []))]
     if errors:
         return load_builtin_schema(), [f"{SCHEMA_KEY}: {e.path}: {e.message}" for e in errors]
-    merged, problems = build_installation_schema(custom or None)
+    try:
+        merged, problems = build_installation_schema(custom or None)
+    except RecursionError:
+        merged, problems = {}, ["the schema is nested too deeply"]
+    problems = [_printable(SettingsError("$", p)).message for p in problems]
     if problems:
         return load_builtin_schema(), [f"{SCHEMA_KEY}: {p}" for p in problems]
     return merged, []
+
+
+def read_document(
+    text: str | None, schema: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, list[SettingsError]]:
+    """`parse_settings_configmap_value`, plus the limits of what Caravan can store and serve:
+    bounded depth, and strings that are Unicode text (JSON's `"\\ud800"` escape is not).
+    Error messages are made printable too (they may quote such strings)."""
+    try:
+        document, errors = parse_settings_configmap_value(text, schema)
+    except RecursionError:
+        return None, [SettingsError("$", "the document is nested too deeply", "json")]
+    if document is None:
+        return None, [_printable(e) for e in errors]
+    problem = _limit_problem(document)
+    return (None, [problem]) if problem is not None else (document, [])
+
+
+def _limit_problem(document: object) -> SettingsError | None:
+    if _depth(document) > MAX_DEPTH:
+        return SettingsError(
+            "$", f"the document is nested more than {MAX_DEPTH} levels deep", "json"
+        )
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        message = "strings must be Unicode text (no lone surrogate escapes such as \\ud800)"
+        return SettingsError("$", message, "json")
+    return None
+
+
+def _printable(error: SettingsError) -> SettingsError:
+    def text(value: str) -> str:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+    return SettingsError(text(error.path), text(error.message), error.keyword)
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        node, level = pending.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, Mapping):
+            pending.extend((child, level + 1) for child in node.values())
+        elif isinstance(node, list):
+            pending.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def serialize(document: Mapping[str, Any]) -> str:
@@ -126,7 +187,7 @@ class SettingsService:
         if not text.strip():
             # An empty body is not a document (the ConfigMap's empty text means "defaults").
             return Checked(None, [SettingsError("$", "the body is empty", "json")], True)
-        document, errors = parse_settings_configmap_value(text, self.schema)
+        document, errors = read_document(text, self.schema)
         if document is None:
             malformed = any(e.keyword == "json" for e in errors)
             return Checked(None, errors, malformed)
@@ -135,7 +196,7 @@ class SettingsService:
     # Internals ------------------------------------------------------------------------
 
     def _evaluate(self) -> None:
-        document, errors = parse_settings_configmap_value(self._settings_text, self.schema)
+        document, errors = read_document(self._settings_text, self.schema)
         if document is None:
             self.errors = errors
             log.error(

@@ -196,3 +196,21 @@ def test_mount_adds_the_volume_and_read_only_mounts_everywhere() -> None:
     assert {"name": SETTINGS_FILE_ENV, "value": SETTINGS_FILE} in a["env"]
     assert b["env"] == [{"name": SETTINGS_FILE_ENV, "value": "/mine"}]  # the user's own wins
     assert c["volumeMounts"] == [{"name": "own", "mountPath": SETTINGS_DIR}]
+
+
+def test_documents_caravan_could_not_store_or_serve_are_refused_as_malformed() -> None:
+    service, _ = new_service()
+    for depth in (70, 600, 5000):
+        deep = '{"app": {"x": ' + "[" * depth + "]" * depth + "}}"
+        checked = service.check(deep)
+        assert checked.document is None and checked.malformed, depth
+    surrogate = service.check('{"app": {"x": "\\ud800"}}')
+    assert surrogate.document is None and surrogate.malformed
+    # An error message quoting such a string is still printable (UTF-8 encodable).
+    bad = service.check('{"info": {"name": 5, "\\udc00": 1}}')
+    assert bad.document is None
+    for error in bad.errors:
+        (error.path + error.message).encode("utf-8")
+    # The same rules apply to a kubectl edit: reported, the last valid document kept.
+    service.on_configmap("caravan-settings", {"settings.json": '{"app": {"x": "\\ud800"}}'})
+    assert service.document == DEFAULTS and service.error_count == 1

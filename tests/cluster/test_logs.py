@@ -313,3 +313,30 @@ async def test_bad_reads_get_their_4xx(
         assert response.status_code == status, (path, params, response.text)
         body = response.json()
         assert body["error"] and "secret stuff" not in response.text
+
+
+async def test_allocations_without_a_log_yet_answer_without_a_5xx(
+    kube: KubeClient, namespace: str, caravan: Caravan, api: httpx.AsyncClient
+) -> None:
+    # Running, but the node has no log for it: Kubernetes says 400, Caravan 409 (state).
+    (running,) = await running_allocations(kube, namespace, caravan, "silent", 1)
+    # Not scheduled: Kubernetes answers an empty log, and so does Caravan.
+    unschedulable = pod_template(node_selector={"caravan.test/no-such-node": "x"})
+    await kube.create(
+        JOBS.collection(namespace),
+        job_body("stuck", [group("web", count_init=1, template=unschedulable)]),
+    )
+    assert caravan.state is not None
+    store = caravan.state.store
+    (pending,) = await eventually(
+        lambda: asyncio.sleep(0, store.pods_of("stuck", "web")),
+        lambda pods: len(pods) == 1,
+        what="the pending allocation",
+    )
+    for params in ({}, {"origin": "end", "offset": "10"}):
+        response = await api.get(f"/v1/log/fs/{running}/main/stdout", params=params)
+        assert response.status_code == 409, response.text
+        assert "cannot be read now" in response.json()["error"]
+        response = await api.get(f"/v1/log/fs/{pending.name}/main/stdout", params=params)
+        assert response.status_code == 200, response.text
+        assert response.content == b""

@@ -168,8 +168,10 @@ async def test_clamping_zero_start_and_stop(
     assert started.status_code == 200
     assert started.json()["taskGroups"][0]["count"] == 2  # back to countInit
     await eventually(lambda: replicas(kube, namespace, "clamp-g"), lambda r: r == 2)
-    view = await eventually(lambda: job_view(api, "clamp"), lambda v: v["status"] == "running")
-    assert view["taskGroups"][0]["summary"]["running"] == 2
+    view = await eventually(
+        lambda: job_view(api, "clamp"), lambda v: v["taskGroups"][0]["summary"]["running"] == 2
+    )
+    assert view["status"] == "running"
     assert (await api.post("/v1/jobs/start/clamp")).json()["taskGroups"][0]["count"] == 2
 
 

@@ -11,6 +11,8 @@ the HTTP layer writes, the store's watch delivers. Rules (docs/settings.md):
   is invalid (a bad kubectl edit), the last valid document stays in force and the errors
   are reported. No text (or no ConfigMap) means the defaults document.
 - Every time the document in force changes, `on_runtime` receives its `RuntimeSettings`.
+- When the stored text is valid but not the filled document (a partial kubectl edit, new
+  defaults from a new schema), `on_refill` is asked to store the filled one in its place.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ SCHEMA_KEY = "schema.json"
 MAX_DEPTH = 64
 
 RuntimeListener = Callable[[RuntimeSettings], None]
+# (stored text, its filled form): asks the owner to store the filled form in its place.
+RefillListener = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,12 @@ class SettingsService:
         settings_configmap: str,
         schema_configmap: str,
         on_runtime: RuntimeListener | None = None,
+        on_refill: RefillListener | None = None,
     ) -> None:
         self.settings_configmap = settings_configmap
         self.schema_configmap = schema_configmap
         self._on_runtime = on_runtime
+        self._on_refill = on_refill
         self._schema_text: str | None = None
         self._settings_text: str | None = None
         self.schema: dict[str, Any] = load_builtin_schema()
@@ -220,3 +226,8 @@ class SettingsService:
                 self._on_runtime(runtime)
         if changed:
             log.info("settings in force updated (ConfigMap %s)", self.settings_configmap)
+        filled = serialize(document)
+        if self._settings_text is not None and filled != self._settings_text and self._on_refill:
+            # A kubectl edit left values out (or a new schema brought new defaults): the
+            # stored text should be the complete document task pods read.
+            self._on_refill(self._settings_text, filled)

@@ -129,6 +129,12 @@ async def test_a_broken_kubectl_edit_is_reported_not_applied(
     )
     assert fixed.headers["X-Caravan-Settings-Errors"] == "0"
     assert fixed.json()["jobs"] == DEFAULTS["jobs"]  # filled from the defaults
+    # The partial edit is replaced by the complete document, the file task pods read.
+    await eventually(
+        lambda: stored_text(kube, namespace),
+        lambda text: text is not None and json.loads(text) == fixed.json(),
+        what="the stored text filled",
+    )
 
 
 async def test_a_new_long_poll_bound_takes_effect_at_once(

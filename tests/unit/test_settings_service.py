@@ -214,3 +214,18 @@ def test_documents_caravan_could_not_store_or_serve_are_refused_as_malformed() -
     # The same rules apply to a kubectl edit: reported, the last valid document kept.
     service.on_configmap("caravan-settings", {"settings.json": '{"app": {"x": "\\ud800"}}'})
     assert service.document == DEFAULTS and service.error_count == 1
+
+
+def test_a_partial_stored_text_asks_for_its_filled_form_once() -> None:
+    asked: list[tuple[str, str]] = []
+    service = SettingsService(
+        "caravan-settings", "caravan-settings-schema", on_refill=lambda *a: asked.append(a)
+    )
+    partial = long_poll(5, 10)
+    service.on_configmap("caravan-settings", {"settings.json": partial})
+    assert asked == [(partial, serialize(service.document))]
+    # Storing the filled form asks nothing more: no write loop.
+    service.on_configmap("caravan-settings", {"settings.json": asked[0][1]})
+    service.on_configmap("caravan-settings", {"settings.json": "{bad"})
+    service.on_configmap("caravan-settings", None)
+    assert len(asked) == 1

@@ -9,6 +9,7 @@ ConfigMap: `get` for every read, `update` for POST.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -194,7 +195,19 @@ async def start(state: AppState) -> None:
     def set_runtime(runtime: Any) -> None:
         state.runtime_settings = runtime
 
-    service = SettingsService(names.settings, names.settings_schema, on_runtime=set_runtime)
+    refills: set[asyncio.Task[None]] = set()
+
+    def refill(seen: str, filled: str) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(_refill(state, seen, filled))
+        except RuntimeError:
+            return  # No loop: nothing can be written anyway.
+        refills.add(task)  # A reference, or the task may be collected mid-flight.
+        task.add_done_callback(refills.discard)
+
+    service = SettingsService(
+        names.settings, names.settings_schema, on_runtime=set_runtime, on_refill=refill
+    )
     state.services[SERVICE] = service
     state.runtime_settings = service.runtime
     state.store.on_configmap(service.on_configmap)
@@ -203,6 +216,20 @@ async def start(state: AppState) -> None:
         if name in state.store.configmaps:
             service.on_configmap(name, state.store.configmaps[name])
     await _store_defaults_if_missing(state)
+
+
+async def _refill(state: AppState, seen: str, filled: str) -> None:
+    """Stores the filled document in place of `seen`, unless the text changed meanwhile."""
+    try:
+        await write_configmap_key(
+            state.kube,
+            state.config.namespace,
+            state.config.configmaps.settings,
+            SETTINGS_KEY,
+            lambda current: filled if current == seen else (current or ""),
+        )
+    except KubeError as exc:
+        log.warning("could not store the filled settings document: %s", exc)
 
 
 async def _store_defaults_if_missing(state: AppState) -> None:

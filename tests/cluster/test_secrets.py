@@ -13,7 +13,8 @@ import yaml
 
 from caravan.kube.client import DEPLOYMENTS, JOBS, SECRETS, KubeClient, KubeError
 from caravan.runner import Caravan
-from tests.cluster.kubeutil import eventually
+from tests.cluster.conftest import running_caravan
+from tests.cluster.kubeutil import eventually, service_account_token
 
 PREFIXES = ["/v1/secrets", "/secrets"]
 MANAGED = {"app.kubernetes.io/managed-by": "caravan"}
@@ -243,3 +244,49 @@ async def test_the_example_job_consumes_a_caravan_secret_the_kubernetes_way(
     # The Secret the pod refers to is the one the API stored.
     secret = await secret_or_none(kube, namespace, "game-keys")
     assert secret is not None and decoded(secret)["API_TOKEN"] == "t0k3n"
+
+
+async def test_each_secret_call_needs_the_callers_own_rbac(
+    kubeconfig: str, kube: KubeClient, namespace: str
+) -> None:
+    secrets_rule = {"apiGroups": [""], "resources": ["secrets"]}
+    reader = await service_account_token(
+        kube, namespace, "reader", [{**secrets_rule, "verbs": ["get", "list"]}]
+    )
+    creator = await service_account_token(
+        kube, namespace, "creator", [{**secrets_rule, "verbs": ["get", "create"]}]
+    )
+    admin = await service_account_token(
+        kube,
+        namespace,
+        "admin",
+        [{**secrets_rule, "verbs": ["get", "list", "create", "update", "delete"]}],
+    )
+    async with (
+        running_caravan(namespace=namespace, kubeconfig=kubeconfig, auth_mode="kubernetes") as app,
+        httpx.AsyncClient(base_url=app.url, timeout=30) as client,
+    ):
+
+        def as_(token: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        assert (await client.get("/v1/secrets/list")).status_code == 401
+        made = await client.post("/secrets/secret/s", json={"k": "v"}, headers=as_(creator))
+        assert made.status_code == 204, made.text
+        # Replacing is `update`, which the creator lacks; deleting is `delete`.
+        again = await client.post("/secrets/secret/s", json={"k": "w"}, headers=as_(creator))
+        assert again.status_code == 403, again.text
+        assert (await client.delete("/secrets/secret/s", headers=as_(creator))).status_code == 403
+        assert (await client.get("/v1/secrets/list", headers=as_(creator))).status_code == 403
+        listed_by_reader = await client.get("/v1/secrets/list", headers=as_(reader))
+        assert listed_by_reader.json() == {"keys": ["s"]}
+        assert (await client.get("/v1/secrets/secret/s", headers=as_(reader))).json() == {"k": "v"}
+        new = await client.post("/v1/secrets/secret/t", json={"k": "v"}, headers=as_(reader))
+        assert new.status_code == 403
+        assert (await client.delete("/v1/secrets/secret/s", headers=as_(reader))).status_code == 403
+        stored = await secret_or_none(kube, namespace, "s")
+        assert stored is not None and decoded(stored) == {"k": "v"}
+        assert await secret_or_none(kube, namespace, "t") is None
+        replaced = await client.post("/v1/secrets/secret/s", json={"k": "w"}, headers=as_(admin))
+        assert replaced.status_code == 204
+        assert (await client.delete("/v1/secrets/secret/s", headers=as_(admin))).status_code == 204

@@ -10,7 +10,8 @@ import httpx
 
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, KubeClient, KubeError
 from caravan.settings import defaults_from_schema, load_builtin_schema
-from tests.cluster.kubeutil import eventually, group, job_body
+from tests.cluster.conftest import running_caravan
+from tests.cluster.kubeutil import eventually, group, job_body, service_account_token
 
 DEFAULTS = defaults_from_schema(load_builtin_schema())
 SETTINGS = "caravan-settings"
@@ -219,3 +220,35 @@ async def test_task_pods_mount_the_settings_file(
     # What the file holds: the stored, complete document.
     text = await stored_text(kube, namespace)
     assert text is not None and json.loads(text) == (await settings_of(api)).json()
+
+
+async def test_settings_calls_need_the_callers_rbac_on_the_settings_configmap(
+    kubeconfig: str, kube: KubeClient, namespace: str
+) -> None:
+    on_settings = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [SETTINGS]}
+    reader = await service_account_token(
+        kube, namespace, "reader", [{**on_settings, "verbs": ["get"]}]
+    )
+    writer = await service_account_token(
+        kube, namespace, "writer", [{**on_settings, "verbs": ["get", "update"]}]
+    )
+    async with (
+        running_caravan(namespace=namespace, kubeconfig=kubeconfig, auth_mode="kubernetes") as app,
+        httpx.AsyncClient(base_url=app.url, timeout=30) as client,
+    ):
+        reading = {"Authorization": f"Bearer {reader}"}
+        writing = {"Authorization": f"Bearer {writer}"}
+        for path in ("/v1/settings", "/v1/settings/default", "/v1/schemas/settings.json"):
+            assert (await client.get(path)).status_code == 401
+            assert (await client.get(path, headers=reading)).status_code == 200, path
+        body = {"info": {"name": "secured"}}
+        denied = await client.post("/v1/settings", json=body, headers=reading)
+        assert denied.status_code == 403, denied.text
+        assert (await client.get("/v1/settings", headers=reading)).json()["info"][
+            "name"
+        ] == "caravan"
+        allowed = await client.post("/v1/settings", json=body, headers=writing)
+        assert allowed.status_code == 200, allowed.text
+        assert (await client.get("/v1/settings", headers=reading)).json()["info"][
+            "name"
+        ] == "secured"

@@ -135,6 +135,12 @@ class EventsService:
         self._errors = ""
         return []
 
+    def report_errors(self, errors: str) -> None:
+        """Set the ``errors`` string without touching what runs: the stored documents
+        were edited into something invalid, and the last valid program keeps running.
+        An empty string clears the report."""
+        self._errors = errors
+
     def _new_engine(self, program: Program) -> Engine:
         return Engine(
             program, emit=self._on_result, now_ms=self._clock(), max_keys_per_period=self._max_keys
@@ -220,8 +226,11 @@ class EventsService:
                 else min(max(deadline - now, 0) / 1000, MAX_TICK_SLEEP_S)
             )
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11, wait_for swallows a cancellation that
+            # arrives as the wake-up completes, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def start(self) -> asyncio.Task[None]:
         """Start :meth:`run` as a task on the running loop (idempotent)."""

@@ -1,0 +1,338 @@
+"""Events: the map/reduce documents, the polled results log, ingestion and result streams.
+
+The engine is `caravan.events.EventsService` (pure); this module is its HTTP face and
+its lifecycle. Documents live in the `caravan-events` ConfigMap (see
+`caravan.events.storage`): a POST stores them first and only then makes them live, so
+nothing runs that is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, StrictStr
+
+from caravan.api.area import Area
+from caravan.api.auth import authorize, check_access
+from caravan.api.deps import StateDep
+from caravan.api.errors import ApiError
+from caravan.api.models import StrictModel, responses
+from caravan.api.state import AppState
+from caravan.events.service import EventsService
+from caravan.events.storage import StoredDocuments, store_documents
+from caravan.events.subscribers import Delivery, Subscription
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+CAN_GET = [Depends(authorize("get", "configmaps"))]
+CAN_UPDATE = [Depends(authorize("update", "configmaps"))]
+
+SERVICE = "events"
+STORAGE = "events-storage"
+# Bounds the memory one request can pin; a game server sends many small batches.
+MAX_BATCH_EVENTS = 100_000
+# Proxies and load balancers close connections that stay silent for about a minute.
+KEEPALIVE_SECONDS = 15.0
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+class EventsDocuments(StrictModel):
+    mapreduce: list[Any] = Field(
+        description='Events documents: {"version": "1.7.0", "event": {"<channel>": '
+        '{"maps": [...], "reductions": [...]}}}. All are validated together.'
+    )
+
+
+class EventsView(BaseModel):
+    errors: str = Field(
+        description="Empty when the stored documents are valid and running; otherwise one "
+        "`path: message` line per problem."
+    )
+    mapreduce: list[Any] = Field(description="The documents in force.")
+
+
+class ValidationDetail(BaseModel):
+    path: str = Field(description="Where, e.g. mapreduce[0].event.game.maps[1].where.$gt")
+    message: str
+
+
+class InvalidDocuments(BaseModel):
+    error: str
+    details: list[ValidationDetail] = Field(description="Every error, not only the first.")
+
+
+class ResultMessageView(BaseModel):
+    error: str = Field(description="Empty unless something was lost in that period.")
+    value: str = Field(
+        description='JSON text {"channel": ..., "id": "<reduction id>", "results": '
+        '[{"key": [...], "value": {"count","sum","min","max","average"}}]}'
+    )
+
+
+class ResultsPageView(BaseModel):
+    counter: int = Field(description="The end position: pass it back to get what follows.")
+    messages: list[ResultMessageView]
+
+
+class SendBatch(StrictModel):
+    channel: StrictStr = Field(min_length=1, description="The channel of every event.")
+    events: list[Any] = Field(
+        max_length=MAX_BATCH_EVENTS,
+        description='Viewer events {"key": [...], "value": ...}. Malformed ones are '
+        "counted as rejected with a reason; they do not fail the batch.",
+    )
+
+
+class RejectionView(BaseModel):
+    index: int = Field(description="Position of the event in the batch.")
+    reason: str
+
+
+class SendResult(BaseModel):
+    channel: str
+    knownChannel: bool = Field(description="Whether any document defines this channel.")
+    accepted: int = Field(description="Events that matched at least one map.")
+    unmatched: int = Field(description="Well-formed events that matched no map.")
+    rejected: int = Field(description="Malformed events.")
+    droppedKeys: int = Field(
+        description="Reduction inputs discarded because their reduction already held its "
+        "maximum of distinct keys this period."
+    )
+    rejections: list[RejectionView] = Field(description="Reasons for the first 100 rejected.")
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _service(state: AppState) -> EventsService:
+    service: EventsService | None = state.services.get(SERVICE)
+    if service is None:
+        raise ApiError(503, "the events service is not running")
+    return service
+
+
+def _view(service: EventsService) -> dict[str, Any]:
+    return {"errors": service.errors, "mapreduce": service.documents}
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+# -- documents -------------------------------------------------------------------------
+
+
+@router.get(
+    "",
+    dependencies=CAN_GET,
+    response_model=EventsView,
+    responses=responses(),
+    summary="The events documents in force, and the errors of the stored ones",
+)
+async def get_events(state: StateDep) -> dict[str, Any]:
+    return _view(_service(state))
+
+
+@router.post(
+    "",
+    dependencies=CAN_UPDATE,
+    response_model=EventsView,
+    responses={
+        **responses(),
+        422: {"model": InvalidDocuments, "description": "Invalid documents; nothing stored"},
+    },
+    summary="Replace the events documents: validated, stored, then live",
+)
+async def post_events(body: EventsDocuments, state: StateDep) -> dict[str, Any]:
+    service = _service(state)
+    stored: StoredDocuments = state.services[STORAGE]
+    # One writer at a time, so the ConfigMap and the running program end in the same order.
+    async with stored.write_lock:
+        errors = service.validate(body.mapreduce)
+        if errors:
+            raise ApiError(
+                422,
+                f"the events documents are invalid ({len(errors)} error(s)); nothing was stored",
+                [e.to_dict() for e in errors],
+            )
+        # Store first: if the write fails, the old program keeps running and matches storage.
+        await store_documents(
+            state.kube, state.config.namespace, state.config.configmaps.events, body.mapreduce
+        )
+        service.replace(body.mapreduce)
+        stored.loaded = True
+    return _view(service)
+
+
+# -- results -----------------------------------------------------------------------------
+
+
+@router.get(
+    "/results/{counter}",
+    dependencies=CAN_GET,
+    response_model=ResultsPageView,
+    responses=responses(),
+    summary="Results messages after position `counter`; starts collection on first read",
+)
+async def get_results(
+    state: StateDep,
+    counter: Annotated[int, Path(ge=0, description="The `counter` of the previous answer")],
+) -> dict[str, Any]:
+    service = _service(state)
+    # The settings area may change the idle timeout at any time; apply it on each read.
+    timeout = state.runtime_settings.events_results_idle_timeout_seconds
+    service.results_log.idle_timeout_ms = _ms(timeout)
+    return service.results(counter).to_wire()
+
+
+# -- ingestion -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/send",
+    dependencies=CAN_UPDATE,
+    response_model=SendResult,
+    responses=responses(),
+    summary="Send a batch of viewer events to a channel",
+)
+async def send_events(body: SendBatch, state: StateDep) -> dict[str, Any]:
+    result = await _service(state).send(body.channel, body.events)
+    return result.to_dict()
+
+
+# -- streams -----------------------------------------------------------------------------
+
+
+def _frame(delivery: Delivery) -> bytes:
+    text = b""
+    if delivery.dropped:
+        gap = json.dumps({"dropped": delivery.dropped})
+        text += f"event: dropped\ndata: {gap}\n\n".encode()
+    wire = json.dumps(delivery.message.to_wire(), ensure_ascii=False)
+    return text + f"data: {wire}\n\n".encode()
+
+
+async def _next(subscription: Subscription, timeout: float) -> Delivery | None:
+    """The next delivery; None on timeout. Raises StopAsyncIteration once closed."""
+    # asyncio.timeout, not wait_for, which on 3.11 can swallow a cancellation.
+    try:
+        async with asyncio.timeout(timeout):
+            return await subscription.get()
+    except TimeoutError:
+        return None
+
+
+async def _sse(service: EventsService) -> AsyncIterator[bytes]:
+    # Subscribe inside the generator so the subscription is closed whatever ends the stream.
+    with service.subscribe() as subscription:
+        yield b": subscribed\n\n"  # the client knows it receives everything from now on
+        while True:
+            try:
+                delivery = await _next(subscription, KEEPALIVE_SECONDS)
+            except StopAsyncIteration:
+                return  # the service stopped
+            yield b": keepalive\n\n" if delivery is None else _frame(delivery)
+
+
+@router.get(
+    "/stream",
+    dependencies=CAN_GET,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Server-sent events: one `data:` line per results message "
+            '({"error", "value"} as in /v1/events/results); `event: dropped` with '
+            '{"dropped": N} when N messages were lost because the client was too slow; '
+            "a `: keepalive` comment every 15 s.",
+        },
+        **responses(),
+    },
+    response_class=StreamingResponse,
+    summary="Stream every results message as it is produced (SSE)",
+)
+async def stream_results(state: StateDep) -> StreamingResponse:
+    return StreamingResponse(
+        _sse(_service(state)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, to notice when it leaves."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            await websocket.receive_text()
+
+
+async def _forward(websocket: WebSocket, subscription: Subscription) -> None:
+    async for delivery in subscription:
+        frame = {**delivery.message.to_wire(), "dropped": delivery.dropped}
+        await websocket.send_text(json.dumps(frame, ensure_ascii=False))
+
+
+@router.websocket("/ws")
+async def websocket_results(websocket: WebSocket) -> None:
+    """Every results message as a JSON text frame `{"error", "value", "dropped"}`."""
+    try:
+        # check_access reads headers and app state only, which a WebSocket has too.
+        await check_access(cast(Request, websocket), "get", "configmaps")
+        service = _service(websocket.app.state.caravan)
+    except ApiError as exc:
+        await websocket.close(code=1008, reason=exc.message[:120])
+        return
+    await websocket.accept()
+    with service.subscribe() as subscription:
+        tasks = [
+            asyncio.create_task(_drain(websocket)),
+            asyncio.create_task(_forward(websocket, subscription)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await websocket.close(code=1001)  # the service stopped (or the client left)
+
+
+# -- lifecycle ---------------------------------------------------------------------------
+
+
+async def start(state: AppState) -> None:
+    settings = state.runtime_settings
+    service = EventsService(
+        max_keys_per_period=settings.events_max_keys_per_reduction,
+        results_idle_timeout_ms=_ms(settings.events_results_idle_timeout_seconds),
+        results_max_messages=settings.events_max_results_messages,
+    )
+    name = state.config.configmaps.events
+    stored = StoredDocuments(service, name)
+    # The informers may not have synced yet: the listener applies the ConfigMap whenever
+    # it arrives, and every later edit (kubectl included).
+    if name in state.store.configmaps:
+        stored.apply(state.store.configmaps[name])
+    state.store.on_configmap(stored.on_change)
+    state.services[SERVICE] = service
+    state.services[STORAGE] = stored
+    service.start()
+
+
+async def stop(state: AppState) -> None:
+    service: EventsService | None = state.services.get(SERVICE)
+    if service is not None:
+        await service.stop()
+
+
+area = Area("events", router, on_start=start, on_stop=stop)

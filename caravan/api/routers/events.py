@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Request, WebSocket, WebSocketDisconnect
@@ -232,7 +232,7 @@ async def _next(subscription: Subscription, timeout: float) -> Delivery | None:
         return None
 
 
-async def _sse(service: EventsService) -> AsyncIterator[bytes]:
+async def _sse(service: EventsService) -> AsyncGenerator[bytes, None]:
     # Subscribe inside the generator so the subscription is closed whatever ends the stream.
     with service.subscribe() as subscription:
         yield b": subscribed\n\n"  # the client knows it receives everything from now on

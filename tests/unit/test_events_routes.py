@@ -7,6 +7,7 @@ import asyncio
 import copy
 import dataclasses
 import json
+import pathlib
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -394,3 +395,18 @@ async def test_stop_right_after_a_wake_up_does_not_hang() -> None:
         stopping.cancel()  # a second cancellation reaches the ticker: clean up, then fail
         await asyncio.gather(stopping, return_exceptions=True)
     assert done, "stop() hung"
+
+
+async def test_the_example_document_is_valid(api: httpx.AsyncClient) -> None:
+    example = pathlib.Path(__file__).parents[2] / "examples" / "events" / "vote-cheer.json"
+    response = await api.post("/v1/events", content=example.read_bytes())
+    assert response.status_code == 200, response.text
+    assert response.json()["errors"] == ""
+    sent = await api.post(
+        "/v1/events/send",
+        json={
+            "channel": "game",
+            "events": [{"key": ["vote"], "value": "e4"}, {"key": ["cheer", "red"], "value": 5}],
+        },
+    )
+    assert sent.json()["accepted"] == 2

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Depends, Path, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Path, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictStr
 
@@ -270,9 +270,8 @@ async def stream_results(state: StateDep) -> StreamingResponse:
 
 async def _drain(websocket: WebSocket) -> None:
     """Read (and ignore) what the client sends, to notice when it leaves."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await websocket.receive_text()
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # text or binary alike
 
 
 async def _forward(websocket: WebSocket, subscription: Subscription) -> None:

@@ -56,7 +56,9 @@ typecheck: install
 check: lint typecheck test
 
 bench: install binaries
-	@$(BIN)/python -m bench
+	@$(BIN)/python bench/bench_events.py
+	@$(BIN)/python bench/bench_jobs.py
+	@$(BIN)/python bench/bench_logs.py
 
 manifests:
 	@hack/render-manifests.sh

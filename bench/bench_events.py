@@ -27,19 +27,41 @@ DOCUMENT: dict[str, Any] = {
     "event": {
         "game": {
             "maps": [
-                {"id": "votes", "source": "userinput",
-                 "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                 "key": ["vote", "<option>"], "value": 1},
-                {"id": "cheers", "source": "userinput",
-                 "where": {"key": ["cheer", "<team>"], "name": "<n>", "type": "number",
-                           "$gte": 0},
-                 "key": ["cheer", "<team>"], "value": "<n>"},
+                {
+                    "id": "votes",
+                    "source": "userinput",
+                    "where": {"key": ["vote"], "name": "<option>", "type": "string"},
+                    "key": ["vote", "<option>"],
+                    "value": 1,
+                },
+                {
+                    "id": "cheers",
+                    "source": "userinput",
+                    "where": {
+                        "key": ["cheer", "<team>"],
+                        "name": "<n>",
+                        "type": "number",
+                        "$gte": 0,
+                    },
+                    "key": ["cheer", "<team>"],
+                    "value": "<n>",
+                },
             ],
             "reductions": [
-                {"id": "vote-count", "where": {"key": ["vote", "<option>"]},
-                 "key": ["<option>"], "value": ["$count"], "period": 250},
-                {"id": "cheer-sum", "where": {"key": ["cheer", "<team>"]},
-                 "key": ["<team>"], "value": ["$sum"], "period": 250},
+                {
+                    "id": "vote-count",
+                    "where": {"key": ["vote", "<option>"]},
+                    "key": ["<option>"],
+                    "value": ["$count"],
+                    "period": 250,
+                },
+                {
+                    "id": "cheer-sum",
+                    "where": {"key": ["cheer", "<team>"]},
+                    "key": ["<team>"],
+                    "value": ["$sum"],
+                    "period": 250,
+                },
             ],
         }
     },
@@ -82,7 +104,7 @@ def run(events: list[dict[str, Any]]) -> tuple[float, int, int]:
     start = time.perf_counter()
     for off in range(0, len(events), BATCH):
         clock.now += MS_PER_BATCH
-        accepted += svc.ingest("game", events[off:off + BATCH]).accepted
+        accepted += svc.ingest("game", events[off : off + BATCH]).accepted
         svc.results(svc.results_log.end)  # keep the log alive, as a poller would
     svc.tick(clock.now + 250)
     elapsed = time.perf_counter() - start

@@ -98,6 +98,8 @@ class Caravan:
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                # Long polls and event streams would hold a stop for minutes otherwise.
+                timeout_graceful_shutdown=3,
             )
         )
         loop = asyncio.get_running_loop()

@@ -24,9 +24,10 @@ async def eventually(
     last: Any = None
     while True:
         try:
-            last = await probe()
-            if check(last):
-                return last
+            value = await probe()
+            last = value
+            if check(value):
+                return value
         except KubeError as exc:
             last = exc
         if time.monotonic() > deadline:

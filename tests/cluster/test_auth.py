@@ -26,14 +26,37 @@ EVERYTHING = [
     },
 ]
 
-# (method, path, body, allowed for the jobs reader)
+# Every area's routes: (method, path, body, allowed for the jobs reader). The permission
+# each needs is the table of docs/install.md; the admin account holds them all.
 ROUTES: list[tuple[str, str, Any, bool]] = [
     ("GET", "/v1/jobs", None, True),
     ("GET", "/v1/jobs/web", None, True),
     ("POST", "/v1/jobs/updatecounts", {"jobID": "web", "taskGroup": "g", "count": 1}, False),
     ("POST", "/v1/jobs/stop/web", None, False),
     ("POST", "/v1/jobs/start/web", None, False),
+    ("GET", "/v1/log/logs", None, False),
+    ("POST", "/v1/log/logs", [], False),
+    ("GET", "/v1/log/meta/none", None, False),
+    ("GET", "/v1/log/fs/no-pod/main/stdout", None, False),
+    ("GET", "/v1/log/defaults", None, False),
+    ("POST", "/v1/log/defaults/game", {"leaf": "info"}, False),
+    ("GET", "/v1/log/allocs/no-pod", None, False),
+    ("POST", "/v1/log/allocs/no-pod/game", {"leaf": "debug"}, False),
+    ("DELETE", "/v1/log/allocs/no-pod/game", None, False),
+    ("GET", "/v1/events", None, False),
+    ("POST", "/v1/events", {"mapreduce": []}, False),
+    ("GET", "/v1/events/results/0", None, False),
+    ("GET", "/v1/settings", None, False),
+    ("GET", "/v1/settings/default", None, False),
+    ("GET", "/v1/schemas/settings.json", None, False),
+    ("POST", "/v1/settings", {}, False),
+    ("GET", "/v1/secrets/list", None, False),
+    ("POST", "/secrets/secret/api-key", {"token": "s3cr3t"}, False),
+    ("GET", "/secrets/secret/api-key", None, False),
+    ("GET", "/v1/secrets/secret/api-key", None, False),
+    ("DELETE", "/secrets/secret/api-key", None, False),
 ]
+DENIED = {401, 403}
 
 
 @pytest.fixture
@@ -82,14 +105,12 @@ async def test_each_call_follows_the_callers_rbac(
             as_nobody = await client.request(
                 method, path, json=body, headers={"Authorization": f"Bearer {nobody}"}
             )
-            assert as_admin.status_code == 200, (method, path, as_admin.text)
+            # Allowed means past access control: 404 for an unknown pod is fine here.
+            assert as_admin.status_code not in DENIED, (method, path, as_admin.text)
+            assert as_admin.status_code < 500, (method, path, as_admin.text)
             assert as_nobody.status_code == 403, (method, path, as_nobody.text)
-            assert (as_reader.status_code == 200) == reader_allowed, (
-                method,
-                path,
-                as_reader.status_code,
-                as_reader.text,
-            )
+            reader_passed = as_reader.status_code not in DENIED
+            assert reader_passed == reader_allowed, (method, path, as_reader.status_code)
             if not reader_allowed:
                 assert as_reader.status_code == 403
                 assert f"system:serviceaccount:{namespace}:reader" in as_reader.json()["error"]

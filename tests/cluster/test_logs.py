@@ -257,10 +257,11 @@ async def test_follow_delivers_bytes_appended_later(
     pod, path, truth = await served_allocation(
         kube, namespace, caravan, tmp_path, [("stdout", f"early {i}") for i in range(50)]
     )
-    for params, before in (
-        ({"origin": "end", "offset": 20}, truth[-20:]),
-        ({"origin": "start", "offset": 5}, truth[5:]),
-    ):
+    cases: tuple[tuple[dict[str, str], bytes], ...] = (
+        ({"origin": "end", "offset": "20"}, truth[-20:]),
+        ({"origin": "start", "offset": "5"}, truth[5:]),
+    )
+    for params, before in cases:
         received = bytearray()
         marker = f"late {params['origin']}"
         async with api.stream(

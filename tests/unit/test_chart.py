@@ -70,7 +70,7 @@ def one(objs: list[Obj], kind: str, name: str | None = None) -> Obj:
 
 
 def container(objs: list[Obj]) -> Obj:
-    containers = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers: list[Obj] = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
 

@@ -18,17 +18,34 @@ def vote_doc() -> dict[str, Any]:
         "event": {
             "game": {
                 "maps": [
-                    {"id": "votes", "source": "userinput",
-                     "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                     "key": ["vote", "<option>"], "value": 1},
-                    {"id": "cheers", "source": "userinput",
-                     "where": {"key": ["cheer", "<team>"], "name": "<n>", "type": "number",
-                               "$gte": 0},
-                     "key": ["cheer", "<team>"], "value": "<n>"},
+                    {
+                        "id": "votes",
+                        "source": "userinput",
+                        "where": {"key": ["vote"], "name": "<option>", "type": "string"},
+                        "key": ["vote", "<option>"],
+                        "value": 1,
+                    },
+                    {
+                        "id": "cheers",
+                        "source": "userinput",
+                        "where": {
+                            "key": ["cheer", "<team>"],
+                            "name": "<n>",
+                            "type": "number",
+                            "$gte": 0,
+                        },
+                        "key": ["cheer", "<team>"],
+                        "value": "<n>",
+                    },
                 ],
                 "reductions": [
-                    {"id": "vote-count", "where": {"key": ["vote", "<o>"]}, "key": ["<o>"],
-                     "value": ["$count"], "period": 250},
+                    {
+                        "id": "vote-count",
+                        "where": {"key": ["vote", "<o>"]},
+                        "key": ["<o>"],
+                        "value": ["$count"],
+                        "period": 250,
+                    },
                 ],
             }
         },
@@ -97,7 +114,7 @@ def test_compile_raises_with_all_errors() -> None:
         ({"key": ["<>"]}, "key[0]", "not a valid binding"),
         ({"key": ["<a>", "<a>"]}, "key[1]", "appears twice"),
         ({"name": "n"}, "name", "binding like"),
-        ({"type": "boolean"}, "type", "\"string\" or \"number\""),
+        ({"type": "boolean"}, "type", '"string" or "number"'),
         ({"$eq": [1]}, "$eq", "a string, a number, a boolean or null"),
         ({"$gte": None}, "$gte", "a number or a string"),
         ({"$gt": "a", "type": "number"}, "$gt", "could never match"),
@@ -147,7 +164,8 @@ def test_or_bindings_must_be_bound_in_every_branch() -> None:
     doc["event"]["game"]["maps"][0] = {
         "id": "m",
         "where": {"$or": [{"key": ["a", "<x>"]}, {"key": ["b", "<y>"]}]},
-        "key": ["<x>"], "value": 1,
+        "key": ["<x>"],
+        "value": 1,
     }
     assert "mapreduce[0].event.game.maps[0].key[0]" in errors_of([doc])
     doc["event"]["game"]["maps"][0]["where"]["$or"][1] = {"key": ["b", "<x>"]}
@@ -157,8 +175,10 @@ def test_or_bindings_must_be_bound_in_every_branch() -> None:
 def test_binding_bound_twice_on_one_path() -> None:
     doc = vote_doc()
     doc["event"]["game"]["maps"][0] = {
-        "id": "m", "where": {"key": ["a", "<x>"], "$and": [{"name": "<x>"}]},
-        "key": ["<x>"], "value": 1,
+        "id": "m",
+        "where": {"key": ["a", "<x>"], "$and": [{"name": "<x>"}]},
+        "key": ["<x>"],
+        "value": 1,
     }
     errs = errors_of([doc])
     assert "bound more than once" in errs["mapreduce[0].event.game.maps[0].where"]

@@ -22,19 +22,41 @@ def game_doc(period: int = 250) -> dict[str, Any]:
         "event": {
             "game": {
                 "maps": [
-                    {"id": "votes", "source": "userinput",
-                     "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                     "key": ["vote", "<option>"], "value": 1},
-                    {"id": "cheers", "source": "userinput",
-                     "where": {"key": ["cheer", "<team>"], "name": "<n>", "type": "number",
-                               "$gte": 0},
-                     "key": ["cheer", "<team>"], "value": "<n>"},
+                    {
+                        "id": "votes",
+                        "source": "userinput",
+                        "where": {"key": ["vote"], "name": "<option>", "type": "string"},
+                        "key": ["vote", "<option>"],
+                        "value": 1,
+                    },
+                    {
+                        "id": "cheers",
+                        "source": "userinput",
+                        "where": {
+                            "key": ["cheer", "<team>"],
+                            "name": "<n>",
+                            "type": "number",
+                            "$gte": 0,
+                        },
+                        "key": ["cheer", "<team>"],
+                        "value": "<n>",
+                    },
                 ],
                 "reductions": [
-                    {"id": "vote-count", "where": {"key": ["vote", "<o>"]}, "key": ["<o>"],
-                     "value": ["$count"], "period": period},
-                    {"id": "cheer-sum", "where": {"key": ["cheer", "<t>"]}, "key": ["<t>"],
-                     "value": ["$sum", "$average"], "period": period},
+                    {
+                        "id": "vote-count",
+                        "where": {"key": ["vote", "<o>"]},
+                        "key": ["<o>"],
+                        "value": ["$count"],
+                        "period": period,
+                    },
+                    {
+                        "id": "cheer-sum",
+                        "where": {"key": ["cheer", "<t>"]},
+                        "key": ["<t>"],
+                        "value": ["$sum", "$average"],
+                        "period": period,
+                    },
                 ],
             }
         },
@@ -44,8 +66,12 @@ def game_doc(period: int = 250) -> dict[str, Any]:
 class Harness:
     def __init__(self, docs: list[Any], now: int = 0, max_keys: int = 100_000) -> None:
         self.messages: list[ResultMessage] = []
-        self.engine = Engine(compile_documents(docs), emit=self.messages.append, now_ms=now,
-                             max_keys_per_period=max_keys)
+        self.engine = Engine(
+            compile_documents(docs),
+            emit=self.messages.append,
+            now_ms=now,
+            max_keys_per_period=max_keys,
+        )
 
     def results(self) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
         """reduction id -> key -> value, over the messages emitted so far (then cleared)."""
@@ -54,7 +80,8 @@ class Harness:
             body = json.loads(m.value)
             assert set(body) == {"channel", "id", "results"}
             out.setdefault(body["id"], {}).update(
-                {tuple(r["key"]): r["value"] for r in body["results"]})
+                {tuple(r["key"]): r["value"] for r in body["results"]}
+            )
         self.messages.clear()
         return out
 
@@ -65,11 +92,19 @@ def ev(key: list[Any], value: Any) -> dict[str, Any]:
 
 def test_votes_and_cheers_end_to_end() -> None:
     h = Harness([game_doc()])
-    res = h.engine.ingest("game", [
-        ev(["vote"], "e4"), ev(["vote"], "e4"), ev(["vote"], "d4"),
-        ev(["cheer", "red"], 5), ev(["cheer", "red"], 2), ev(["cheer", "blue"], 1.5),
-        ev(["cheer", "blue"], -1),  # fails $gte 0
-    ], now_ms=10)
+    res = h.engine.ingest(
+        "game",
+        [
+            ev(["vote"], "e4"),
+            ev(["vote"], "e4"),
+            ev(["vote"], "d4"),
+            ev(["cheer", "red"], 5),
+            ev(["cheer", "red"], 2),
+            ev(["cheer", "blue"], 1.5),
+            ev(["cheer", "blue"], -1),  # fails $gte 0
+        ],
+        now_ms=10,
+    )
     assert (res.accepted, res.unmatched, res.rejected) == (6, 1, 0)
     assert h.engine.tick(249) == []  # the period is [0, 250)
     msgs = h.engine.tick(250)
@@ -82,7 +117,12 @@ def test_votes_and_cheers_end_to_end() -> None:
         ("d4",): {"count": 1, "sum": 1, "min": 1, "max": 1, "average": 1.0},
     }
     assert results["cheer-sum"][("red",)] == {
-        "count": 2, "sum": 7, "min": 2, "max": 5, "average": 3.5}
+        "count": 2,
+        "sum": 7,
+        "min": 2,
+        "max": 5,
+        "average": 3.5,
+    }
     assert results["cheer-sum"][("blue",)]["sum"] == 1.5
 
 
@@ -92,9 +132,19 @@ def test_message_wire_shape() -> None:
     (msg,) = h.engine.tick(300)
     assert msg.to_wire() == {
         "error": "",
-        "value": json.dumps({"channel": "game", "id": "vote-count", "results": [
-            {"key": ["a"], "value": {"count": 1, "sum": 1, "min": 1, "max": 1,
-                                     "average": 1.0}}]}, separators=(",", ":")),
+        "value": json.dumps(
+            {
+                "channel": "game",
+                "id": "vote-count",
+                "results": [
+                    {
+                        "key": ["a"],
+                        "value": {"count": 1, "sum": 1, "min": 1, "max": 1, "average": 1.0},
+                    }
+                ],
+            },
+            separators=(",", ":"),
+        ),
     }
 
 
@@ -119,7 +169,7 @@ def test_windows_are_aligned_to_multiples_of_the_period() -> None:
     h = Harness([game_doc(period=250)], now=1_234)
     assert h.engine.next_deadline == 1_250
     h.engine.ingest("game", [ev(["vote"], "a")], now_ms=1_240)
-    (msg, ) = h.engine.tick(1_250)
+    (msg,) = h.engine.tick(1_250)
     assert (msg.period_start_ms, msg.period_end_ms) == (1_000, 1_250)
     assert h.engine.next_deadline == 1_500
 
@@ -153,28 +203,76 @@ def test_different_periods_close_independently() -> None:
 
 
 def test_non_numeric_values_are_counted_but_not_summed() -> None:
-    doc = {"version": "1.7.0", "event": {"c": {
-        "maps": [{"id": "m", "where": {"key": ["k"], "name": "<v>"}, "key": ["k"],
-                  "value": "<v>"}],
-        "reductions": [{"id": "r", "where": {"key": ["k"]}, "key": ["all"],
-                        "value": ["$min", "$max"], "period": 10}]}}}
+    doc = {
+        "version": "1.7.0",
+        "event": {
+            "c": {
+                "maps": [
+                    {
+                        "id": "m",
+                        "where": {"key": ["k"], "name": "<v>"},
+                        "key": ["k"],
+                        "value": "<v>",
+                    }
+                ],
+                "reductions": [
+                    {
+                        "id": "r",
+                        "where": {"key": ["k"]},
+                        "key": ["all"],
+                        "value": ["$min", "$max"],
+                        "period": 10,
+                    }
+                ],
+            }
+        },
+    }
     h = Harness([doc])
     h.engine.ingest("c", [ev(["k"], v) for v in ("x", True, None, {"a": 1}, 3, 1.5)], 0)
     h.engine.tick(10)
     assert h.results()["r"][("all",)] == {
-        "count": 6, "sum": 4.5, "min": 1.5, "max": 3, "average": 2.25}
+        "count": 6,
+        "sum": 4.5,
+        "min": 1.5,
+        "max": 3,
+        "average": 2.25,
+    }
     h.engine.ingest("c", [ev(["k"], "only strings")], 10)
     h.engine.tick(20)
     assert h.results()["r"][("all",)] == {
-        "count": 1, "sum": None, "min": None, "max": None, "average": None}
+        "count": 1,
+        "sum": None,
+        "min": None,
+        "max": None,
+        "average": None,
+    }
 
 
 def test_map_with_literal_key_and_value_from_key_binding() -> None:
-    doc = {"version": "1.7.0", "event": {"c": {
-        "maps": [{"id": "m", "where": {"key": ["click", "<x>", "<y>"]},
-                  "key": ["clicks", "<y>", "at", "<x>"], "value": "<x>"}],
-        "reductions": [{"id": "r", "where": {"key": ["clicks", "<y>", "at", "<x>"]},
-                        "key": ["<y>", "<x>"], "value": ["$max"], "period": 10}]}}}
+    doc = {
+        "version": "1.7.0",
+        "event": {
+            "c": {
+                "maps": [
+                    {
+                        "id": "m",
+                        "where": {"key": ["click", "<x>", "<y>"]},
+                        "key": ["clicks", "<y>", "at", "<x>"],
+                        "value": "<x>",
+                    }
+                ],
+                "reductions": [
+                    {
+                        "id": "r",
+                        "where": {"key": ["clicks", "<y>", "at", "<x>"]},
+                        "key": ["<y>", "<x>"],
+                        "value": ["$max"],
+                        "period": 10,
+                    }
+                ],
+            }
+        },
+    }
     h = Harness([doc])
     h.engine.ingest("c", [ev(["click", 3, "top"], None), ev(["click", 4, "top"], None)], 0)
     h.engine.tick(10)
@@ -185,11 +283,30 @@ def test_map_with_literal_key_and_value_from_key_binding() -> None:
 
 
 def test_value_binding_in_a_key_needs_a_string_or_number() -> None:
-    doc = {"version": "1.7.0", "event": {"c": {
-        "maps": [{"id": "m", "where": {"key": ["pick"], "name": "<v>"}, "key": ["<v>"],
-                  "value": 1}],
-        "reductions": [{"id": "r", "where": {"key": ["<v>"]}, "key": ["<v>"],
-                        "value": ["$count"], "period": 10}]}}}
+    doc = {
+        "version": "1.7.0",
+        "event": {
+            "c": {
+                "maps": [
+                    {
+                        "id": "m",
+                        "where": {"key": ["pick"], "name": "<v>"},
+                        "key": ["<v>"],
+                        "value": 1,
+                    }
+                ],
+                "reductions": [
+                    {
+                        "id": "r",
+                        "where": {"key": ["<v>"]},
+                        "key": ["<v>"],
+                        "value": ["$count"],
+                        "period": 10,
+                    }
+                ],
+            }
+        },
+    }
     h = Harness([doc])
     res = h.engine.ingest("c", [ev(["pick"], "a"), ev(["pick"], [1]), ev(["pick"], 2)], 0)
     assert (res.accepted, res.unmatched) == (2, 1)
@@ -200,21 +317,30 @@ def test_value_binding_in_a_key_needs_a_string_or_number() -> None:
 def test_reduction_where_filters_map_outputs() -> None:
     doc = game_doc()
     doc["event"]["game"]["reductions"].append(
-        {"id": "big-cheers", "where": {"key": ["cheer", "<t>"], "$gt": 10},
-         "key": ["big"], "value": ["$count"], "period": 250})
+        {
+            "id": "big-cheers",
+            "where": {"key": ["cheer", "<t>"], "$gt": 10},
+            "key": ["big"],
+            "value": ["$count"],
+            "period": 250,
+        }
+    )
     h = Harness([doc])
-    h.engine.ingest("game", [ev(["cheer", "r"], 5), ev(["cheer", "b"], 50),
-                             ev(["cheer", "g"], 11)], now_ms=0)
+    h.engine.ingest(
+        "game", [ev(["cheer", "r"], 5), ev(["cheer", "b"], 50), ev(["cheer", "g"], 11)], now_ms=0
+    )
     h.engine.tick(250)
     # Reductions aggregate the map output's value (the cheer amount here).
     assert h.results()["big-cheers"] == {
-        ("big",): {"count": 2, "sum": 61, "min": 11, "max": 50, "average": 30.5}}
+        ("big",): {"count": 2, "sum": 61, "min": 11, "max": 50, "average": 30.5}
+    }
 
 
 def test_one_event_feeds_every_matching_map() -> None:
     doc = game_doc()
     doc["event"]["game"]["maps"].append(
-        {"id": "all-votes", "where": {"key": ["vote"]}, "key": ["vote", "any"], "value": 1})
+        {"id": "all-votes", "where": {"key": ["vote"]}, "key": ["vote", "any"], "value": 1}
+    )
     h = Harness([doc])
     res = h.engine.ingest("game", [ev(["vote"], "a"), ev(["vote"], 7)], now_ms=0)
     assert res.accepted == 2  # 7 is not a string for "votes" but matches "all-votes"
@@ -226,24 +352,45 @@ def test_one_event_feeds_every_matching_map() -> None:
 
 
 def test_channels_are_independent_and_merge_across_documents() -> None:
-    other = {"version": "1.7.0", "event": {
-        "lobby": {"maps": [{"id": "votes", "where": {"key": ["vote"]}, "key": ["v"],
-                            "value": 1}],
-                  "reductions": [{"id": "vote-count", "where": {"key": ["v"]},
-                                  "key": ["total"], "value": ["$count"], "period": 250}]},
-        "game": {"maps": [{"id": "extra", "where": {"key": ["emote", "<e>"]},
-                           "key": ["vote", "<e>"], "value": 1}]},
-    }}
+    other = {
+        "version": "1.7.0",
+        "event": {
+            "lobby": {
+                "maps": [{"id": "votes", "where": {"key": ["vote"]}, "key": ["v"], "value": 1}],
+                "reductions": [
+                    {
+                        "id": "vote-count",
+                        "where": {"key": ["v"]},
+                        "key": ["total"],
+                        "value": ["$count"],
+                        "period": 250,
+                    }
+                ],
+            },
+            "game": {
+                "maps": [
+                    {
+                        "id": "extra",
+                        "where": {"key": ["emote", "<e>"]},
+                        "key": ["vote", "<e>"],
+                        "value": 1,
+                    }
+                ]
+            },
+        },
+    }
     h = Harness([game_doc(), other])
     h.engine.ingest("lobby", [ev(["vote"], "x")], now_ms=0)
     h.engine.ingest("game", [ev(["vote"], "x"), ev(["emote", "smile"], None)], now_ms=0)
     msgs = h.engine.tick(250)
     assert sorted((m.channel, m.id) for m in msgs) == [
-        ("game", "vote-count"), ("lobby", "vote-count")]
+        ("game", "vote-count"),
+        ("lobby", "vote-count"),
+    ]
     by_channel = {m.channel: json.loads(m.value) for m in msgs}
     assert by_channel["lobby"]["results"] == [
-        {"key": ["total"], "value": {"count": 1, "sum": 1, "min": 1, "max": 1,
-                                     "average": 1.0}}]
+        {"key": ["total"], "value": {"count": 1, "sum": 1, "min": 1, "max": 1, "average": 1.0}}
+    ]
     game_keys = [r["key"] for r in by_channel["game"]["results"]]
     assert game_keys == [["x"], ["smile"]]
 
@@ -260,14 +407,14 @@ def test_unknown_channel_counts_unmatched() -> None:
     [
         ("vote", "event must be an object, got str"),
         (["vote"], "event must be an object, got list"),
-        ({"value": 1}, "event has no \"key\""),
-        ({"key": "vote", "value": 1}, "\"key\" must be an array"),
-        ({"key": [], "value": 1}, "\"key\" must not be empty"),
+        ({"value": 1}, 'event has no "key"'),
+        ({"key": "vote", "value": 1}, '"key" must be an array'),
+        ({"key": [], "value": 1}, '"key" must not be empty'),
         ({"key": ["vote", True], "value": 1}, "key[1] must be a string or a number"),
         ({"key": [["a"]], "value": 1}, "key[0] must be a string or a number"),
         ({"key": [None], "value": 1}, "key[0] must be a string or a number"),
         ({"key": ["a", float("inf")], "value": 1}, "key[1] must be a finite number"),
-        ({"key": ["vote"]}, "event has no \"value\""),
+        ({"key": ["vote"]}, 'event has no "value"'),
     ],
 )
 def test_malformed_events_are_rejected_with_a_reason(event: Any, reason: str) -> None:
@@ -331,8 +478,11 @@ def test_empty_program_accepts_nothing() -> None:
 def test_huge_sums_stay_valid_json() -> None:
     doc = game_doc()
     h = Harness([doc])
-    h.engine.ingest("game", [ev(["cheer", "r"], 1e308), ev(["cheer", "r"], 1e308),
-                             ev(["cheer", "i"], 10**400)], now_ms=0)
+    h.engine.ingest(
+        "game",
+        [ev(["cheer", "r"], 1e308), ev(["cheer", "r"], 1e308), ev(["cheer", "i"], 10**400)],
+        now_ms=0,
+    )
     h.engine.tick(250)
     res = h.results()["cheer-sum"]
     assert res[("r",)]["sum"] is None and res[("r",)]["max"] == 1e308
@@ -340,11 +490,18 @@ def test_huge_sums_stay_valid_json() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(
-    st.tuples(st.just("vote"), st.sampled_from(["a", "b", "C", "c"])),
-    st.tuples(st.sampled_from(["red", "blue"]),
-              st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.text(max_size=2))),
-), max_size=60))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("vote"), st.sampled_from(["a", "b", "C", "c"])),
+            st.tuples(
+                st.sampled_from(["red", "blue"]),
+                st.one_of(st.integers(-5, 5), st.floats(-5, 5), st.text(max_size=2)),
+            ),
+        ),
+        max_size=60,
+    )
+)
 def test_engine_agrees_with_a_naive_reference(items: list[tuple[str, Any]]) -> None:
     h = Harness([game_doc()])
     events = [ev(["vote"], v) if k == "vote" else ev(["cheer", k], v) for k, v in items]

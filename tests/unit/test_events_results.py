@@ -18,8 +18,9 @@ class Clock:
 
 
 def msg(i: int) -> ResultMessage:
-    return ResultMessage(channel="c", id="r", period_start_ms=0, period_end_ms=1,
-                         error="", value=f'{{"n":{i}}}')
+    return ResultMessage(
+        channel="c", id="r", period_start_ms=0, period_end_ms=1, error="", value=f'{{"n":{i}}}'
+    )
 
 
 def values(page_messages: list[ResultMessage]) -> list[str]:

@@ -23,13 +23,31 @@ class Clock:
 
 
 def doc(period: int = 100, reduction_id: str = "count") -> dict[str, Any]:
-    return {"version": "1.7.0", "event": {"game": {
-        "maps": [{"id": "votes", "source": "userinput",
-                  "where": {"key": ["vote"], "name": "<o>", "type": "string"},
-                  "key": ["vote", "<o>"], "value": 1}],
-        "reductions": [{"id": reduction_id, "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"], "value": ["$count"], "period": period}],
-    }}}
+    return {
+        "version": "1.7.0",
+        "event": {
+            "game": {
+                "maps": [
+                    {
+                        "id": "votes",
+                        "source": "userinput",
+                        "where": {"key": ["vote"], "name": "<o>", "type": "string"},
+                        "key": ["vote", "<o>"],
+                        "value": 1,
+                    }
+                ],
+                "reductions": [
+                    {
+                        "id": reduction_id,
+                        "where": {"key": ["vote", "<o>"]},
+                        "key": ["<o>"],
+                        "value": ["$count"],
+                        "period": period,
+                    }
+                ],
+            }
+        },
+    }
 
 
 def votes(*options: str) -> list[dict[str, Any]]:
@@ -85,8 +103,7 @@ def test_ingest_tick_and_results_log() -> None:
     assert page["counter"] == 1
     body = json.loads(page["messages"][0]["value"])
     assert body["channel"] == "game" and body["id"] == "count"
-    assert {tuple(r["key"]): r["value"]["count"] for r in body["results"]} == {
-        ("a",): 2, ("b",): 1}
+    assert {tuple(r["key"]): r["value"]["count"] for r in body["results"]} == {("a",): 2, ("b",): 1}
     stats = svc.stats()
     assert (stats.accepted, stats.messages, stats.results_collecting) == (3, 1, True)
 

@@ -16,8 +16,10 @@ NO_MATCH = None
 
 def match(where: dict[str, Any], key: list[Any], value: Any) -> dict[str, Any] | None:
     """Compile ``where`` (as a map's clause) and return its bindings, or None."""
-    doc = {"version": "1.7.0", "event": {"c": {"maps": [
-        {"id": "m", "where": where, "key": ["out"], "value": 1}]}}}
+    doc = {
+        "version": "1.7.0",
+        "event": {"c": {"maps": [{"id": "m", "where": where, "key": ["out"], "value": 1}]}},
+    }
     specs, errors = parse_documents([doc])
     assert not errors, errors
     spec = specs[0].channels[0].maps[0].where
@@ -53,8 +55,7 @@ def test_the_spec_example() -> None:
         ([1, "<b>"], ["1", "q"], NO_MATCH),  # but a string is not a number
     ],
 )
-def test_key_patterns(pattern: list[Any], key: list[Any],
-                      bindings: dict[str, Any] | None) -> None:
+def test_key_patterns(pattern: list[Any], key: list[Any], bindings: dict[str, Any] | None) -> None:
     assert match({"key": pattern}, key, "v") == bindings
 
 
@@ -66,9 +67,14 @@ def test_no_key_matches_any_key() -> None:
 @pytest.mark.parametrize(
     ("vtype", "value", "ok"),
     [
-        ("number", 1, True), ("number", 1.5, True), ("number", True, False),
-        ("number", "1", False), ("number", None, False),
-        ("string", "x", True), ("string", 1, False), ("string", ["x"], False),
+        ("number", 1, True),
+        ("number", 1.5, True),
+        ("number", True, False),
+        ("number", "1", False),
+        ("number", None, False),
+        ("string", "x", True),
+        ("string", 1, False),
+        ("string", ["x"], False),
     ],
 )
 def test_type(vtype: str, value: Any, ok: bool) -> None:
@@ -78,18 +84,32 @@ def test_type(vtype: str, value: Any, ok: bool) -> None:
 @pytest.mark.parametrize(
     ("op", "operand", "value", "ok"),
     [
-        ("$eq", 5, 5, True), ("$eq", 5, 5.0, True), ("$eq", 5, "5", False),
+        ("$eq", 5, 5, True),
+        ("$eq", 5, 5.0, True),
+        ("$eq", 5, "5", False),
         ("$eq", 1, True, False),  # bool is not a number
-        ("$eq", True, True, True), ("$eq", True, 1, False),
-        ("$eq", None, None, True), ("$eq", None, 0, False),
+        ("$eq", True, True, True),
+        ("$eq", True, 1, False),
+        ("$eq", None, None, True),
+        ("$eq", None, 0, False),
         ("$eq", "E4", "e4", True),  # case-insensitive by default
-        ("$neq", 5, 6, True), ("$neq", 5, 5, False), ("$neq", 5, "5", True),
+        ("$neq", 5, 6, True),
+        ("$neq", 5, 5, False),
+        ("$neq", 5, "5", True),
         ("$neq", "red", "RED", False),
-        ("$gt", 3, 4, True), ("$gt", 3, 3, False), ("$gt", 3, "4", False),
-        ("$gte", 3, 3, True), ("$gte", 3, 2.9, False),
-        ("$lt", 3, 2, True), ("$lt", 3, 3, False), ("$lt", 3, True, False),
-        ("$lte", 3, 3, True), ("$lte", 3, 3.5, False),
-        ("$gt", "m", "n", True), ("$gt", "m", "a", False), ("$gt", "m", 5, False),
+        ("$gt", 3, 4, True),
+        ("$gt", 3, 3, False),
+        ("$gt", 3, "4", False),
+        ("$gte", 3, 3, True),
+        ("$gte", 3, 2.9, False),
+        ("$lt", 3, 2, True),
+        ("$lt", 3, 3, False),
+        ("$lt", 3, True, False),
+        ("$lte", 3, 3, True),
+        ("$lte", 3, 3.5, False),
+        ("$gt", "m", "n", True),
+        ("$gt", "m", "a", False),
+        ("$gt", "m", 5, False),
         ("$lt", "b", "a", True),
     ],
 )
@@ -100,10 +120,17 @@ def test_comparisons(op: str, operand: Any, value: Any, ok: bool) -> None:
 @pytest.mark.parametrize(
     ("operand", "value", "ok"),
     [
-        (["a", "b"], "a", True), (["a", "b"], "B", True), (["a", "b"], "c", False),
-        ([1, 2], 2, True), ([1, 2], 2.0, True), ([1, 2], "2", False),
-        ([1, 2], True, False), ([True, None], True, True), ([True, None], None, True),
-        ([True, None], False, False), (["a"], ["a"], False),
+        (["a", "b"], "a", True),
+        (["a", "b"], "B", True),
+        (["a", "b"], "c", False),
+        ([1, 2], 2, True),
+        ([1, 2], 2.0, True),
+        ([1, 2], "2", False),
+        ([1, 2], True, False),
+        ([True, None], True, True),
+        ([True, None], None, True),
+        ([True, None], False, False),
+        (["a"], ["a"], False),
     ],
 )
 def test_in(operand: list[Any], value: Any, ok: bool) -> None:
@@ -154,11 +181,13 @@ def test_several_tests_in_one_clause_all_apply() -> None:
 
 
 def test_or_keeps_bindings_of_the_matching_branch() -> None:
-    clause = {"$or": [
-        {"key": ["vote", "<choice>"]},
-        {"key": ["ballot", "<choice>"], "$eq": "yes"},
-        {"key": ["<choice>"], "type": "string"},
-    ]}
+    clause = {
+        "$or": [
+            {"key": ["vote", "<choice>"]},
+            {"key": ["ballot", "<choice>"], "$eq": "yes"},
+            {"key": ["<choice>"], "type": "string"},
+        ]
+    }
     assert match(clause, ["vote", "a"], 1) == {"choice": "a"}
     assert match(clause, ["ballot", "b"], "YES") == {"choice": "b"}
     assert match(clause, ["ballot", "b"], "no") is NO_MATCH
@@ -167,10 +196,13 @@ def test_or_keeps_bindings_of_the_matching_branch() -> None:
 
 
 def test_and_combines_bindings_of_every_branch() -> None:
-    clause = {"key": ["move", "<dir>"], "$and": [
-        {"name": "<speed>", "type": "number"},
-        {"$or": [{"$gt": 0}, {"$lt": -10}]},
-    ]}
+    clause = {
+        "key": ["move", "<dir>"],
+        "$and": [
+            {"name": "<speed>", "type": "number"},
+            {"$or": [{"$gt": 0}, {"$lt": -10}]},
+        ],
+    }
     assert match(clause, ["move", "up"], 3) == {"dir": "up", "speed": 3}
     assert match(clause, ["move", "up"], -20) == {"dir": "up", "speed": -20}
     assert match(clause, ["move", "up"], -5) is NO_MATCH

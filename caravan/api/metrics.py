@@ -13,7 +13,14 @@ REQUEST_SECONDS = Histogram(
 )
 LONG_POLL_WAITERS = Gauge("caravan_long_poll_waiters", "Requests blocked on a waitIndex")
 RECONCILES = Counter("caravan_reconciles_total", "Job reconciliations", ["result"])
-WATCH_EVENTS = Counter("caravan_watch_events_total", "Watch events received", ["kind"])
+WATCH_EVENTS = Gauge("caravan_watch_events", "Watch events received since start", ["kind"])
+WATCH_SILENCE = Gauge(
+    "caravan_watch_seconds_since_event",
+    "Seconds since a watch last delivered an event or bookmark (a stalled watch grows)",
+    ["kind"],
+)
+WATCH_SYNCED = Gauge("caravan_watch_synced", "1 once the watch listed its objects", ["kind"])
+EVENTS = Gauge("caravan_events", "Events engine totals since start", ["what"])
 
 
 def install(app: FastAPI) -> None:
@@ -34,4 +41,13 @@ def install(app: FastAPI) -> None:
     async def _metrics(request: Request) -> Response:
         state = request.app.state.caravan
         LONG_POLL_WAITERS.set(state.store.jobs_waiters.waiting)
+        now = time.monotonic()
+        for informer in state.informers:
+            WATCH_EVENTS.labels(informer.kind).set(informer.events_seen)
+            WATCH_SILENCE.labels(informer.kind).set(now - informer.last_seen)
+            WATCH_SYNCED.labels(informer.kind).set(1 if informer.synced.is_set() else 0)
+        events = state.services.get("events")
+        if events is not None:
+            for what, value in events.stats().to_dict().items():
+                EVENTS.labels(what).set(float(value))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -51,6 +52,9 @@ class Informer:
         self._on_synced = on_synced
         self.synced = asyncio.Event()
         self.last_error: str | None = None
+        # When the stream last proved alive (an event or a bookmark): watch lag metric.
+        self.last_seen = time.monotonic()
+        self.events_seen = 0
 
     async def run(self) -> None:
         backoff = 0.5
@@ -83,6 +87,7 @@ class Informer:
                 break
             query["continue"] = meta["continue"]
         self.sink.replace_all(self.kind, items)
+        self.last_seen = time.monotonic()
         self.last_error = None
         if not self.synced.is_set():
             self.synced.set()
@@ -102,6 +107,8 @@ class Informer:
                 # 410 Gone: our resourceVersion is too old; anything else: start over too.
                 log.info("informer %s: watch error %s", self.kind, obj.get("message"))
                 return ""
+            self.last_seen = time.monotonic()
+            self.events_seen += 1
             new_version = obj.get("metadata", {}).get("resourceVersion")
             if new_version:
                 resource_version = new_version

@@ -13,7 +13,9 @@ import time
 
 import httpx
 
+from caravan.kube.client import JOBS, KubeClient
 from tests.cluster.conftest import running_caravan
+from tests.cluster.kubeutil import eventually, group, job_body
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -68,3 +70,21 @@ async def test_api_stops_when_the_operator_dies(kubeconfig: str, namespace: str)
         await asyncio.wait_for(caravan.wait_stopped(), timeout=30)
         assert caravan.server is not None and caravan.server.should_exit
         assert not caravan.operator.is_alive()
+
+
+async def test_metrics_show_requests_watches_reconciles_and_waiters(
+    kube: KubeClient, namespace: str, api: httpx.AsyncClient
+) -> None:
+    await kube.create(JOBS.collection(namespace), job_body("m", [group("g")]))
+    await eventually(lambda: api.get("/v1/jobs/m"), lambda r: r.status_code == 200)
+    text = await eventually(
+        lambda: api.get("/metrics"),
+        lambda r: 'caravan_reconciles_total{result="ok"}' in r.text,
+        what="a reconcile counted",
+    )
+    body = text.text
+    assert 'caravan_http_request_seconds_count{method="GET",route="/v1/jobs/{job_id}"' in body
+    assert 'caravan_watch_synced{kind="job"} 1.0' in body
+    assert 'caravan_watch_seconds_since_event{kind="pod"}' in body
+    assert "caravan_long_poll_waiters 0.0" in body
+    assert 'caravan_events{what="accepted"}' in body

@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
         default=env["prefix"],
         help="prefix of Caravan's ConfigMaps [CARAVAN_CONFIGMAP_PREFIX]",
     )
+    run.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=env["leader_elect"].lower() in ("1", "true", "yes"),
+        help="run the operator only while holding the caravan-operator Lease, for several"
+        " replicas [CARAVAN_LEADER_ELECT]",
+    )
     run.add_argument("--log-level", default=env["log_level"], help="[CARAVAN_LOG_LEVEL]")
     return parser
 
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         context=args.context,
         run_operator=not args.no_operator,
         configmaps=ConfigMapNames.with_prefix(args.configmap_prefix),
+        leader_election=args.leader_elect,
         log_level=args.log_level.upper(),
     )
     try:

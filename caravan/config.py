@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -50,6 +51,10 @@ class Config:
     run_api: bool = True
     configmaps: ConfigMapNames = field(default_factory=ConfigMapNames)
     log_level: str = "INFO"
+    # With several replicas, only the holder of a Lease runs the operator half.
+    leader_election: bool = False
+    identity: str = field(default_factory=lambda: default_identity())
+    lease_seconds: float = 15.0
 
     @staticmethod
     def default_namespace() -> str:
@@ -72,6 +77,11 @@ class Config:
             )
 
 
+def default_identity() -> str:
+    """POD_NAME in a pod (the chart sets it), else host and process: unique per replica."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -89,4 +99,5 @@ def env_defaults() -> dict[str, str]:
         "auth_mode": _env("CARAVAN_AUTH_MODE", "none"),
         "log_level": _env("CARAVAN_LOG_LEVEL", "INFO"),
         "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),
+        "leader_elect": _env("CARAVAN_LEADER_ELECT", "false"),
     }

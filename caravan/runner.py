@@ -19,6 +19,7 @@ from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
 from caravan.kube.informer import Informer
 from caravan.operator.decorators import template_decorators
+from caravan.operator.leader import LeaseElector
 from caravan.operator.runner import OperatorThread
 from caravan.store import Store
 from caravan.store.store import KIND_CONFIGMAP, KIND_JOB, KIND_POD, KIND_SECRET
@@ -70,6 +71,8 @@ class Caravan:
         self.state: AppState | None = None
         self.server: _Server | None = None
         self.operator: OperatorThread | None = None
+        self.elector: LeaseElector | None = None
+        self._stopped = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = config.port
 
@@ -102,20 +105,19 @@ class Caravan:
                 timeout_graceful_shutdown=3,
             )
         )
-        loop = asyncio.get_running_loop()
-        server = self.server
-
-        def operator_exited(error: BaseException | None) -> None:
-            # If the operator half ends, the API half must not go on alone (kopf #755).
-            if not server.should_exit:
-                log.error("operator exited (%r); stopping the API server", error)
-                loop.call_soon_threadsafe(setattr, server, "should_exit", True)
-
-        if config.run_operator:
-            self.operator = OperatorThread(
-                config, decorators=template_decorators(config), on_exit=operator_exited
+        if config.run_operator and config.leader_election:
+            self.elector = LeaseElector(
+                kube,
+                config.namespace,
+                config.identity,
+                lease_seconds=config.lease_seconds,
+                renew_seconds=config.lease_seconds / 3,
+                on_started_leading=self._start_operator,
+                on_stopped_leading=self._stop_operator_soon,
             )
-            self.operator.start()
+            self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
+        elif config.run_operator:
+            self._start_operator()
         self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
         while not self.server.started:
             if self._tasks[-1].done():
@@ -128,12 +130,36 @@ class Caravan:
             self.server.should_exit = True  # the operator died during start-up
         log.info("caravan serving namespace %s on %s", config.namespace, self.url)
 
+    def _start_operator(self) -> None:
+        loop = asyncio.get_running_loop()
+        server = self.server
+
+        def operator_exited(error: BaseException | None) -> None:
+            # If the operator half ends by itself, the API half must not go on alone
+            # (kopf #755). A stop we asked for (shutdown, leadership lost) is not that.
+            if thread.stopping or server is None or server.should_exit:
+                return
+            log.error("operator exited (%r); stopping the API server", error)
+            loop.call_soon_threadsafe(setattr, server, "should_exit", True)
+
+        thread = OperatorThread(
+            self.config, decorators=template_decorators(self.config), on_exit=operator_exited
+        )
+        self.operator = thread
+        thread.start()
+
+    def _stop_operator_soon(self) -> None:
+        operator, self.operator = self.operator, None
+        if operator is not None:
+            operator.stop()
+            self._tasks.insert(0, asyncio.create_task(asyncio.to_thread(operator.join, 30)))
+
     async def wait_ready(self, timeout: float = 60) -> None:
         """Waits for the caches to sync and (if running) the operator to be ready."""
         assert self.state is not None
         async with asyncio.timeout(timeout):
             await asyncio.gather(*(i.synced.wait() for i in self.state.informers))
-            if self.operator is not None:
+            if self.operator is not None and self.elector is None:
                 await asyncio.to_thread(self.operator.ready_flag.wait, timeout)
 
     async def wait_stopped(self) -> None:
@@ -141,8 +167,13 @@ class Caravan:
         await self._tasks[-1]
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self.server is not None:
             self.server.should_exit = True
+        if self.elector is not None:
+            await self.elector.release()
         for task in self._tasks[:-1]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

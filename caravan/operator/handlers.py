@@ -44,9 +44,11 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.scanning.disabled = True
         memo.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
         memo.reconciler = None
+        memo.closing = False
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        memo.closing = True  # handlers still running must not start new passes
         if memo.reconciler is not None:
             await memo.reconciler.close()
         await memo.kube.close()
@@ -64,6 +66,7 @@ def build_registry() -> kopf.OperatorRegistry:
 
     def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
         # Built on first use: Kopf hands indexes only to handlers (as keyword arguments).
+        # During cleanup a closed one is handed out, which ignores requests.
         if memo.reconciler is None:
             pods: kopf.Index[str, PodFacts] = indexes["pods_by_job"]
             deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
@@ -75,6 +78,8 @@ def build_registry() -> kopf.OperatorRegistry:
                 decorators=memo.decorators,
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
             )
+        if memo.closing:
+            memo.reconciler.closed = True
         result: Reconciler = memo.reconciler
         return result
 

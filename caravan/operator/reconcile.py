@@ -74,11 +74,11 @@ class Reconciler:
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _bodies: dict[str, JSON] = field(default_factory=dict)
-    _closed: bool = False
+    closed: bool = False
 
     def request(self, job: str, body: JSON | None = None) -> None:
         """Asks for a pass over `job`; with the Job's body from a watch event, no GET."""
-        if self._closed:
+        if self.closed:
             return  # shutting down: the client is (being) closed
         if body is not None:
             self._bodies[job] = body
@@ -123,7 +123,7 @@ class Reconciler:
         )
 
     async def close(self) -> None:
-        self._closed = True
+        self.closed = True
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)

@@ -31,6 +31,7 @@ class OperatorThread(threading.Thread):
         self.on_exit = on_exit
         self.ready_flag = threading.Event()
         self.stop_flag = threading.Event()
+        self.stopping = False  # True once stop() asked for it (not a crash)
 
     def run(self) -> None:
         error: BaseException | None = None
@@ -54,4 +55,5 @@ class OperatorThread(threading.Thread):
         )
 
     def stop(self) -> None:
+        self.stopping = True
         self.stop_flag.set()

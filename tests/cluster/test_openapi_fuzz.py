@@ -16,7 +16,17 @@ from tests.cluster.conftest import running_caravan
 from tests.cluster.kubeutil import group, job_body
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection"
+# positive_data_acceptance is left out on purpose: OpenAPI cannot carry every rule (a
+# settings document valid JSON but invalid for its JSON Schema answers 422, truthfully).
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+    ]
+)
 
 
 async def test_no_route_answers_5xx_or_undeclared_statuses(

@@ -66,7 +66,7 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
 async def test_api_stops_when_the_operator_dies(kubeconfig: str, namespace: str) -> None:
     async with running_caravan(namespace=namespace, kubeconfig=kubeconfig) as caravan:
         assert caravan.operator is not None
-        caravan.operator.stop()  # the operator half ends, as if it had crashed
+        caravan.operator.stop_flag.set()  # Kopf ends by itself, as if it had crashed
         await asyncio.wait_for(caravan.wait_stopped(), timeout=30)
         assert caravan.server is not None and caravan.server.should_exit
         assert not caravan.operator.is_alive()

@@ -34,11 +34,12 @@ run_logged() {
   local logfile=$1 label=$2; shift 2
   printf '\n$ %s\n' "$*" >>"$logfile"
   "$@" >>"$logfile" 2>&1 &
-  local pid=$! t0=$SECONDS
+  local pid=$! t0=$SECONDS next_beat=$((SECONDS + 60))
   while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    if kill -0 "$pid" 2>/dev/null && (( (SECONDS - t0) % 60 < 5 && SECONDS - t0 >= 60 )); then
+    sleep 2
+    if kill -0 "$pid" 2>/dev/null && ((SECONDS >= next_beat)); then
       say "  ... still $label ($((SECONDS - t0))s)"
+      next_beat=$((next_beat + 60))
     fi
   done
   if ! wait "$pid"; then

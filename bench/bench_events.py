@@ -21,51 +21,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from caravan.events.service import EventsService
+from tests.samples import Clock, vote_cheer
 
-DOCUMENT: dict[str, Any] = {
-    "version": "1.7.0",
-    "event": {
-        "game": {
-            "maps": [
-                {
-                    "id": "votes",
-                    "source": "userinput",
-                    "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                    "key": ["vote", "<option>"],
-                    "value": 1,
-                },
-                {
-                    "id": "cheers",
-                    "source": "userinput",
-                    "where": {
-                        "key": ["cheer", "<team>"],
-                        "name": "<n>",
-                        "type": "number",
-                        "$gte": 0,
-                    },
-                    "key": ["cheer", "<team>"],
-                    "value": "<n>",
-                },
-            ],
-            "reductions": [
-                {
-                    "id": "vote-count",
-                    "where": {"key": ["vote", "<option>"]},
-                    "key": ["<option>"],
-                    "value": ["$count"],
-                    "period": 250,
-                },
-                {
-                    "id": "cheer-sum",
-                    "where": {"key": ["cheer", "<team>"]},
-                    "key": ["<team>"],
-                    "value": ["$sum"],
-                    "period": 250,
-                },
-            ],
-        }
-    },
-}
+# The sample vote/cheer document, every 250 ms, the cheers summed only.
+DOCUMENT = vote_cheer(period=250)
+DOCUMENT["event"]["game"]["reductions"][1]["value"] = ["$sum"]
 
 DISTINCT_KEYS = 10_000
 BATCH = 1_000
@@ -87,16 +47,8 @@ def make_events(n: int, seed: int = 1) -> list[dict[str, Any]]:
     return events
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        return self.now
-
-
 def run(events: list[dict[str, Any]]) -> tuple[float, int, int]:
-    clock = FakeClock()
+    clock = Clock()
     svc = EventsService(clock=clock)
     assert not svc.replace([DOCUMENT])
     svc.results(0)  # collection on, so messages are really logged

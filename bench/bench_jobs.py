@@ -16,41 +16,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import httpx
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from caravan.kube.client import DEPLOYMENTS, JOBS, NAMESPACES, PODS, KubeClient  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+from bench.common import bench_namespace, pct, running_caravan
+from caravan.kube.client import DEPLOYMENTS, JOBS, PODS
 
 
 def ms(values: list[float]) -> str:
     return f"p50 {pct(values, 50) * 1000:.2f} ms, p99 {pct(values, 99) * 1000:.2f} ms"
-
-
-def kubeconfig() -> str:
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
-    out = subprocess.run(
-        [str(ROOT / "hack" / "cluster.sh"), "kubeconfig"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
 
 
 def job(name: str, groups: int, pods: int) -> dict[str, Any]:
@@ -92,156 +72,119 @@ async def wait_running(api: httpx.AsyncClient, total: int, timeout: float) -> fl
 
 
 async def main(args: argparse.Namespace) -> None:
-    config = kubeconfig()
-    kube = await KubeClient.connect(config)
-    ns = f"bench-jobs-{uuid.uuid4().hex[:6]}"
-    await kube.create(NAMESPACES.collection(None), {"metadata": {"name": ns}})
-    port = 18900
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-        [
-            str(ROOT / ".venv" / "bin" / "caravan"),
-            "run",
-            "--namespace",
-            ns,
-            "--port",
-            str(port),
-            "--kubeconfig",
-            config,
-            "--log-level",
-            "WARNING",
-        ],
-    )
     limits = httpx.Limits(max_connections=args.waiters + 50, max_keepalive_connections=50)
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=120, limits=limits
-        ) as api:
-            for _ in range(100):
-                try:
-                    if (await api.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
-            total = args.jobs * args.groups * args.pods
-            print(
-                f"[bench] creating {args.jobs} jobs x {args.groups} groups x {args.pods} pods"
-                f" = {total} allocations in {ns}"
-            )
-            t0 = time.monotonic()
-            sem = asyncio.Semaphore(20)
+    async with (
+        bench_namespace("bench-jobs") as (kube, config, ns),
+        running_caravan(ns, config, timeout=120, limits=limits) as (proc, api),
+    ):
+        total = args.jobs * args.groups * args.pods
+        print(
+            f"[bench] creating {args.jobs} jobs x {args.groups} groups x {args.pods} pods"
+            f" = {total} allocations in {ns}"
+        )
+        t0 = time.monotonic()
+        sem = asyncio.Semaphore(20)
 
-            async def create(i: int) -> None:
-                async with sem:
-                    await kube.create(
-                        JOBS.collection(ns), job(f"job-{i:04d}", args.groups, args.pods)
-                    )
+        async def create(i: int) -> None:
+            async with sem:
+                await kube.create(JOBS.collection(ns), job(f"job-{i:04d}", args.groups, args.pods))
 
-            await asyncio.gather(*(create(i) for i in range(args.jobs)))
-            ready_after = await wait_running(api, total, timeout=900)
-            print(
-                f"[bench] all {total} allocations running {ready_after:.1f}s after creation"
-                f" started ({time.monotonic() - t0:.1f}s total)"
-            )
+        await asyncio.gather(*(create(i) for i in range(args.jobs)))
+        ready_after = await wait_running(api, total, timeout=900)
+        print(
+            f"[bench] all {total} allocations running {ready_after:.1f}s after creation"
+            f" started ({time.monotonic() - t0:.1f}s total)"
+        )
 
-            # GET /v1/jobs beside one LIST of the same pods, interleaved in the same run.
-            gets: list[float] = []
-            lists: list[float] = []
-            size = 0
-            for i in range(args.requests):
+        # GET /v1/jobs beside one LIST of the same pods, interleaved in the same run.
+        gets: list[float] = []
+        lists: list[float] = []
+        size = 0
+        for i in range(args.requests):
+            t = time.perf_counter()
+            r = await api.get("/v1/jobs")
+            gets.append(time.perf_counter() - t)
+            size = len(r.content)
+            if i % (args.requests // 20) == 0:
                 t = time.perf_counter()
-                r = await api.get("/v1/jobs")
-                gets.append(time.perf_counter() - t)
-                size = len(r.content)
-                if i % (args.requests // 20) == 0:
-                    t = time.perf_counter()
-                    await kube.list_items(PODS.collection(ns), labelSelector="caravan.dev/job")
-                    lists.append(time.perf_counter() - t)
-            print(
-                f"[bench] GET /v1/jobs ({size / 1024:.0f} KiB): {ms(gets)}"
-                f" over {len(gets)} requests"
-            )
-            print(
-                f"[bench] LIST {total} pods from kube-apiserver: {ms(lists)}"
-                f" over {len(lists)} requests"
-            )
-            print(f"[bench] ratio LIST p50 / GET p50: {pct(lists, 50) / pct(gets, 50):.0f}x")
+                await kube.list_items(PODS.collection(ns), labelSelector="caravan.dev/job")
+                lists.append(time.perf_counter() - t)
+        print(f"[bench] GET /v1/jobs ({size / 1024:.0f} KiB): {ms(gets)} over {len(gets)} requests")
+        print(
+            f"[bench] LIST {total} pods from kube-apiserver: {ms(lists)} over {len(lists)} requests"
+        )
+        print(f"[bench] ratio LIST p50 / GET p50: {pct(lists, 50) / pct(gets, 50):.0f}x")
 
-            # updatecounts -> Deployment spec.replicas, seen through a watch.
-            latencies: list[float] = []
-            posts: list[float] = []
-            deploy_path = DEPLOYMENTS.collection(ns)
-            rv = (await kube.list_items(deploy_path, limit=1))["metadata"]["resourceVersion"]
-            events: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+        # updatecounts -> Deployment spec.replicas, seen through a watch.
+        latencies: list[float] = []
+        posts: list[float] = []
+        deploy_path = DEPLOYMENTS.collection(ns)
+        rv = (await kube.list_items(deploy_path, limit=1))["metadata"]["resourceVersion"]
+        events: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
 
-            async def watch() -> None:
-                query = {"resourceVersion": rv, "fieldSelector": "metadata.name=job-0000-g0"}
-                async for event in kube.watch(deploy_path, query=query, timeout_seconds=600):
-                    await events.put((time.perf_counter(), event["object"]))
+        async def watch() -> None:
+            query = {"resourceVersion": rv, "fieldSelector": "metadata.name=job-0000-g0"}
+            async for event in kube.watch(deploy_path, query=query, timeout_seconds=600):
+                await events.put((time.perf_counter(), event["object"]))
 
-            watcher = asyncio.create_task(watch())
-            await asyncio.sleep(0.5)
-            replicas = args.pods
-            for i in range(args.updates):
-                delta = 1 if i % 2 == 0 else -1
-                replicas += delta
-                t = time.perf_counter()
-                r = await api.post(
-                    "/v1/jobs/updatecounts",
-                    json={"jobID": "job-0000", "taskGroup": "g0", "count": delta},
-                )
-                assert r.status_code == 200, r.text
-                posts.append(time.perf_counter() - t)
-                while True:
-                    seen_at, obj = await asyncio.wait_for(events.get(), 10)
-                    if obj["spec"]["replicas"] == replicas:
-                        latencies.append(seen_at - t)
-                        break
-            watcher.cancel()
-            print(
-                f"[bench] updatecounts -> Deployment spec.replicas: {ms(latencies)}"
-                f" over {len(latencies)} updates (the POST alone: {ms(posts)})"
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0.5)
+        replicas = args.pods
+        for i in range(args.updates):
+            delta = 1 if i % 2 == 0 else -1
+            replicas += delta
+            t = time.perf_counter()
+            r = await api.post(
+                "/v1/jobs/updatecounts",
+                json={"jobID": "job-0000", "taskGroup": "g0", "count": delta},
             )
+            assert r.status_code == 200, r.text
+            posts.append(time.perf_counter() - t)
+            while True:
+                seen_at, obj = await asyncio.wait_for(events.get(), 10)
+                if obj["spec"]["replicas"] == replicas:
+                    latencies.append(seen_at - t)
+                    break
+        watcher.cancel()
+        print(
+            f"[bench] updatecounts -> Deployment spec.replicas: {ms(latencies)}"
+            f" over {len(latencies)} updates (the POST alone: {ms(posts)})"
+        )
 
-            # Concurrent long-poll waiters woken by one change.
-            index = int((await api.get("/v1/jobs")).headers["waitIndex"])
-            answered: list[float] = []
+        # Concurrent long-poll waiters woken by one change.
+        index = int((await api.get("/v1/jobs")).headers["waitIndex"])
+        answered: list[float] = []
 
-            async def waiter() -> None:
-                await api.get("/v1/jobs", headers={"waitIndex": str(index)}, params={"wait": "60s"})
-                answered.append(time.perf_counter())
+        async def waiter() -> None:
+            await api.get("/v1/jobs", headers={"waitIndex": str(index)}, params={"wait": "60s"})
+            answered.append(time.perf_counter())
 
-            tasks = [asyncio.create_task(waiter()) for _ in range(args.waiters)]
-            await asyncio.sleep(3)  # let every request reach the server and block
-            changed = time.perf_counter()
-            await api.post(
-                "/v1/jobs/updatecounts", json={"jobID": "job-0001", "taskGroup": "g0", "count": 1}
+        tasks = [asyncio.create_task(waiter()) for _ in range(args.waiters)]
+        await asyncio.sleep(3)  # let every request reach the server and block
+        changed = time.perf_counter()
+        await api.post(
+            "/v1/jobs/updatecounts", json={"jobID": "job-0001", "taskGroup": "g0", "count": 1}
+        )
+        await asyncio.gather(*tasks)
+        delays = [a - changed for a in answered]
+        print(
+            f"[bench] {args.waiters} long-poll waiters answered after a change: {ms(delays)},"
+            f" max {max(delays) * 1000:.0f} ms (client and server share 2 cores)"
+        )
+        print(f"[bench] caravan RSS with {total} pods watched: {rss_mb(proc.pid):.0f} MB")
+        print(
+            json.dumps(
+                {
+                    "allocations": total,
+                    "get_p50_ms": pct(gets, 50) * 1000,
+                    "get_p99_ms": pct(gets, 99) * 1000,
+                    "list_p50_ms": pct(lists, 50) * 1000,
+                    "update_p99_ms": pct(latencies, 99) * 1000,
+                    "waiters_p99_ms": pct(delays, 99) * 1000,
+                    "rss_mb": rss_mb(proc.pid),
+                }
             )
-            await asyncio.gather(*tasks)
-            delays = [a - changed for a in answered]
-            print(
-                f"[bench] {args.waiters} long-poll waiters answered after a change: {ms(delays)},"
-                f" max {max(delays) * 1000:.0f} ms (client and server share 2 cores)"
-            )
-            print(f"[bench] caravan RSS with {total} pods watched: {rss_mb(proc.pid):.0f} MB")
-            print(
-                json.dumps(
-                    {
-                        "allocations": total,
-                        "get_p50_ms": pct(gets, 50) * 1000,
-                        "get_p99_ms": pct(gets, 99) * 1000,
-                        "list_p50_ms": pct(lists, 50) * 1000,
-                        "update_p99_ms": pct(latencies, 99) * 1000,
-                        "waiters_p99_ms": pct(delays, 99) * 1000,
-                        "rss_mb": rss_mb(proc.pid),
-                    }
-                )
-            )
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        await kube.delete(NAMESPACES.item(None, ns))
-        await kube.close()
+        )
 
 
 if __name__ == "__main__":

@@ -14,46 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import pathlib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from typing import Any
 
 import httpx
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from caravan.kube.client import JOBS, NAMESPACES, PODS, KubeClient  # noqa: E402
-from tests.cluster.kubeutil import group, job_body, pod_template, serve_pod_log  # noqa: E402
+from bench.common import ROOT, bench_namespace, pct, running_caravan
+from caravan.kube.client import JOBS, PODS, KubeClient
+from tests.cluster.kubeutil import group, job_body, pod_template, serve_pod_log
 
 KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 TAIL = 65536
-
-
-def kubeconfig() -> str:
-    if os.environ.get("KUBECONFIG"):
-        return os.environ["KUBECONFIG"]
-    out = subprocess.run(
-        [str(ROOT / "hack" / "cluster.sh"), "kubeconfig"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_cri_log(path: pathlib.Path, megabytes: float) -> int:
@@ -71,9 +49,8 @@ def write_cri_log(path: pathlib.Path, megabytes: float) -> int:
 
 
 def ms(values: list[float]) -> str:
-    ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return f"median {statistics.median(values) * 1000:7.2f} ms, p90 {p90 * 1000:7.2f} ms"
+    median, p90 = statistics.median(values), pct(values, 90)
+    return f"median {median * 1000:7.2f} ms, p90 {p90 * 1000:7.2f} ms"
 
 
 async def allocation(api: httpx.AsyncClient, kube: KubeClient, ns: str, job: str) -> str:
@@ -116,42 +93,18 @@ async def caravan_read(api: httpx.AsyncClient, pod: str, params: dict[str, Any])
 
 
 async def main(args: argparse.Namespace) -> None:
-    config = kubeconfig()
-    kube = await KubeClient.connect(config)
-    ns = f"bench-logs-{uuid.uuid4().hex[:6]}"
-    await kube.create(NAMESPACES.collection(None), {"metadata": {"name": ns}})
-    port = free_port()
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
-        [
-            str(ROOT / ".venv" / "bin" / "caravan"),
-            "run",
-            "--namespace",
-            ns,
-            "--port",
-            str(port),
-            "--kubeconfig",
-            config,
-            "--log-level",
-            "WARNING",
-        ],
-    )
-    workdir = tempfile.TemporaryDirectory(prefix="bench-logs-")
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as api:
-            for _ in range(150):
-                try:
-                    if (await api.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
+    async with (
+        bench_namespace("bench-logs") as (kube, config, ns),
+        running_caravan(ns, config, timeout=300) as (_, api),
+    ):
+        with tempfile.TemporaryDirectory(prefix="bench-logs-") as workdir:
             # Let one read return the whole big log (the default cap is 16 MiB).
             settings = await api.post("/v1/settings", json={"logs": {"maxReadBytes": 1 << 30}})
             print(f"[bench] raise logs.maxReadBytes: HTTP {settings.status_code}")
             sizes: dict[str, int] = {}
             pods: dict[str, str] = {}
             for name, mb in (("big", args.big_mb), ("small", args.small_mb)):
-                path = pathlib.Path(workdir.name) / f"{name}.log"
+                path = pathlib.Path(workdir) / f"{name}.log"
                 sizes[name] = write_cri_log(path, mb)
                 pods[name] = await allocation(api, kube, ns, name)
                 await serve_pod_log(kube, ns, pods[name], str(path))
@@ -207,12 +160,6 @@ async def main(args: argparse.Namespace) -> None:
                     "kubectl": "kubectl logs (process)",
                 }[name]
                 print(f"  {label:28s} {best:6.3f} s  {sizes['big'] / 1e6 / best:7.1f} MB/s")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        workdir.cleanup()
-        await kube.delete(NAMESPACES.item(None, ns))
-        await kube.close()
 
 
 if __name__ == "__main__":

@@ -130,8 +130,13 @@ async def service_account_token(
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
             },
         )
+    return await request_token(kube, namespace, name)
+
+
+async def request_token(kube: KubeClient, namespace: str, service_account: str) -> str:
+    """A one-hour token of an existing ServiceAccount (a TokenRequest)."""
     request = await kube.create(
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token",
         {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",

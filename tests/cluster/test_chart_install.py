@@ -24,7 +24,13 @@ from caravan.kube.client import (
     KubeError,
 )
 from tests.cluster.conftest import running_caravan
-from tests.cluster.kubeutil import eventually, group, job_body, token_kubeconfig
+from tests.cluster.kubeutil import (
+    eventually,
+    group,
+    job_body,
+    request_token,
+    token_kubeconfig,
+)
 from tests.helm import helm, versions
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -53,18 +59,6 @@ async def release(kubeconfig: str, namespace: str) -> AsyncIterator[str]:
     helm("uninstall", RELEASE, "--namespace", namespace, "--kubeconfig", kubeconfig, check=False)
 
 
-async def chart_token(kube: KubeClient, namespace: str) -> str:
-    request = await kube.create(
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{RELEASE}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": 3600},
-        },
-    )
-    return str(request["status"]["token"])
-
-
 async def test_helm_install_creates_what_it_should(
     release: str, kube: KubeClient, namespace: str
 ) -> None:
@@ -89,7 +83,7 @@ async def test_helm_install_creates_what_it_should(
 async def test_chart_rbac_is_sufficient_for_caravan(
     release: str, kube: KubeClient, kubeconfig: str, namespace: str, tmp_path: pathlib.Path
 ) -> None:
-    token = await chart_token(kube, namespace)
+    token = await request_token(kube, namespace, RELEASE)
     as_chart = token_kubeconfig(kubeconfig, token, str(tmp_path / "chart-sa.kubeconfig"))
     await kube.create(JOBS.collection(namespace), job_body("web", [group("g", count_init=1)]))
     async with (
@@ -135,7 +129,7 @@ async def test_chart_rbac_is_no_wider(
     await kube.create(
         SECRETS.collection(other), {"metadata": {"name": "not-yours"}, "stringData": {"k": "v"}}
     )
-    token = await chart_token(kube, namespace)
+    token = await request_token(kube, namespace, RELEASE)
     as_chart = await KubeClient.connect_with_token(token, kubeconfig)
     try:
         for path in (

@@ -17,36 +17,9 @@ from caravan.events.storage import EVENTS_KEY
 from caravan.kube.client import CONFIGMAPS, KubeClient
 from caravan.runner import Caravan
 from tests.cluster.kubeutil import eventually
+from tests.samples import votes_only
 
 CM = "caravan-events"
-
-
-def vote_doc(reduction: str = "vote-count", period: int = 100) -> dict[str, Any]:
-    return {
-        "version": "1.7.0",
-        "event": {
-            "game": {
-                "maps": [
-                    {
-                        "id": "votes",
-                        "source": "userinput",
-                        "where": {"key": ["vote"], "name": "<o>", "type": "string"},
-                        "key": ["vote", "<o>"],
-                        "value": 1,
-                    }
-                ],
-                "reductions": [
-                    {
-                        "id": reduction,
-                        "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"],
-                        "value": ["$count"],
-                        "period": period,
-                    }
-                ],
-            }
-        },
-    }
 
 
 def votes(*options: str) -> dict[str, Any]:
@@ -102,9 +75,9 @@ async def test_votes_are_counted_per_period_and_read_from_the_results_log(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": []}
-    assert await post_documents(api, [vote_doc()]) == {"errors": "", "mapreduce": [vote_doc()]}
+    assert await post_documents(api, [votes_only()]) == {"errors": "", "mapreduce": [votes_only()]}
     text = await stored_text(kube, namespace)
-    assert text is not None and json.loads(text) == {"mapreduce": [vote_doc()]}
+    assert text is not None and json.loads(text) == {"mapreduce": [votes_only()]}
 
     reader = ResultsReader(api)
     await reader.poll()  # collection starts at the first read
@@ -139,18 +112,18 @@ async def test_votes_are_counted_per_period_and_read_from_the_results_log(
 async def test_invalid_documents_are_rejected_with_every_error_and_nothing_stored(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
-    await post_documents(api, [vote_doc()])
+    await post_documents(api, [votes_only()])
     before = await stored_text(kube, namespace)
-    bad = vote_doc()
+    bad = votes_only()
     bad["event"]["game"]["maps"][0]["where"]["$gtee"] = 0
     bad["event"]["game"]["reductions"][0]["value"] = ["$median"]
-    response = await api.post("/v1/events", json={"mapreduce": [vote_doc("other"), bad]})
+    response = await api.post("/v1/events", json={"mapreduce": [votes_only("other"), bad]})
     assert response.status_code == 422
     details = response.json()["details"]
     assert len(details) >= 2
     assert all(d["path"].startswith("mapreduce[1]") for d in details)
     assert await stored_text(kube, namespace) == before
-    assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": [vote_doc()]}
+    assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": [votes_only()]}
 
     malformed = await api.post("/v1/events", content=b'{"mapreduce": [')
     assert malformed.status_code == 400
@@ -160,8 +133,8 @@ async def test_invalid_documents_are_rejected_with_every_error_and_nothing_store
 async def test_a_broken_kubectl_edit_is_reported_and_the_old_program_keeps_running(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
-    await post_documents(api, [vote_doc()])
-    bad = vote_doc("broken")
+    await post_documents(api, [votes_only()])
+    bad = votes_only("broken")
     bad["event"]["game"]["reductions"][0]["period"] = -5
     await kube.merge_patch(
         CONFIGMAPS.item(namespace, CM), {"data": {EVENTS_KEY: json.dumps({"mapreduce": [bad]})}}
@@ -172,7 +145,7 @@ async def test_a_broken_kubectl_edit_is_reported_and_the_old_program_keeps_runni
         what="the edit's errors in GET /v1/events",
     )
     assert "period" in view.json()["errors"]
-    assert view.json()["mapreduce"] == [vote_doc()]  # what runs
+    assert view.json()["mapreduce"] == [votes_only()]  # what runs
 
     reader = ResultsReader(api)
     await reader.poll()
@@ -188,11 +161,11 @@ async def test_a_broken_kubectl_edit_is_reported_and_the_old_program_keeps_runni
     # Fixing the ConfigMap makes the new definitions live and clears the errors.
     await kube.merge_patch(
         CONFIGMAPS.item(namespace, CM),
-        {"data": {EVENTS_KEY: json.dumps({"mapreduce": [vote_doc("fixed")]})}},
+        {"data": {EVENTS_KEY: json.dumps({"mapreduce": [votes_only("fixed")]})}},
     )
     await eventually(
         lambda: api.get("/v1/events"),
-        lambda r: r.json() == {"errors": "", "mapreduce": [vote_doc("fixed")]},
+        lambda r: r.json() == {"errors": "", "mapreduce": [votes_only("fixed")]},
         what="the fixed documents in force",
     )
     await api.post("/v1/events/send", json=votes("c"))
@@ -206,7 +179,7 @@ async def test_a_broken_kubectl_edit_is_reported_and_the_old_program_keeps_runni
 
 
 async def test_send_reports_unmatched_and_rejected_events(api: httpx.AsyncClient) -> None:
-    await post_documents(api, [vote_doc()])
+    await post_documents(api, [votes_only()])
     batch = {
         "channel": "game",
         "events": [{"key": ["vote"], "value": "x"}, {"key": ["jump"], "value": 1}, {"value": 1}],
@@ -230,7 +203,7 @@ def subscribers(caravan: Caravan) -> Callable[[], Awaitable[int]]:
 async def test_sse_stream_pushes_each_periods_results(
     caravan: Caravan, api: httpx.AsyncClient
 ) -> None:
-    await post_documents(api, [vote_doc()])
+    await post_documents(api, [votes_only()])
     async with api.stream("GET", "/v1/events/stream") as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -253,7 +226,7 @@ async def test_sse_stream_pushes_each_periods_results(
 async def test_websocket_pushes_each_periods_results(
     caravan: Caravan, api: httpx.AsyncClient
 ) -> None:
-    await post_documents(api, [vote_doc()])
+    await post_documents(api, [votes_only()])
     url = caravan.url.replace("http://", "ws://") + "/v1/events/ws"
     async with connect(url) as websocket:
         await eventually(subscribers(caravan), lambda n: n == 1, what="the WS subscription")
@@ -272,7 +245,7 @@ async def test_documents_stored_before_start_are_restored(
         CONFIGMAPS.collection(namespace),
         {
             "metadata": {"name": CM},
-            "data": {EVENTS_KEY: json.dumps({"mapreduce": [vote_doc("restored")]})},
+            "data": {EVENTS_KEY: json.dumps({"mapreduce": [votes_only("restored")]})},
         },
     )
     instance = Caravan(Config(namespace=namespace, port=0, kubeconfig=kubeconfig))
@@ -281,7 +254,7 @@ async def test_documents_stored_before_start_are_restored(
         await instance.wait_ready(timeout=60)
         async with httpx.AsyncClient(base_url=instance.url, timeout=30) as api:
             view = (await api.get("/v1/events")).json()
-            assert view == {"errors": "", "mapreduce": [vote_doc("restored")]}
+            assert view == {"errors": "", "mapreduce": [votes_only("restored")]}
             reader = ResultsReader(api)
             await reader.poll()
             await api.post("/v1/events/send", json=votes("z"))

@@ -8,48 +8,14 @@ from typing import Any
 import pytest
 
 from caravan.events import EventsValidationError, compile_documents, validate_documents
+from tests.samples import vote_cheer, without
 
 pytestmark = pytest.mark.unit
 
 
 def vote_doc() -> dict[str, Any]:
-    return {
-        "version": "1.7.0",
-        "event": {
-            "game": {
-                "maps": [
-                    {
-                        "id": "votes",
-                        "source": "userinput",
-                        "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                        "key": ["vote", "<option>"],
-                        "value": 1,
-                    },
-                    {
-                        "id": "cheers",
-                        "source": "userinput",
-                        "where": {
-                            "key": ["cheer", "<team>"],
-                            "name": "<n>",
-                            "type": "number",
-                            "$gte": 0,
-                        },
-                        "key": ["cheer", "<team>"],
-                        "value": "<n>",
-                    },
-                ],
-                "reductions": [
-                    {
-                        "id": "vote-count",
-                        "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"],
-                        "value": ["$count"],
-                        "period": 250,
-                    },
-                ],
-            }
-        },
-    }
+    """The sample with one reduction (vote-count) every 250 ms."""
+    return without(vote_cheer(period=250), "cheer-sum")
 
 
 def errors_of(docs: Any) -> dict[str, str]:

@@ -12,55 +12,14 @@ from hypothesis import strategies as st
 
 from caravan.events import Engine, ResultMessage, compile_documents
 from caravan.events.engine import MAX_REJECTION_REASONS
+from tests.samples import vote_cheer
 
 pytestmark = pytest.mark.unit
 
 
 def game_doc(period: int = 250) -> dict[str, Any]:
-    return {
-        "version": "1.7.0",
-        "event": {
-            "game": {
-                "maps": [
-                    {
-                        "id": "votes",
-                        "source": "userinput",
-                        "where": {"key": ["vote"], "name": "<option>", "type": "string"},
-                        "key": ["vote", "<option>"],
-                        "value": 1,
-                    },
-                    {
-                        "id": "cheers",
-                        "source": "userinput",
-                        "where": {
-                            "key": ["cheer", "<team>"],
-                            "name": "<n>",
-                            "type": "number",
-                            "$gte": 0,
-                        },
-                        "key": ["cheer", "<team>"],
-                        "value": "<n>",
-                    },
-                ],
-                "reductions": [
-                    {
-                        "id": "vote-count",
-                        "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"],
-                        "value": ["$count"],
-                        "period": period,
-                    },
-                    {
-                        "id": "cheer-sum",
-                        "where": {"key": ["cheer", "<t>"]},
-                        "key": ["<t>"],
-                        "value": ["$sum", "$average"],
-                        "period": period,
-                    },
-                ],
-            }
-        },
-    }
+    """The sample, both reductions every `period` ms."""
+    return vote_cheer(period)
 
 
 class Harness:

@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from caravan.events import ResultMessage, ResultsLog
+from tests.samples import Clock
 
 pytestmark = pytest.mark.unit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 def msg(i: int) -> ResultMessage:

@@ -22,6 +22,7 @@ from caravan.events import EventsService
 from caravan.events.storage import EVENTS_KEY, StoredDocuments, parse_stored
 from caravan.kube.client import CONFIGMAPS, JSON, KubeClient, KubeError
 from caravan.store import Store
+from tests.samples import votes_only
 
 NS = "unit"
 CM = "caravan-events"
@@ -60,34 +61,6 @@ class FakeKube:
         return parse_stored(data)
 
 
-def doc(period: int = 100, reduction: str = "vote-count") -> dict[str, Any]:
-    return {
-        "version": "1.7.0",
-        "event": {
-            "game": {
-                "maps": [
-                    {
-                        "id": "votes",
-                        "source": "userinput",
-                        "where": {"key": ["vote"], "name": "<o>", "type": "string"},
-                        "key": ["vote", "<o>"],
-                        "value": 1,
-                    }
-                ],
-                "reductions": [
-                    {
-                        "id": reduction,
-                        "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"],
-                        "value": ["$count"],
-                        "period": period,
-                    }
-                ],
-            }
-        },
-    }
-
-
 @pytest.fixture
 async def state() -> AsyncIterator[AppState]:
     app_state = AppState(
@@ -121,11 +94,11 @@ async def test_get_without_documents(api: httpx.AsyncClient) -> None:
 
 
 async def test_post_stores_then_runs(api: httpx.AsyncClient, state: AppState) -> None:
-    response = await api.post("/v1/events", json={"mapreduce": [doc()]})
+    response = await api.post("/v1/events", json={"mapreduce": [votes_only()]})
     assert response.status_code == 200, response.text
-    assert response.json() == {"errors": "", "mapreduce": [doc()]}
-    assert kube_of(state).stored() == [doc()]
-    assert (await api.get("/v1/events")).json()["mapreduce"] == [doc()]
+    assert response.json() == {"errors": "", "mapreduce": [votes_only()]}
+    assert kube_of(state).stored() == [votes_only()]
+    assert (await api.get("/v1/events")).json()["mapreduce"] == [votes_only()]
     sent = await api.post(
         "/v1/events/send",
         json={"channel": "game", "events": [{"key": ["vote"], "value": "e4"}]},
@@ -136,9 +109,9 @@ async def test_post_stores_then_runs(api: httpx.AsyncClient, state: AppState) ->
 async def test_invalid_documents_are_422_with_every_error_and_nothing_changes(
     api: httpx.AsyncClient, state: AppState
 ) -> None:
-    assert (await api.post("/v1/events", json={"mapreduce": [doc()]})).status_code == 200
+    assert (await api.post("/v1/events", json={"mapreduce": [votes_only()]})).status_code == 200
     writes = kube_of(state).writes
-    bad = doc()
+    bad = votes_only()
     bad["event"]["game"]["maps"][0]["where"]["$gtee"] = 1
     bad["event"]["game"]["reductions"][0]["period"] = 0
     response = await api.post("/v1/events", json={"mapreduce": [bad, "not a document"]})
@@ -152,7 +125,7 @@ async def test_invalid_documents_are_422_with_every_error_and_nothing_changes(
     assert any(p == "mapreduce[1]" for p in paths)
     assert all(set(d) == {"path", "message"} for d in body["details"])
     assert kube_of(state).writes == writes
-    assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": [doc()]}
+    assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": [votes_only()]}
 
 
 @pytest.mark.parametrize(
@@ -178,7 +151,7 @@ async def test_post_that_cannot_be_stored_runs_nothing(
     api: httpx.AsyncClient, state: AppState
 ) -> None:
     kube_of(state).fail_writes = True
-    response = await api.post("/v1/events", json={"mapreduce": [doc()]})
+    response = await api.post("/v1/events", json={"mapreduce": [votes_only()]})
     assert response.status_code == 503
     assert service_of(state).documents == []
 
@@ -186,7 +159,7 @@ async def test_post_that_cannot_be_stored_runs_nothing(
 async def test_send_reports_accepted_unmatched_and_rejected(
     api: httpx.AsyncClient, state: AppState
 ) -> None:
-    await api.post("/v1/events", json={"mapreduce": [doc()]})
+    await api.post("/v1/events", json={"mapreduce": [votes_only()]})
     batch = [
         {"key": ["vote"], "value": "e4"},
         {"key": ["cheer"], "value": 1},
@@ -234,7 +207,7 @@ async def test_send_bounds_the_batch(api: httpx.AsyncClient) -> None:
 
 async def test_results_log_positions(api: httpx.AsyncClient, state: AppState) -> None:
     service = service_of(state)
-    await api.post("/v1/events", json={"mapreduce": [doc(period=60_000)]})
+    await api.post("/v1/events", json={"mapreduce": [votes_only(period=60_000)]})
     first = await api.get("/v1/events/results/0")
     assert first.json() == {"counter": 0, "messages": []}  # collection starts now
     await api.post(
@@ -273,7 +246,7 @@ async def test_results_idle_timeout_comes_from_the_settings(
 
 async def test_sse_frames(state: AppState) -> None:
     service = service_of(state)
-    service.replace([doc(period=60_000)])
+    service.replace([votes_only(period=60_000)])
     stream = events_routes._sse(service)
     assert await anext(stream) == b": subscribed\n\n"
     service.ingest("game", [{"key": ["vote"], "value": "e4"}])
@@ -290,7 +263,7 @@ async def test_sse_frames(state: AppState) -> None:
 async def test_sse_reports_what_a_slow_client_missed(state: AppState) -> None:
     service = service_of(state)
     service.hub.default_maxsize = 2
-    service.replace([doc(period=1)])
+    service.replace([votes_only(period=1)])
     stream = events_routes._sse(service)
     await anext(stream)
     for t in range(10**15, 10**15 + 5):  # five periods, five messages, queue of two
@@ -326,11 +299,11 @@ def test_stored_documents_apply_kubectl_edits() -> None:
     stored.on_change("other", data(["junk"]))  # another ConfigMap: ignored
     assert service.documents == [] and service.errors == ""
 
-    stored.on_change(CM, data([doc()]))
-    assert service.documents == [doc()] and service.errors == ""
+    stored.on_change(CM, data([votes_only()]))
+    assert service.documents == [votes_only()] and service.errors == ""
     program = service.program
 
-    bad = doc()
+    bad = votes_only()
     bad["event"]["game"]["reductions"][0]["period"] = "soon"
     stored.on_change(CM, data([bad]))
     assert service.program is program  # the last valid definitions keep running
@@ -339,10 +312,10 @@ def test_stored_documents_apply_kubectl_edits() -> None:
     stored.on_change(CM, {EVENTS_KEY: "{not json"})
     assert service.program is program and "not valid JSON" in service.errors
 
-    stored.on_change(CM, data([doc()]))  # reverted: the same program, errors cleared
+    stored.on_change(CM, data([votes_only()]))  # reverted: the same program, errors cleared
     assert service.program is program and service.errors == ""
 
-    stored.on_change(CM, data([doc(period=50)]))
+    stored.on_change(CM, data([votes_only(period=50)]))
     assert service.program is not program and service.errors == ""
 
     stored.on_change(CM, None)  # deleted: nothing stored, nothing runs
@@ -352,7 +325,7 @@ def test_stored_documents_apply_kubectl_edits() -> None:
 def test_invalid_documents_at_start_are_shown_and_run_nothing() -> None:
     service = EventsService()
     stored = StoredDocuments(service, CM)
-    bad = doc()
+    bad = votes_only()
     bad["event"]["game"]["maps"][0]["key"] = []
     stored.apply({EVENTS_KEY: json.dumps({"mapreduce": [bad]})})
     assert service.documents == [bad]
@@ -369,9 +342,9 @@ async def test_configmap_arriving_after_start(state: AppState) -> None:
     state.store.apply_event(
         "configmap:" + CM,
         "ADDED",
-        {"metadata": {"name": CM}, "data": {EVENTS_KEY: json.dumps({"mapreduce": [doc()]})}},
+        {"metadata": {"name": CM}, "data": {EVENTS_KEY: json.dumps({"mapreduce": [votes_only()]})}},
     )
-    assert service_of(state).documents == [doc()]
+    assert service_of(state).documents == [votes_only()]
 
 
 async def test_openapi_describes_the_routes(api: httpx.AsyncClient) -> None:
@@ -388,7 +361,7 @@ async def test_stop_right_after_a_wake_up_does_not_hang() -> None:
     service = EventsService()
     service.start()
     await asyncio.sleep(0)  # the ticker now waits for its wake-up
-    service.replace([doc()])  # sets the wake-up
+    service.replace([votes_only()])  # sets the wake-up
     stopping = asyncio.ensure_future(service.stop())
     done, _ = await asyncio.wait({stopping}, timeout=2)  # asyncio.wait does not cancel it
     if not done:

@@ -10,44 +10,14 @@ from typing import Any
 import pytest
 
 from caravan.events import EventsService
+from tests.samples import Clock, votes_only
 
 pytestmark = pytest.mark.unit
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def doc(period: int = 100, reduction_id: str = "count") -> dict[str, Any]:
-    return {
-        "version": "1.7.0",
-        "event": {
-            "game": {
-                "maps": [
-                    {
-                        "id": "votes",
-                        "source": "userinput",
-                        "where": {"key": ["vote"], "name": "<o>", "type": "string"},
-                        "key": ["vote", "<o>"],
-                        "value": 1,
-                    }
-                ],
-                "reductions": [
-                    {
-                        "id": reduction_id,
-                        "where": {"key": ["vote", "<o>"]},
-                        "key": ["<o>"],
-                        "value": ["$count"],
-                        "period": period,
-                    }
-                ],
-            }
-        },
-    }
+def doc(reduction: str = "count") -> dict[str, Any]:
+    """The votes-only sample, its reduction named `reduction`."""
+    return votes_only(reduction)
 
 
 def votes(*options: str) -> list[dict[str, Any]]:
@@ -126,7 +96,7 @@ def test_replace_flushes_the_old_windows_then_starts_fresh() -> None:
     svc.results(0)
     svc.ingest("game", votes("a"))
     clock.now = 40
-    assert svc.replace([doc(reduction_id="new")]) == []
+    assert svc.replace([doc("new")]) == []
     page = svc.results(0)
     assert page.counter == 1  # the old partial period, emitted at replacement
     assert page.messages[0].id == "count"

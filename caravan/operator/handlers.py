@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -24,6 +25,17 @@ JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}
 
 
+@dataclass
+class OperatorShared:
+    """Operator-wide state. Kopf hands each resource's handlers a shallow copy of the memo,
+    so what handlers set must live inside one shared object, not on the memo itself
+    (else every job, every pod would get a Reconciler of its own)."""
+
+    kube: KubeClient | None = None
+    reconciler: Reconciler | None = None
+    closing: bool = False
+
+
 def build_registry() -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -42,16 +54,16 @@ def build_registry() -> kopf.OperatorRegistry:
         # Kopf would list namespaces cluster-wide; Caravan serves one namespace and its
         # Role grants nothing cluster-wide, so scanning only costs 403s and retries.
         settings.scanning.disabled = True
-        memo.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
-        memo.reconciler = None
-        memo.closing = False
+        memo.shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        memo.closing = True  # handlers still running must not start new passes
-        if memo.reconciler is not None:
-            await memo.reconciler.close()
-        await memo.kube.close()
+        shared: OperatorShared = memo.shared
+        shared.closing = True  # handlers still running must not start new passes
+        if shared.reconciler is not None:
+            await shared.reconciler.close()
+        if shared.kube is not None:
+            await shared.kube.close()
 
     @kopf.index("pods", id="pods_by_job", labels=OWNED, registry=registry)
     def pods_by_job(body: kopf.Body, **_: Any) -> dict[str, PodFacts]:
@@ -67,21 +79,22 @@ def build_registry() -> kopf.OperatorRegistry:
     def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
         # Built on first use: Kopf hands indexes only to handlers (as keyword arguments).
         # During cleanup a closed one is handed out, which ignores requests.
-        if memo.reconciler is None:
+        shared: OperatorShared = memo.shared
+        if shared.reconciler is None:
+            assert shared.kube is not None, "handlers run after start-up"
             pods: kopf.Index[str, PodFacts] = indexes["pods_by_job"]
             deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
-            memo.reconciler = Reconciler(
-                kube=memo.kube,
+            shared.reconciler = Reconciler(
+                kube=shared.kube,
                 namespace=memo.config.namespace,
                 pods=lambda job: list(pods.get(job, ())),
                 deployments=lambda job: list(deployments.get(job, ())),
                 decorators=memo.decorators,
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
             )
-        if memo.closing:
-            memo.reconciler.closed = True
-        result: Reconciler = memo.reconciler
-        return result
+        if shared.closing:
+            shared.reconciler.closed = True
+        return shared.reconciler
 
     @kopf.on.event(*JOB_RESOURCE, registry=registry)
     async def job_event(

@@ -11,7 +11,7 @@ import kopf
 
 from caravan.config import Config
 from caravan.operator.deployments import TemplateDecorator
-from caravan.operator.handlers import build_registry
+from caravan.operator.handlers import OperatorShared, build_registry
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ class OperatorThread(threading.Thread):
             standalone=True,
             ready_flag=self.ready_flag,
             stop_flag=self.stop_flag,
-            memo=kopf.Memo(config=self.config, decorators=list(self.decorators)),
+            memo=kopf.Memo(
+                config=self.config, decorators=list(self.decorators), shared=OperatorShared()
+            ),
         )
 
     def stop(self) -> None:

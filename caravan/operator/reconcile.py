@@ -17,6 +17,10 @@ from caravan.operator.status import job_status_body, status_changed
 
 log = logging.getLogger(__name__)
 
+# Answers meaning "the Job asks for something Kubernetes will not take" (e.g. an invalid
+# pod template): reported on the Job's status rather than retried.
+REFUSALS = frozenset({400, 422})
+
 # (job name) -> pods of that job / (deployment name, group) pairs owned by that job
 PodsLookup = Callable[[str], Iterable[PodFacts]]
 DeploymentsLookup = Callable[[str], Iterable[tuple[str, str]]]
@@ -39,12 +43,17 @@ async def reconcile_job(
     # Server-side apply with force: a hand-made change to a field we own (replicas,
     # template) is taken back; fields we never set stay as others left them. The groups
     # are independent objects, so they are applied concurrently.
-    await asyncio.gather(
+    results = await asyncio.gather(
         *(
             kube.apply(DEPLOYMENTS.item(namespace, m["metadata"]["name"]), m, labels.FIELD_MANAGER)
             for m in manifests
-        )
+        ),
+        return_exceptions=True,
     )
+    refusals = [r for r in results if isinstance(r, KubeError) and r.status in REFUSALS]
+    for result in results:
+        if isinstance(result, BaseException) and result not in refusals:
+            raise result  # the cluster or the network: retried with backoff
     for name, group_name in deployments:
         if group_name not in wanted and name == deployment_name(spec.name, group_name):
             log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
@@ -56,9 +65,15 @@ async def reconcile_job(
     by_group: dict[str, list[PodFacts]] = {}
     for pod in pods:
         by_group.setdefault(pod.group, []).append(pod)
-    new_status = job_status_body(spec, by_group, int(meta.get("generation", 0)), body.get("status"))
+    apply_error = "; ".join(r.message for r in refusals) or None
+    new_status = job_status_body(
+        spec, by_group, int(meta.get("generation", 0)), body.get("status"), apply_error=apply_error
+    )
     if status_changed(body.get("status"), new_status):
         await kube.merge_patch(JOBS.item(namespace, spec.name, "status"), {"status": new_status})
+    if apply_error:
+        # Written on the Job; retrying cannot help until its spec changes (a new event).
+        log.warning("job %s: Kubernetes refused its Deployments: %s", spec.name, apply_error)
 
 
 @dataclass

@@ -44,7 +44,9 @@ def job_status_body(
     generation: int,
     previous: Mapping[str, Any] | None = None,
     now: str | None = None,
+    apply_error: str | None = None,
 ) -> dict[str, Any]:
+    """The status subresource; `apply_error` is why Kubernetes refused the Deployments."""
     now = now or _now()
     summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
     wanted = [spec.desired_count(g) for g in spec.task_groups]
@@ -75,6 +77,17 @@ def job_status_body(
             "job is stopped"
             if spec.suspend
             else ("every allocation is running" if ready else f"waiting for {', '.join(lagging)}"),
+            generation,
+            now,
+        ),
+        # Says on the Job itself when its task groups cannot be applied (an invalid pod
+        # template, a quota): otherwise only the operator's log would tell.
+        _condition(
+            previous_conditions,
+            "Reconciled",
+            apply_error is None,
+            "ApplyFailed" if apply_error else "Applied",
+            apply_error or "every task group's Deployment matches the spec",
             generation,
             now,
         ),

@@ -104,7 +104,9 @@ async def test_every_summary_bucket_is_reached_by_a_real_pod(
     )
     assert status["status"]["status"] == "running"
     assert status["status"]["desired"] == 4
-    assert {c["type"] for c in status["status"]["conditions"]} == {"Ready"}
+    conditions = {c["type"]: c for c in status["status"]["conditions"]}
+    assert set(conditions) == {"Ready", "Reconciled"}
+    assert conditions["Reconciled"]["status"] == "True"
 
 
 async def test_fifty_concurrent_increments_lose_no_update(
@@ -305,3 +307,35 @@ async def test_bad_input_is_refused_and_changes_nothing(
     # The operator may have written status meanwhile; the spec must be untouched.
     assert after["spec"] == before["spec"]
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
+
+
+async def test_a_refused_template_is_reported_on_the_job(
+    kube: KubeClient, namespace: str, api: httpx.AsyncClient
+) -> None:
+    bad = pod_template()
+    bad["spec"]["containers"][0]["name"] = "Not_A_DNS_Label"
+    await create_job(kube, namespace, job_body("broken", [group("g", template=bad)]))
+
+    def reconciled(job: dict[str, Any]) -> dict[str, Any]:
+        conditions = {c["type"]: c for c in job.get("status", {}).get("conditions", [])}
+        return dict(conditions.get("Reconciled", {}))
+
+    job = await eventually(
+        lambda: kube.get(JOBS.item(namespace, "broken")),
+        lambda j: reconciled(j).get("status") == "False",
+        what="the refusal written on the Job",
+    )
+    assert reconciled(job)["reason"] == "ApplyFailed"
+    assert "Not_A_DNS_Label" in reconciled(job)["message"]
+    assert await replicas(kube, namespace, "broken-g") is None
+
+    fixed = job["spec"]["taskGroups"]
+    fixed[0]["template"] = pod_template()
+    await kube.merge_patch(JOBS.item(namespace, "broken"), {"spec": {"taskGroups": fixed}})
+    await eventually(lambda: replicas(kube, namespace, "broken-g"), lambda r: r == 1)
+    job = await eventually(
+        lambda: kube.get(JOBS.item(namespace, "broken")),
+        lambda j: reconciled(j).get("status") == "True",
+        what="the condition to clear once the template is fixed",
+    )
+    assert reconciled(job)["reason"] == "Applied"

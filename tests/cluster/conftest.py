@@ -30,6 +30,23 @@ def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _show_progress(request: pytest.FixtureRequest, command: str) -> None:
+    """Runs hack/cluster.sh COMMAND, its progress lines shown live (pytest captures fds)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    process = subprocess.Popen(
+        [str(ROOT / "hack" / "cluster.sh"), command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if reporter is not None:
+            reporter.write_line(line.rstrip())
+    if process.wait() != 0 and command == "up":
+        raise RuntimeError("hack/cluster.sh up failed (its output is above)")
+
+
 @pytest.fixture(scope="session")
 def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
     """Path of the kubeconfig the cluster tests use; starts the local cluster if needed."""
@@ -40,8 +57,7 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
     else:
         path = _cluster_script("kubeconfig").stdout.strip()
         if _cluster_script("status").returncode != 0:
-            # Progress goes straight to the terminal: a cold start takes a while.
-            subprocess.run([str(ROOT / "hack" / "cluster.sh"), "up"], check=True)
+            _show_progress(request, "up")
             started_here = True
     subprocess.run(
         [
@@ -73,7 +89,7 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
     os.environ["KUBECONFIG"] = path  # Kopf reads it from the environment
     yield path
     if started_here:
-        subprocess.run([str(ROOT / "hack" / "cluster.sh"), "down"], check=False)
+        _show_progress(request, "down")
 
 
 @pytest.fixture(scope="session")

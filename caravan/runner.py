@@ -142,8 +142,12 @@ class Caravan:
             log.error("operator exited (%r); stopping the API server", error)
             loop.call_soon_threadsafe(setattr, server, "should_exit", True)
 
+        assert self.state is not None
         thread = OperatorThread(
-            self.config, decorators=template_decorators(self.config), on_exit=operator_exited
+            self.config,
+            self.state.store,
+            decorators=template_decorators(self.config),
+            on_exit=operator_exited,
         )
         self.operator = thread
         thread.start()

@@ -19,11 +19,12 @@ log = logging.getLogger(__name__)
 
 
 class InformerSink(Protocol):
-    """What an informer feeds: a full replacement after each list, then single events."""
-
-    def replace_all(self, kind: str, objects: list[JSON]) -> None: ...
+    """What an informer feeds: the listed objects as ADDED events, then `end_relist` with
+    every name the list held (anything else is gone), then single watch events."""
 
     def apply_event(self, kind: str, event_type: str, obj: JSON) -> None: ...
+
+    def end_relist(self, kind: str, names: set[str]) -> None: ...
 
 
 class Informer:
@@ -38,7 +39,9 @@ class Informer:
         field_selector: str | None = None,
         on_synced: Callable[[], None] | None = None,
         watch_timeout: int = 300,
+        page_size: int = 250,
     ) -> None:
+        self.page_size = page_size
         self.kube = kube
         self.kind = kind
         self.path = path
@@ -76,17 +79,22 @@ class Informer:
             backoff = min(backoff * 2, 10.0)
 
     async def _list(self) -> str:
-        items: list[JSON] = []
-        query: dict[str, Any] = dict(self._query, limit=500)
+        # Page by page, each page handed over and dropped: the whole list of 10,000 pods
+        # as dicts at once would cost the process hundreds of MB it never gives back.
+        names: set[str] = set()
+        query: dict[str, Any] = dict(self._query, limit=self.page_size)
         while True:
             page = await self.kube.list_items(self.path, **query)
-            items.extend(page.get("items", []))
+            for item in page.get("items", []):
+                names.add(str(item.get("metadata", {}).get("name", "")))
+                self.sink.apply_event(self.kind, "ADDED", item)
             meta: Mapping[str, Any] = page.get("metadata", {})
+            del page
             if not meta.get("continue"):
                 resource_version = str(meta.get("resourceVersion", ""))
                 break
             query["continue"] = meta["continue"]
-        self.sink.replace_all(self.kind, items)
+        self.sink.end_relist(self.kind, names)
         self.last_seen = time.monotonic()
         self.last_error = None
         if not self.synced.is_set():

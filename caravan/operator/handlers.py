@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -9,17 +10,16 @@ from typing import Any
 import kopf
 
 from caravan.api import metrics
-from caravan.jobs.summary import PodFacts, pod_facts
 from caravan.kube.client import KubeClient, load_configuration
 from caravan.labels import (
     GROUP,
     JOB_LABEL,
     JOB_PLURAL,
-    LOGGERS_ANNOTATION,
     TASK_GROUP_LABEL,
     VERSION,
 )
 from caravan.operator.reconcile import Reconciler
+from caravan.store.store import JobsListener, Store
 
 JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}
@@ -34,6 +34,14 @@ class OperatorShared:
     kube: KubeClient | None = None
     reconciler: Reconciler | None = None
     closing: bool = False
+    jobs_listener: JobsListener | None = None
+
+    def request(self, jobs: set[str]) -> None:
+        # Before the first job event there is no reconciler yet; Kopf's initial listing
+        # of the jobs reconciles every one of them anyway.
+        if self.reconciler is not None:
+            for job in jobs:
+                self.reconciler.request(job)
 
 
 def build_registry() -> kopf.OperatorRegistry:
@@ -54,21 +62,28 @@ def build_registry() -> kopf.OperatorRegistry:
         # Kopf would list namespaces cluster-wide; Caravan serves one namespace and its
         # Role grants nothing cluster-wide, so scanning only costs 403s and retries.
         settings.scanning.disabled = True
-        memo.shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
+        shared: OperatorShared = memo.shared
+        shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
+        # Pods are watched once, by the store: when a job's allocations change its view,
+        # the store says so here (from its own loop) and the job's status is rewritten.
+        loop = asyncio.get_running_loop()
+
+        def jobs_changed(names: set[str]) -> None:
+            loop.call_soon_threadsafe(shared.request, names)
+
+        shared.jobs_listener = jobs_changed
+        memo.store.on_jobs_changed(jobs_changed)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         shared: OperatorShared = memo.shared
         shared.closing = True  # handlers still running must not start new passes
+        if shared.jobs_listener is not None:
+            memo.store.off_jobs_changed(shared.jobs_listener)
         if shared.reconciler is not None:
             await shared.reconciler.close()
         if shared.kube is not None:
             await shared.kube.close()
-
-    @kopf.index("pods", id="pods_by_job", labels=OWNED, registry=registry)
-    def pods_by_job(body: kopf.Body, **_: Any) -> dict[str, PodFacts]:
-        facts = pod_facts(body, JOB_LABEL, TASK_GROUP_LABEL, LOGGERS_ANNOTATION)
-        return {facts.job: facts}
 
     @kopf.index(
         "apps", "v1", "deployments", id="deployments_by_job", labels=OWNED, registry=registry
@@ -82,12 +97,12 @@ def build_registry() -> kopf.OperatorRegistry:
         shared: OperatorShared = memo.shared
         if shared.reconciler is None:
             assert shared.kube is not None, "handlers run after start-up"
-            pods: kopf.Index[str, PodFacts] = indexes["pods_by_job"]
             deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
+            store: Store = memo.store
             shared.reconciler = Reconciler(
                 kube=shared.kube,
                 namespace=memo.config.namespace,
-                pods=lambda job: list(pods.get(job, ())),
+                pods=store.pods_of,
                 deployments=lambda job: list(deployments.get(job, ())),
                 decorators=memo.decorators,
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
@@ -105,10 +120,8 @@ def build_registry() -> kopf.OperatorRegistry:
             reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)))
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
-    @kopf.on.event("pods", labels=OWNED, registry=registry)
-    async def owned_event(labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:
-        # Any change to something a job owns (a pod's state, a hand-scaled or deleted
-        # Deployment) makes the job reconcile: drift is repaired, status follows.
+    async def deployment_event(labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:
+        # A hand-scaled or deleted Deployment makes its job reconcile: drift is repaired.
         reconciler(memo, indexes).request(labels[JOB_LABEL])
 
     return registry

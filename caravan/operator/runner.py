@@ -12,6 +12,7 @@ import kopf
 from caravan.config import Config
 from caravan.operator.deployments import TemplateDecorator
 from caravan.operator.handlers import OperatorShared, build_registry
+from caravan.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,13 @@ class OperatorThread(threading.Thread):
     def __init__(
         self,
         config: Config,
+        store: Store,
         decorators: Sequence[TemplateDecorator] = (),
         on_exit: Callable[[BaseException | None], None] = lambda exc: None,
     ) -> None:
         super().__init__(name="kopf-operator", daemon=True)
         self.config = config
+        self.store = store  # the API half's store: pods are read there, not watched twice
         self.decorators = decorators
         self.on_exit = on_exit
         self.ready_flag = threading.Event()
@@ -52,7 +55,10 @@ class OperatorThread(threading.Thread):
             ready_flag=self.ready_flag,
             stop_flag=self.stop_flag,
             memo=kopf.Memo(
-                config=self.config, decorators=list(self.decorators), shared=OperatorShared()
+                config=self.config,
+                decorators=list(self.decorators),
+                store=self.store,
+                shared=OperatorShared(),
             ),
         )
 

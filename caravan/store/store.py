@@ -3,12 +3,17 @@
 It keeps only what the routes need (PodFacts, not whole pods), recomputes the jobs view
 of the jobs that changed, and bumps the jobs `waitIndex` only when the serialized view
 differs, so unrelated pod churn never wakes long-poll clients.
+
+The operator thread reads pods from here too (no second watch of every pod in Kopf):
+pod reads and writes take a lock, and jobs whose view changed are announced to
+`on_jobs_changed` listeners, which is when a job's status may need writing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +31,7 @@ KIND_CONFIGMAP = "configmap"
 KIND_SECRET = "secret"
 
 ConfigMapListener = Callable[[str, dict[str, str] | None], None]
+JobsListener = Callable[[set[str]], None]
 
 
 class Store:
@@ -44,6 +50,8 @@ class Store:
         self._dirty_jobs: set[str] = set()
         self._refresh_scheduled = False
         self._configmap_listeners: list[ConfigMapListener] = []
+        self._jobs_listeners: list[JobsListener] = []
+        self._pods_lock = threading.Lock()
 
     # Reads -----------------------------------------------------------------------------
 
@@ -62,10 +70,22 @@ class Store:
         return json.loads(raw) if raw is not None else None
 
     def pods_of(self, job: str, group: str | None = None) -> list[PodFacts]:
-        groups = self._pods_by_job.get(job, {})
-        if group is not None:
-            return sorted(groups.get(group, {}).values(), key=lambda p: p.name)
-        return sorted((p for g in groups.values() for p in g.values()), key=lambda p: p.name)
+        """The allocations of a job (or of one of its groups); safe from any thread."""
+        with self._pods_lock:
+            groups = self._pods_by_job.get(job, {})
+            if group is not None:
+                found = list(groups.get(group, {}).values())
+            else:
+                found = [p for g in groups.values() for p in g.values()]
+        return sorted(found, key=lambda p: p.name)
+
+    def on_jobs_changed(self, listener: JobsListener) -> None:
+        """Calls listener(names) with the jobs whose view changed (on the store's loop)."""
+        self._jobs_listeners.append(listener)
+
+    def off_jobs_changed(self, listener: JobsListener) -> None:
+        if listener in self._jobs_listeners:
+            self._jobs_listeners.remove(listener)
 
     def on_configmap(self, listener: ConfigMapListener) -> None:
         """Calls listener(name, data or None) on every change of a watched ConfigMap."""
@@ -73,21 +93,27 @@ class Store:
 
     # InformerSink ----------------------------------------------------------------------
 
-    def replace_all(self, kind: str, objects: list[JSON]) -> None:
+    def end_relist(self, kind: str, names: set[str]) -> None:
+        """After a (re)list: whatever the list did not hold is gone."""
         if kind == KIND_JOB:
-            for name in set(self.jobs) - {_name(o) for o in objects}:
+            for name in set(self.jobs) - names:
                 self._remove_job(name)
         elif kind == KIND_POD:
-            for name in set(self.pods) - {_name(o) for o in objects}:
-                self._remove_pod(name)
+            for name in set(self.pods) - names:
+                with self._pods_lock:
+                    self._remove_pod(name)
         elif kind.startswith(KIND_CONFIGMAP):
             # one informer per ConfigMap name (field selector): an empty list = deleted
-            if not objects:
+            if not names:
                 self._set_configmap(kind.partition(":")[2], None)
         elif kind == KIND_SECRET:
-            self.secret_names = set()
+            self.secret_names &= names
+
+    def replace_all(self, kind: str, objects: list[JSON]) -> None:
+        """A whole list at once (what an informer does page by page)."""
         for obj in objects:
             self.apply_event(kind, "ADDED", obj)
+        self.end_relist(kind, {_name(o) for o in objects})
 
     def apply_event(self, kind: str, event_type: str, obj: JSON) -> None:
         name = _name(obj)
@@ -100,13 +126,17 @@ class Store:
                 self.job_bodies[name] = obj
                 self._mark_dirty(name)
         elif kind == KIND_POD:
-            self._remove_pod(name)
+            facts = None
             if not deleted:
                 facts = pod_facts(
                     obj, labels.JOB_LABEL, labels.TASK_GROUP_LABEL, labels.LOGGERS_ANNOTATION
                 )
-                self.pods[name] = facts
-                self._pods_by_job[facts.job][facts.group][name] = facts
+            with self._pods_lock:
+                self._remove_pod(name)
+                if facts is not None:
+                    self.pods[name] = facts
+                    self._pods_by_job[facts.job][facts.group][name] = facts
+            if facts is not None:
                 self._mark_dirty(facts.job)
         elif kind.startswith(KIND_CONFIGMAP):
             self._set_configmap(name, None if deleted else dict(obj.get("data") or {}))
@@ -132,6 +162,7 @@ class Store:
         self._mark_dirty(name)
 
     def _remove_pod(self, name: str) -> None:
+        """Under the pods lock."""
         old = self.pods.pop(name, None)
         if old is None:
             return
@@ -157,22 +188,25 @@ class Store:
         self._refresh_scheduled = False
         if not self._dirty_jobs:
             return
-        changed = False
+        changed: set[str] = set()
         for name in self._dirty_jobs:
             spec = self.jobs.get(name)
             old = self._job_views.get(name)
             if spec is None:
-                changed |= self._job_views.pop(name, None) is not None
+                if self._job_views.pop(name, None) is not None:
+                    changed.add(name)
                 continue
             groups = {g: pods.values() for g, pods in self._pods_by_job.get(name, {}).items()}
             encoded = json.dumps(job_view(spec, groups), separators=(",", ":")).encode()
             if encoded != old:
                 self._job_views[name] = encoded
-                changed = True
+                changed.add(name)
         self._dirty_jobs.clear()
         if changed:
             self._jobs_json = b"[" + b",".join(v for _, v in sorted(self._job_views.items())) + b"]"
             self.jobs_waiters.bump()
+            for listener in list(self._jobs_listeners):
+                listener(changed)
 
 
 def _name(obj: JSON) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_SECONDS = Histogram(
     "caravan_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
@@ -23,19 +23,37 @@ WATCH_SYNCED = Gauge("caravan_watch_synced", "1 once the watch listed its object
 EVENTS = Gauge("caravan_events", "Events engine totals since start", ["what"])
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _timing(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class RequestTiming:
+    """Latency per route and status, as plain ASGI: Starlette's `@app.middleware("http")`
+    wraps every request in extra tasks and streams, which 1,000 woken long polls feel."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")  # set by the router
+            REQUEST_SECONDS.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(RequestTiming)
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics(request: Request) -> Response:

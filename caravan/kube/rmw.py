@@ -35,14 +35,32 @@ async def read_modify_write(
     create: Callable[[], JSON] | None = None,
     collection_path: str | None = None,
     attempts: int = 20,
+    cached: JSON | None = None,
 ) -> JSON:
     """GET path, apply `mutate`, PUT it back; retry on 409. Returns the stored object.
 
     With `create`, a missing object is created from `create()` (then mutated) by POST to
-    `collection_path`. `mutate` may raise to abort: nothing is written then.
+    `collection_path`. `mutate` may raise to abort: nothing is written then. `cached` (a
+    copy from a watch) saves the first GET: a stale copy only costs a 409 and a re-read,
+    and what it makes look unneeded or refused is decided again on a fresh read.
     """
     async with _lock_for(path):
         last: KubeError | None = None
+        if cached is not None and cached.get("metadata", {}).get("resourceVersion"):
+            try:
+                updated = mutate(cached)
+            except Exception:
+                updated = cached  # maybe only stale: the fresh read below decides
+            if updated != cached:
+                updated.setdefault("metadata", {})["resourceVersion"] = cached["metadata"][
+                    "resourceVersion"
+                ]
+                try:
+                    return await kube.replace(path, updated)
+                except KubeError as exc:
+                    if exc.status != 409:
+                        raise
+                    last = exc
         for _ in range(attempts):
             try:
                 current = await kube.get(path)

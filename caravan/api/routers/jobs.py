@@ -155,7 +155,12 @@ async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, An
             raise ApiError(exc.status, exc.message) from exc
 
     try:
-        stored = await read_modify_write(state.kube, JOBS.item(namespace, job_id), guarded)
+        stored = await read_modify_write(
+            state.kube,
+            JOBS.item(namespace, job_id),
+            guarded,
+            cached=state.store.job_bodies.get(job_id),
+        )
     except KubeError as exc:
         if exc.status == 404:
             raise ApiError(404, f"no job {job_id!r}") from exc

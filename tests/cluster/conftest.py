@@ -31,19 +31,13 @@ def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _show_progress(request: pytest.FixtureRequest, command: str) -> None:
-    """Runs hack/cluster.sh COMMAND, its progress lines shown live (pytest captures fds)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    process = subprocess.Popen(
-        [str(ROOT / "hack" / "cluster.sh"), command],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if reporter is not None:
-            reporter.write_line(line.rstrip())
-    if process.wait() != 0 and command == "up":
+    """Runs hack/cluster.sh COMMAND with its progress shown live, past pytest's capture."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    with suspended:
+        print(flush=True)
+        code = subprocess.run([str(ROOT / "hack" / "cluster.sh"), command], check=False).returncode
+    if code != 0 and command == "up":
         raise RuntimeError("hack/cluster.sh up failed (its output is above)")
 
 

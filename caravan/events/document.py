@@ -2,126 +2,42 @@
 
 The parser never stops at the first problem: it walks the whole input and records every
 error with its location, so one ``POST /v1/events`` tells the author everything to fix.
-Specs carry their location (``path``) so later stages can name them too.
+Specs carry their location (``path``) so later stages can name them too. The specs
+themselves are in `spec`; this module is the one recursive-descent parser of the grammar
+(documents, channels, maps, reductions, where clauses), kept whole on purpose: its
+binding analysis follows clauses across all those levels.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from caravan.events.errors import EventsError
-
-Scalar = str | int | float
-JsonScalar = str | int | float | bool | None
-
-SUPPORTED_MAJOR_VERSION: Final = "1"
-SOURCES: Final = frozenset({"userinput"})
-OPERATIONS: Final = ("$count", "$sum", "$min", "$max", "$average")
-COMPARISONS: Final = ("$eq", "$neq", "$gt", "$gte", "$lt", "$lte")
-WHERE_FIELDS: Final = frozenset(
-    {
-        "key",
-        "name",
-        "type",
-        *COMPARISONS,
-        "$in",
-        "$search",
-        "$searchIn",
-        "$caseSensitive",
-        "$or",
-        "$and",
-    }
+from caravan.events.spec import (
+    CHANNEL_FIELDS,
+    COMPARISONS,
+    DOCUMENT_FIELDS,
+    IDENTIFIER,
+    MAP_FIELDS,
+    MAX_PERIOD_MS,
+    OPERATIONS,
+    REDUCTION_FIELDS,
+    SOURCES,
+    SUPPORTED_MAJOR_VERSION,
+    WHERE_FIELDS,
+    Binding,
+    ChannelSpec,
+    DocumentSpec,
+    JsonScalar,
+    MapSpec,
+    ReductionSpec,
+    Term,
+    WhereSpec,
+    binding_name,
 )
-MAP_FIELDS: Final = frozenset({"id", "source", "where", "key", "value"})
-REDUCTION_FIELDS: Final = frozenset({"id", "where", "key", "value", "period"})
-DOCUMENT_FIELDS: Final = frozenset({"version", "event"})
-CHANNEL_FIELDS: Final = frozenset({"maps", "reductions"})
-# A day: longer windows would hold viewer input (and memory) for longer than is useful.
-MAX_PERIOD_MS: Final = 86_400_000
-
-_BINDING = re.compile(r"^<([^<>]+)>$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """A ``"<name>"`` placeholder: captures a value in a where clause, is substituted in
-    a key or value template."""
-
-    name: str
-
-    def __str__(self) -> str:
-        return f"<{self.name}>"
-
-
-# An element of a key pattern or template: a literal string/number or a binding.
-Term = Binding | str | int | float
-
-
-@dataclass(frozen=True, slots=True)
-class WhereSpec:
-    """One where clause; every part present must hold (implicit AND)."""
-
-    path: str
-    key: tuple[Term, ...] | None = None
-    name: str | None = None
-    type: str | None = None
-    comparisons: tuple[tuple[str, JsonScalar], ...] = ()
-    in_: tuple[JsonScalar, ...] | None = None
-    search: str | None = None
-    search_in: tuple[str, ...] | None = None
-    case_sensitive: bool = False
-    all_of: tuple[WhereSpec, ...] = ()
-    any_of: tuple[WhereSpec, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class MapSpec:
-    id: str
-    path: str
-    where: WhereSpec
-    key: tuple[Term, ...]
-    value: Any  # a Binding or any JSON literal
-    source: str = "userinput"
-
-
-@dataclass(frozen=True, slots=True)
-class ReductionSpec:
-    id: str
-    path: str
-    where: WhereSpec
-    key: tuple[Term, ...]
-    operations: tuple[str, ...]
-    period_ms: int
-
-
-@dataclass(slots=True)
-class ChannelSpec:
-    """All maps and reductions of one channel, merged across documents."""
-
-    name: str
-    maps: list[MapSpec] = field(default_factory=list)
-    reductions: list[ReductionSpec] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentSpec:
-    index: int
-    version: str
-    channels: tuple[ChannelSpec, ...]
-
-
-def binding_name(value: object) -> str | None:
-    """The name of a ``"<name>"`` string, else None."""
-    if isinstance(value, str):
-        m = _BINDING.match(value)
-        if m:
-            return m.group(1)
-    return None
 
 
 def _is_number(value: object) -> bool:
@@ -136,7 +52,9 @@ def _is_scalar(value: object) -> bool:
 
 
 def _member(base: str, name: str) -> str:
-    return f"{base}.{name}" if _IDENT.match(name) or name.startswith("$") else f'{base}["{name}"]'
+    return (
+        f"{base}.{name}" if IDENTIFIER.match(name) or name.startswith("$") else f'{base}["{name}"]'
+    )
 
 
 def _fmt_names(names: Iterable[str]) -> str:

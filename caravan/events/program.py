@@ -13,15 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from caravan.events.document import (
-    Binding,
-    MapSpec,
-    ReductionSpec,
-    Term,
-    merge_channels,
-    parse_documents,
-)
+from caravan.events.document import merge_channels, parse_documents
 from caravan.events.errors import EventsValidationError
+from caravan.events.spec import Binding, MapSpec, ReductionSpec, Term
 from caravan.events.where import (
     Env,
     Matcher,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from caravan.events.document import Binding, JsonScalar, Term, WhereSpec
+from caravan.events.spec import Binding, JsonScalar, Term, WhereSpec
 
 Env = list[Any]
 Matcher = Callable[[Sequence[Any], Any, Env], bool]

@@ -1,0 +1,89 @@
+"""Caravan's memory with many allocations: `python bench/bench_memory.py [--pods 10000]`.
+
+Creates N pods labelled as allocations of one Caravan job (with a scheduler name no
+scheduler serves, so they stay Pending and cost the cluster nothing), starts `caravan
+run`, waits for its caches to sync and prints its RSS, and the GET /v1/jobs latency with
+that many allocations in the view. Not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_jobs import rss_mb  # noqa: E402
+from bench.common import bench_namespace, pct, running_caravan  # noqa: E402
+from caravan.kube.client import JOBS, PODS  # noqa: E402
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with bench_namespace("bench-memory") as (kube, config, ns):
+        template = {"spec": {"containers": [{"name": "main", "image": "bench/fake:1"}]}}
+        await kube.create(
+            JOBS.collection(ns),
+            {
+                "apiVersion": "caravan.dev/v1alpha1",
+                "kind": "Job",
+                "metadata": {"name": "mem"},
+                # count 0: the operator keeps the Deployment at 0 and leaves these pods alone
+                "spec": {
+                    "taskGroups": [
+                        {"name": "g", "countInit": 0, "countMax": 1, "template": template}
+                    ]
+                },
+            },
+        )
+        sem = asyncio.Semaphore(50)
+        t0 = time.monotonic()
+
+        async def create(i: int) -> None:
+            body = {
+                "metadata": {
+                    "name": f"alloc-{i:05d}",
+                    "labels": {
+                        "caravan.dev/job": "mem",
+                        "caravan.dev/task-group": "g",
+                        "bench": "memory",
+                    },
+                },
+                "spec": {
+                    "schedulerName": "no-such-scheduler",
+                    "containers": [{"name": "main", "image": "bench/fake:1"}],
+                },
+            }
+            async with sem:
+                await kube.create(PODS.collection(ns), body)
+
+        await asyncio.gather(*(create(i) for i in range(args.pods)))
+        print(f"[bench] {args.pods} allocation pods created in {time.monotonic() - t0:.0f}s")
+        async with running_caravan(ns, config, timeout=60) as (proc, api):
+            while True:
+                view = (await api.get("/v1/jobs/mem")).json()
+                if view["taskGroups"][0]["summary"]["queued"] >= args.pods:
+                    break
+                await asyncio.sleep(1)
+            await asyncio.sleep(5)
+            gets = []
+            for _ in range(200):
+                t = time.perf_counter()
+                await api.get("/v1/jobs")
+                gets.append(time.perf_counter() - t)
+            print(
+                f"[bench] caravan RSS with {args.pods} pods in its store:"
+                f" {rss_mb(proc.pid):.0f} MB;"
+                f" GET /v1/jobs p50 {pct(gets, 50) * 1000:.2f} ms,"
+                f" p99 {pct(gets, 99) * 1000:.2f} ms"
+            )
+        await kube.delete(PODS.collection(ns), labelSelector="bench=memory")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=10_000)
+    asyncio.run(main(parser.parse_args()))

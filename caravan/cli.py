@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from caravan.config import Config, ConfigMapNames, env_defaults
 
@@ -48,6 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop when installed (it serves 1,000 woken long polls markedly faster), else asyncio.
+
+    Only the API half's loop: Kopf runs its own, standard loop in its thread."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -75,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from caravan.runner import serve  # heavy imports only when running
 
-    asyncio.run(serve(config))
+    run_loop(serve(config))
     return 0
 
 

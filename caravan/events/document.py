@@ -342,16 +342,7 @@ class _Parser:
         if source not in SOURCES:
             self.err(f"{path}.source", f'{what}: source must be "userinput", got {source!r}')
             ok = False
-        where, bound = (None, _Bound())
-        if "where" not in raw:
-            self.err(f"{path}.where", f"{what}: where is required")
-        else:
-            where, bound = self.where(raw["where"], f"{path}.where", what)
-        key = None
-        if "key" not in raw:
-            self.err(f"{path}.key", f"{what}: key is required")
-        else:
-            key = self._terms(raw["key"], f"{path}.key", what)
+        where, bound, key = self._where_and_key(raw, path, what)
         value: Any = None
         if "value" not in raw:
             self.err(f"{path}.value", f"{what}: value is required")
@@ -369,13 +360,11 @@ class _Parser:
             return None
         return MapSpec(id=mid, path=path, where=where, key=key, value=value, source=source)
 
-    def reduction(self, raw: object, path: str, index: int) -> ReductionSpec | None:
-        if not isinstance(raw, dict):
-            self.err(path, f"reduction #{index}: must be an object")
-            return None
-        rid, what = self._id(raw, path, "reduction", index)
-        self._unknown_fields(raw, REDUCTION_FIELDS, path, what)
-        ok = bool(rid)
+    def _where_and_key(
+        self, raw: dict[str, Any], path: str, what: str
+    ) -> tuple[WhereSpec | None, _Bound, tuple[Term, ...] | None]:
+        """The `where` clause (with what it binds) and the `key` template of a map or a
+        reduction; each missing or invalid one is recorded as an error and comes back None."""
         where, bound = (None, _Bound())
         if "where" not in raw:
             self.err(f"{path}.where", f"{what}: where is required")
@@ -386,8 +375,18 @@ class _Parser:
             self.err(f"{path}.key", f"{what}: key is required")
         else:
             key = self._terms(raw["key"], f"{path}.key", what)
-            if key is not None and where is not None:
-                ok = self._check_used(key, bound, f"{path}.key", what) and ok
+        return where, bound, key
+
+    def reduction(self, raw: object, path: str, index: int) -> ReductionSpec | None:
+        if not isinstance(raw, dict):
+            self.err(path, f"reduction #{index}: must be an object")
+            return None
+        rid, what = self._id(raw, path, "reduction", index)
+        self._unknown_fields(raw, REDUCTION_FIELDS, path, what)
+        ok = bool(rid)
+        where, bound, key = self._where_and_key(raw, path, what)
+        if key is not None and where is not None:
+            ok = self._check_used(key, bound, f"{path}.key", what) and ok
         ops: tuple[str, ...] = ()
         raw_ops = raw.get("value")
         if "value" not in raw:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,13 @@ class AppState:
     runtime_settings: RuntimeSettings = field(default_factory=RuntimeSettings.defaults)
     # Services of the API areas (events engine, settings, loggers), by area name.
     services: dict[str, Any] = field(default_factory=dict)
+    runtime_listeners: list[Callable[[RuntimeSettings], None]] = field(default_factory=list)
+
+    def set_runtime_settings(self, runtime: RuntimeSettings) -> None:
+        """New knobs in force at once; areas that copied one (events limits) are told."""
+        self.runtime_settings = runtime
+        for listener in self.runtime_listeners:
+            listener(runtime)
 
     @property
     def synced(self) -> bool:

@@ -71,6 +71,13 @@ class ResultsLog:
         self._end = 0
         self._last_read: int | None = None  # None: not collecting
 
+    def set_max_messages(self, max_messages: int) -> None:
+        """A new bound; shrinking it forgets the oldest messages kept, positions stay."""
+        if max_messages <= 0:
+            raise ValueError("max_messages must be positive")
+        self.max_messages = max_messages
+        self._messages = deque(self._messages, maxlen=max_messages)
+
     @property
     def collecting(self) -> bool:
         self._expire(self._clock())

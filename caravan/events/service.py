@@ -141,6 +141,16 @@ class EventsService:
         An empty string clears the report."""
         self._errors = errors
 
+    @property
+    def max_keys_per_period(self) -> int:
+        return self._max_keys
+
+    def set_limits(self, *, max_keys_per_period: int, max_messages: int) -> None:
+        """New bounds from the settings, in force from now on (open windows included)."""
+        self._max_keys = max_keys_per_period
+        self._engine.max_keys_per_period = max_keys_per_period
+        self.results_log.set_max_messages(max_messages)
+
     def _new_engine(self, program: Program) -> Engine:
         return Engine(
             program, emit=self._on_result, now_ms=self._clock(), max_keys_per_period=self._max_keys

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, KubeClient, KubeError
+from caravan.runner import Caravan
 from caravan.settings import defaults_from_schema, load_builtin_schema
 from tests.cluster.conftest import running_caravan
 from tests.cluster.kubeutil import eventually, group, job_body, service_account_token
@@ -154,6 +155,17 @@ async def test_a_new_long_poll_bound_takes_effect_at_once(
     assert capped.status_code == 200
     # Clamped to the new 1 s maximum (plus at most 1/16 jitter), not the 60 s asked for.
     assert 0.9 <= elapsed < 5, elapsed
+
+
+async def test_new_events_limits_reach_the_running_engine(
+    api: httpx.AsyncClient, caravan: Caravan
+) -> None:
+    events = {"events": {"maxResultsMessages": 7, "maxKeysPerReduction": 11}}
+    assert (await api.post("/v1/settings", json=events)).status_code == 200
+    assert caravan.state is not None
+    service = caravan.state.services["events"]
+    assert service.results_log.max_messages == 7
+    assert service.max_keys_per_period == 11
 
 
 async def test_an_installation_schema_extends_and_a_bad_one_is_reported(

@@ -65,6 +65,23 @@ def test_only_the_newest_messages_are_kept() -> None:
     assert values(log.read(8).messages) == ['{"n":8}', '{"n":9}']
 
 
+def test_a_new_bound_keeps_positions_and_the_newest_messages() -> None:
+    log = ResultsLog(Clock(), max_messages=5)
+    log.read(0)
+    for i in range(5):
+        log.append(msg(i))
+    log.set_max_messages(2)
+    page = log.read(0)
+    assert page.counter == 5
+    assert values(page.messages) == ['{"n":3}', '{"n":4}']
+    log.set_max_messages(4)
+    for i in range(5, 8):
+        log.append(msg(i))
+    assert values(log.read(0).messages) == ['{"n":4}', '{"n":5}', '{"n":6}', '{"n":7}']
+    with pytest.raises(ValueError):
+        log.set_max_messages(0)
+
+
 def test_log_is_dropped_after_the_idle_timeout() -> None:
     clock = Clock()
     log = ResultsLog(clock, idle_timeout_ms=5_000)

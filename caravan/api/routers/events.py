@@ -325,6 +325,12 @@ async def start(state: AppState) -> None:
     state.store.on_configmap(stored.on_change)
     state.services[SERVICE] = service
     state.services[STORAGE] = stored
+    state.runtime_listeners.append(
+        lambda runtime: service.set_limits(
+            max_keys_per_period=runtime.events_max_keys_per_reduction,
+            max_messages=runtime.events_max_results_messages,
+        )
+    )
     service.start()
 
 

@@ -193,7 +193,7 @@ async def start(state: AppState) -> None:
     names = state.config.configmaps
 
     def set_runtime(runtime: Any) -> None:
-        state.runtime_settings = runtime
+        state.set_runtime_settings(runtime)
 
     refills: set[asyncio.Task[None]] = set()
 
@@ -209,7 +209,7 @@ async def start(state: AppState) -> None:
         names.settings, names.settings_schema, on_runtime=set_runtime, on_refill=refill
     )
     state.services[SERVICE] = service
-    state.runtime_settings = service.runtime
+    state.set_runtime_settings(service.runtime)
     state.store.on_configmap(service.on_configmap)
     # The watch may already have delivered them before we listened.
     for name in (names.settings_schema, names.settings):

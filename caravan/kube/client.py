@@ -20,7 +20,6 @@ from kubernetes_asyncio import config as k8s_config
 JSON = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -65,7 +64,6 @@ SECRETS = ResourcePath("", "v1", "secrets")
 NAMESPACES = ResourcePath("", "v1", "namespaces")
 DEPLOYMENTS = ResourcePath("apps", "v1", "deployments")
 JOBS = ResourcePath("caravan.dev", "v1alpha1", "jobs")
-CRDS = ResourcePath("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 
 async def load_configuration(
@@ -208,9 +206,6 @@ class KubeClient:
 
     async def merge_patch(self, path: str, patch: JSON) -> JSON:
         return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
-
-    async def json_patch(self, path: str, ops: list[JSON]) -> JSON:
-        return await self.request("PATCH", path, body=ops, content_type=JSON_PATCH)
 
     async def apply(self, path: str, body: JSON, field_manager: str) -> JSON:
         """Server-side apply: the server merges, and repairs drift in fields we own."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 from caravan.kube.client import JSON, KubeClient, KubeError
 
@@ -19,7 +18,8 @@ Mutation = Callable[[JSON], JSON]
 _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
-def _lock_for(path: str) -> asyncio.Lock:
+def object_lock(path: str) -> asyncio.Lock:
+    """One lock per object path: writers of this process take turns on an object."""
     lock = _locks.get(path)
     if lock is None:
         lock = asyncio.Lock()
@@ -44,7 +44,7 @@ async def read_modify_write(
     copy from a watch) saves the first GET: a stale copy only costs a 409 and a re-read,
     and what it makes look unneeded or refused is decided again on a fresh read.
     """
-    async with _lock_for(path):
+    async with object_lock(path):
         last: KubeError | None = None
         if cached is not None and cached.get("metadata", {}).get("resourceVersion"):
             try:
@@ -92,7 +92,3 @@ async def read_modify_write(
                 last = exc
         assert last is not None
         raise last
-
-
-def without_status(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != "status"}

@@ -16,7 +16,6 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
 
 from caravan import labels
 from caravan.jobs.spec import JobSpec, read_job
@@ -64,10 +63,6 @@ class Store:
     def job_json(self, name: str) -> bytes | None:
         self._refresh_now()
         return self._job_views.get(name)
-
-    def job_view(self, name: str) -> dict[str, Any] | None:
-        raw = self.job_json(name)
-        return json.loads(raw) if raw is not None else None
 
     def pods_of(self, job: str, group: str | None = None) -> list[PodFacts]:
         """The allocations of a job (or of one of its groups); safe from any thread."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import KubeDep, StateDep, StoreDep
+from caravan.api.deps import StateDep, StoreDep
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 from caravan.jobs import counts
@@ -199,7 +199,7 @@ async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
     responses=responses(404, 409),
     summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
 )
-async def update_counts(body: UpdateCounts, state: StateDep, _kube: KubeDep) -> dict[str, Any]:
+async def update_counts(body: UpdateCounts, state: StateDep) -> dict[str, Any]:
     return await _write(
         state, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
     )

@@ -6,8 +6,6 @@ change here reaches running processes without a restart.
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
@@ -23,6 +21,7 @@ from caravan.api.routers.logs import STORE_CATCH_UP_SECONDS, store_caught_up
 from caravan.api.state import AppState
 from caravan.kube.client import PODS, KubeError
 from caravan.kube.configmaps import write_configmap_key
+from caravan.kube.rmw import object_lock
 from caravan.loggers import levels
 from caravan.loggers.levels import Level, StoredDocumentError
 from caravan.loggers.template import DEFAULTS_KEY
@@ -109,15 +108,6 @@ async def set_defaults(
 
 # Overrides of one allocation -----------------------------------------------------------
 
-_pod_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def _pod_lock(name: str) -> asyncio.Lock:
-    lock = _pod_locks.get(name)
-    if lock is None:
-        lock = _pod_locks[name] = asyncio.Lock()
-    return lock
-
 
 async def _patch_overrides(
     state: AppState, alloc: str, logger_id: str, config: dict[str, str] | None
@@ -129,7 +119,8 @@ async def _patch_overrides(
     process take turns per pod.
     """
     path = PODS.item(state.config.namespace, alloc)
-    async with _pod_lock(path):
+    # A merge patch, not kube.rmw's PUT: the pod's spec is not ours to send back.
+    async with object_lock(path):
         for _ in range(PATCH_ATTEMPTS):
             try:
                 pod = await state.kube.get(path)

@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_namespace, pct, running_caravan
+from bench.common import bench_namespace, fake_pod_spec, pct, running_caravan
 from caravan.kube.client import DEPLOYMENTS, JOBS, PODS
 
 
@@ -34,12 +34,7 @@ def ms(values: list[float]) -> str:
 
 
 def job(name: str, groups: int, pods: int) -> dict[str, Any]:
-    template = {
-        "spec": {
-            "containers": [{"name": "main", "image": "bench/fake:1"}],
-            "tolerations": [{"operator": "Exists"}],
-        }
-    }
+    template = {"spec": fake_pod_spec()}
     return {
         "apiVersion": "caravan.dev/v1alpha1",
         "kind": "Job",

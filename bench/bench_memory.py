@@ -18,13 +18,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_jobs import rss_mb  # noqa: E402
-from bench.common import bench_namespace, pct, running_caravan  # noqa: E402
+from bench.common import bench_namespace, fake_pod_spec, pct, running_caravan  # noqa: E402
 from caravan.kube.client import JOBS, PODS  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
     async with bench_namespace("bench-memory") as (kube, config, ns):
-        template = {"spec": {"containers": [{"name": "main", "image": "bench/fake:1"}]}}
+        template = {"spec": fake_pod_spec()}
         await kube.create(
             JOBS.collection(ns),
             {

@@ -19,12 +19,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_jobs import rss_mb  # noqa: E402
-from bench.common import bench_namespace, running_caravan  # noqa: E402
+from bench.common import bench_namespace, fake_pod_spec, running_caravan  # noqa: E402
 from caravan.kube.client import DEPLOYMENTS, JOBS  # noqa: E402
 
 
 def job(name: str) -> dict[str, Any]:
-    template = {"spec": {"containers": [{"name": "main", "image": "bench/fake:1"}]}}
+    template = {"spec": fake_pod_spec()}
     return {
         "apiVersion": "caravan.dev/v1alpha1",
         "kind": "Job",

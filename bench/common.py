@@ -21,6 +21,16 @@ from caravan.kube.client import NAMESPACES, KubeClient
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def fake_pod_spec() -> dict[str, Any]:
+    """A pod spec for kwok's fake nodes (labelled type=kwok, tainted kwok.x-k8s.io/node):
+    thousands of them cost no process. Pods without this land on the real node."""
+    return {
+        "containers": [{"name": "main", "image": "bench/fake:1"}],
+        "nodeSelector": {"type": "kwok"},
+        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
 def pct(values: list[float], p: float) -> float:
     """The `p`th percentile of `values` (nearest rank, no interpolation)."""
     ordered = sorted(values)

@@ -3,7 +3,8 @@
 # proxy (no release downloads are reachable here): kube-apiserver, kube-controller-manager,
 # kube-scheduler, etcd, kwok, kwokctl and helm. Each lands in a versioned cache folder and
 # is skipped when already built. Compiler output goes to a log file; the terminal gets one
-# progress line per step and a heartbeat while a long step runs.
+# progress line per step and a heartbeat while a long step runs. The kubelet is built here
+# too: the local cluster's real node runs it (REAL-NODE.md).
 #
 # Usage: hack/build-binaries.sh [component...]   (components: etcd k8s kwok helm; default all)
 set -euo pipefail
@@ -69,7 +70,7 @@ build_etcd() {
 
 build_k8s() {
   local dir=$K8S_BIN_DIR logf="$log_dir/k8s-$K8S_VERSION.log"
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler)
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
   if have_all "$dir" "${bins[@]}"; then say "kubernetes $K8S_VERSION: cached in $dir"; return; fi
   say "kubernetes $K8S_VERSION: building ${bins[*]} (log: $logf)"
   local work="$work_root/k8s-$K8S_VERSION"
@@ -122,8 +123,12 @@ build_helm() {
   if have_all "$dir" helm; then say "helm $HELM_VERSION: cached in $dir"; return; fi
   say "helm $HELM_VERSION: building (log: $logf)"
   mkdir -p "$dir.tmp"
+  # Stamp the Kubernetes version Helm assumes without a cluster (`helm template`, lint):
+  # built from source it would default to v1.20 and refuse the chart's kubeVersion.
+  local k8s_minor=${K8S_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+  local cu=helm.sh/helm/v3/pkg/chartutil
   run_logged "$logf" "compiling helm" env GOBIN="$dir.tmp" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X $cu.k8sVersionMajor=1 -X $cu.k8sVersionMinor=$k8s_minor" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
   say "helm $HELM_VERSION: done"

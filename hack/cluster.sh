@@ -86,6 +86,9 @@ up() {
     fi
     say "control plane up; adding $NODES fake node(s)"
     kwokctl scale node --name "$CLUSTER_NAME" --replicas "$NODES" >>"$KWOK_WORKDIR/create.log" 2>&1
+    # Fake nodes take only the pods that ask for them (label type=kwok and this taint):
+    # a pod without the toleration goes to the real node and runs for real.
+    kctl taint nodes -l type=kwok kwok.x-k8s.io/node=fake:NoSchedule --overwrite >>"$KWOK_WORKDIR/create.log" 2>&1
   fi
   wait_for 120 "nodes to be Ready" nodes_ready
   wait_for 120 "the default ServiceAccount" default_sa_exists

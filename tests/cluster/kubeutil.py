@@ -44,19 +44,27 @@ async def wait_for_default_service_account(kube: KubeClient, namespace: str) -> 
     )
 
 
+# Where fake pods go. The local cluster's kwok nodes carry this label and a NoSchedule
+# taint of the same key, so pods without them land on the real node (hack/cluster.sh).
+FAKE_NODE_SELECTOR = {"type": "kwok"}
+FAKE_NODE_TOLERATIONS = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+
+
 def pod_template(
     containers: list[str] | None = None,
     annotations: dict[str, str] | None = None,
     node_selector: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A pod template kwok can run; annotations pick a kwok stage (see hack/kwok)."""
+    """A pod template for kwok's fake nodes; annotations pick a kwok stage (see hack/kwok).
+
+    Nothing runs: kwok only moves the pod through its states. Tests of real processes use
+    the real node's images instead (tests/e2e).
+    """
     spec: dict[str, Any] = {
         "containers": [{"name": c, "image": "caravan.test/fake:1"} for c in containers or ["main"]],
-        # kwok nodes are fake: tolerate whatever taints they may carry.
-        "tolerations": [{"operator": "Exists"}],
+        "nodeSelector": node_selector or dict(FAKE_NODE_SELECTOR),
+        "tolerations": list(FAKE_NODE_TOLERATIONS),
     }
-    if node_selector:
-        spec["nodeSelector"] = node_selector
     return {"metadata": {"annotations": annotations or {}}, "spec": spec}
 
 

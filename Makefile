@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install binaries cluster cluster-down run test test-unit test-cluster lint typecheck \
+.PHONY: install packages binaries cluster cluster-down run test test-unit test-cluster lint typecheck \
         check bench manifests manifests-check clean
 
 install: $(STAMP)
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install --upgrade pip >$(VENV)/install.log 2>&1
 	@$(BIN)/pip install -e '.[dev]' >>$(VENV)/install.log 2>&1 || (tail -n 30 $(VENV)/install.log; exit 1)
 	@touch $@
+
+# Debian packages: the real node's runtime, image tools, the UI tests' browser.
+packages:
+	@hack/install-debian-packages.sh
 
 binaries:
 	@hack/build-binaries.sh
@@ -37,13 +41,13 @@ run: install
 
 # Every test; cluster tests run on $KUBECONFIG when set, else on a local control plane
 # the session starts (and stops, unless it was already running).
-test: install binaries
+test: install packages binaries
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install
 	@$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
-test-cluster: install binaries
+test-cluster: install packages binaries
 	@$(BIN)/pytest -m cluster $(PYTEST_ARGS)
 
 lint: install

@@ -53,6 +53,7 @@ test-cluster: install packages binaries
 lint: install
 	@$(BIN)/ruff check caravan tests bench
 	@$(BIN)/ruff format --check caravan tests bench
+	@$(BIN)/lint-imports --no-cache
 
 typecheck: install
 	@$(BIN)/mypy

@@ -55,6 +55,11 @@ class Config:
     leader_election: bool = False
     identity: str = field(default_factory=lambda: default_identity())
     lease_seconds: float = 15.0
+    # How long a write waits for this replica's store to show it (read your writes).
+    read_your_writes_seconds: float = 5.0
+    # A watch silent this long is taken as cut and reopened (kube-apiserver sends a
+    # bookmark about once a minute on a healthy watch).
+    watch_idle_seconds: float = 90.0
 
     @staticmethod
     def default_namespace() -> str:

@@ -12,8 +12,7 @@ from typing import Any
 import uvicorn
 
 from caravan import labels
-from caravan.api.app import AREAS, create_app
-from caravan.api.auth import start_auth
+from caravan.api.app import create_app
 from caravan.api.state import AppState
 from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
@@ -29,9 +28,17 @@ log = logging.getLogger(__name__)
 
 def build_informers(kube: KubeClient, store: Store, config: Config) -> list[Informer]:
     ns = config.namespace
+    idle = config.watch_idle_seconds
     informers = [
-        Informer(kube, KIND_JOB, JOBS.collection(ns), store),
-        Informer(kube, KIND_POD, PODS.collection(ns), store, label_selector=labels.JOB_LABEL),
+        Informer(kube, KIND_JOB, JOBS.collection(ns), store, idle_seconds=idle),
+        Informer(
+            kube,
+            KIND_POD,
+            PODS.collection(ns),
+            store,
+            label_selector=labels.JOB_LABEL,
+            idle_seconds=idle,
+        ),
         Informer(
             kube,
             KIND_SECRET,
@@ -39,6 +46,7 @@ def build_informers(kube: KubeClient, store: Store, config: Config) -> list[Info
             store,
             # Only Caravan's own Secrets are ever listed; and the store keeps only names.
             label_selector=f"{labels.MANAGED_BY_LABEL}={labels.MANAGED_BY_VALUE}",
+            idle_seconds=idle,
         ),
     ]
     for name in config.configmaps.all():
@@ -49,6 +57,7 @@ def build_informers(kube: KubeClient, store: Store, config: Config) -> list[Info
                 CONFIGMAPS.collection(ns),
                 store,
                 field_selector=f"metadata.name={name}",
+                idle_seconds=idle,
             )
         )
     return informers
@@ -90,9 +99,6 @@ class Caravan:
         self._tasks = [
             asyncio.create_task(i.run(), name=f"informer-{i.kind}") for i in state.informers
         ]
-        await start_auth(state)
-        for area in AREAS:
-            await area.start(state)
         self.server = _Server(
             uvicorn.Config(
                 create_app(state),
@@ -100,7 +106,7 @@ class Caravan:
                 port=config.port,
                 log_config=None,
                 access_log=False,
-                lifespan="off",
+                lifespan="on",  # the app's lifespan starts and stops the areas' services
                 # Long polls and event streams would hold a stop for minutes otherwise.
                 timeout_graceful_shutdown=3,
             )
@@ -185,8 +191,6 @@ class Caravan:
             self.operator.stop()
             await asyncio.to_thread(self.operator.join, 30)
         if self.state is not None:
-            for area in reversed(AREAS):
-                await area.stop(self.state)
             await self.state.kube.close()
         log.info("caravan stopped")
 

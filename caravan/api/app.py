@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,11 +11,13 @@ from fastapi.openapi.utils import get_openapi
 
 from caravan import __version__
 from caravan.api import metrics
+from caravan.api.access import AccessReviewer
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import events, health, jobs, loggers, logs, secrets, settings
 from caravan.api.state import AppState
+from caravan.api.writes import ReadYourWritesHeader
 
 # Every area of API.md; each router module exposes `area`.
 AREAS: list[Area] = [
@@ -27,20 +31,47 @@ AREAS: list[Area] = [
 ]
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Every area's services start before the first request and stop after the last."""
+    state: AppState = app.state.caravan
+    if state.config.auth_mode == "kubernetes":
+        state.auth = AccessReviewer(state.kube, state.config.namespace)
+    started: list[Area] = []
+    try:
+        for area in AREAS:
+            await area.start(state)
+            started.append(area)
+        yield
+    finally:
+        for area in reversed(started):
+            await area.stop(state)
+
+
 def create_app(state: AppState) -> FastAPI:
     app = FastAPI(
         title="Caravan Cluster API",
         version=__version__,
         description="The Genvid Cluster API, served from Kubernetes.",
+        lifespan=lifespan,
     )
     app.state.caravan = state
     install_error_handlers(app)
     app.add_middleware(JsonBodyByDefault)
+    app.add_middleware(ReadYourWritesHeader)
     metrics.install(app)
     for area in AREAS:
         app.include_router(area.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+@contextlib.asynccontextmanager
+async def running_app(state: AppState) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan entered, as `caravan run` serves it (in-process tests)."""
+    app = create_app(state)
+    async with lifespan(app):
+        yield app
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from caravan.kube.client import KubeError
+from caravan.kube.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +53,44 @@ def validation_details(errors: list[Any]) -> list[dict[str, str]]:
     return details
 
 
+# Seconds a client is told to wait before trying again when the cluster is away.
+RETRY_AFTER_SECONDS = 1
+
+
 def kube_error_status(exc: KubeError) -> int:
-    """How a kube-apiserver failure reaches our client: never a bare 500."""
-    if exc.status == 0:
-        return 503
-    if exc.status in (400, 404, 409, 422, 403):
+    """How a kube-apiserver failure reaches our client: never 500 or 502.
+
+    The cluster unreachable or not ready (connection refused, timeouts, its own 503/429
+    while starting) is 503; anything Kubernetes refuses keeps its meaning.
+    """
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Conflict | Gone):
+        return 409
+    if isinstance(exc, Forbidden):
+        return 403
+    if isinstance(exc, Invalid):
         return exc.status
-    return 502 if exc.status >= 500 else 400
+    if isinstance(exc, Unavailable) or not 400 <= exc.status < 500:
+        return 503
+    return 400
+
+
+def retry_after(exc: KubeError | None = None) -> dict[str, str]:
+    """The Retry-After header of a 503 (the cluster's own hint when it gave one)."""
+    seconds = RETRY_AFTER_SECONDS
+    if exc is not None and exc.retry_after:
+        seconds = max(1, math.ceil(exc.retry_after))
+    return {"Retry-After": str(seconds)}
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.details), status_code=exc.status)
+        headers = retry_after() if exc.status == 503 else None
+        return JSONResponse(
+            error_body(exc.message, exc.details), status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -68,7 +102,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers.setdefault("Allow", ", ".join(_allowed_methods(request)))
+            # Starlette names only the first matching route's methods; a path served by
+            # several routes (GET and POST, POST and DELETE) must list them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
             error_body(str(exc.detail)), status_code=exc.status_code, headers=headers
         )
@@ -77,7 +113,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _kube(_: Request, exc: KubeError) -> JSONResponse:
         status = kube_error_status(exc)
         log.warning("kubernetes call failed: %s", exc)
-        return JSONResponse(error_body(f"kubernetes: {exc.message}"), status_code=status)
+        headers = retry_after(exc) if status == 503 else None
+        message = "the cluster is unreachable or not ready" if status == 503 else "kubernetes"
+        return JSONResponse(
+            error_body(f"{message}: {exc.message}"), status_code=status, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

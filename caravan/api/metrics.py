@@ -1,26 +1,23 @@
-"""Prometheus metrics: request latency by route, waiters, reconciles, watch lag."""
+"""/metrics, and request latency by route (the metrics themselves: `caravan.metrics`)."""
 
 from __future__ import annotations
 
 import time
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_SECONDS = Histogram(
-    "caravan_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+from caravan.api.state import AppState
+from caravan.metrics import (
+    EVENTS,
+    LONG_POLL_WAITERS,
+    REQUEST_SECONDS,
+    WATCH_EVENTS,
+    WATCH_SILENCE,
+    WATCH_SYNCED,
+    WRITE_WAITERS,
 )
-LONG_POLL_WAITERS = Gauge("caravan_long_poll_waiters", "Requests blocked on a waitIndex")
-RECONCILES = Counter("caravan_reconciles_total", "Job reconciliations", ["result"])
-WATCH_EVENTS = Gauge("caravan_watch_events", "Watch events received since start", ["kind"])
-WATCH_SILENCE = Gauge(
-    "caravan_watch_seconds_since_event",
-    "Seconds since a watch last delivered an event or bookmark (a stalled watch grows)",
-    ["kind"],
-)
-WATCH_SYNCED = Gauge("caravan_watch_synced", "1 once the watch listed its objects", ["kind"])
-EVENTS = Gauge("caravan_events", "Events engine totals since start", ["what"])
 
 
 class RequestTiming:
@@ -57,14 +54,15 @@ def install(app: FastAPI) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics(request: Request) -> Response:
-        state = request.app.state.caravan
+        state: AppState = request.app.state.caravan
         LONG_POLL_WAITERS.set(state.store.jobs_waiters.waiting)
+        WRITE_WAITERS.set(state.store.versions.waiting)
         now = time.monotonic()
         for informer in state.informers:
             WATCH_EVENTS.labels(informer.kind).set(informer.events_seen)
             WATCH_SILENCE.labels(informer.kind).set(now - informer.last_seen)
             WATCH_SYNCED.labels(informer.kind).set(1 if informer.synced.is_set() else 0)
-        events = state.services.get("events")
+        events = state.events
         if events is not None:
             for what, value in events.stats().to_dict().items():
                 EVENTS.labels(what).set(float(value))

@@ -1,15 +1,23 @@
-"""What routes share: handed to the app at creation, reached through dependencies."""
+"""What routes share: handed to the app at creation, reached through dependencies.
+
+Each area's services are typed fields, set by the area's start (in the app's lifespan)
+and reached by routes through the dependencies of caravan.api.deps.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from caravan.api.access import AccessReviewer
 from caravan.config import Config
+from caravan.events.service import EventsService
+from caravan.events.storage import StoredDocuments
 from caravan.kube.client import KubeClient
 from caravan.kube.informer import Informer
+from caravan.logs.service import LogsService
 from caravan.settings import RuntimeSettings
+from caravan.settings.service import SettingsService
 from caravan.store import Store
 
 
@@ -22,9 +30,13 @@ class AppState:
     # The knobs Caravan reads (long-poll bounds, events and log limits); replaced as a
     # whole by the settings area whenever a valid settings document is stored.
     runtime_settings: RuntimeSettings = field(default_factory=RuntimeSettings.defaults)
-    # Services of the API areas (events engine, settings, loggers), by area name.
-    services: dict[str, Any] = field(default_factory=dict)
     runtime_listeners: list[Callable[[RuntimeSettings], None]] = field(default_factory=list)
+    # Services of the areas: None until the area started (its routes answer 503 then).
+    auth: AccessReviewer | None = None
+    events: EventsService | None = None
+    events_storage: StoredDocuments | None = None
+    settings: SettingsService | None = None
+    logs: LogsService = field(default_factory=LogsService)
 
     def set_runtime_settings(self, runtime: RuntimeSettings) -> None:
         """New knobs in force at once; areas that copied one (events limits) are told."""

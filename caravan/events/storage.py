@@ -2,8 +2,8 @@
 
 The stored text is ``{"mapreduce": [<document>, ...]}``. The Helm chart creates the
 ConfigMap empty, so a missing ConfigMap, a missing key or a blank value all mean "no
-documents". This module is the only part of ``caravan.events`` that knows about
-Kubernetes; the engine and the service stay pure.
+documents". Pure like the rest of ``caravan.events``: the events router writes the text
+this module encodes, and the store's watch hands back what the ConfigMap holds.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from typing import Any
 
 from caravan.events.errors import format_errors
 from caravan.events.service import EventsService
-from caravan.kube.client import KubeClient
-from caravan.kube.configmaps import write_configmap_key
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +44,6 @@ def parse_stored(data: dict[str, str] | None) -> list[Any]:
 def encode(documents: list[Any]) -> str:
     # Indented: people read and edit this with `kubectl edit`.
     return json.dumps({"mapreduce": documents}, indent=2, ensure_ascii=False) + "\n"
-
-
-async def store_documents(
-    kube: KubeClient, namespace: str, configmap: str, documents: list[Any]
-) -> None:
-    await write_configmap_key(kube, namespace, configmap, EVENTS_KEY, encode(documents))
 
 
 @dataclass

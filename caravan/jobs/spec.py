@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,11 @@ class JobSpec:
     def desired_count(self, group: TaskGroupSpec) -> int:
         """Replicas the group's Deployment should have now."""
         return 0 if self.suspend else group.count
+
+
+# Adjusts a group's pod template in place (e.g. mounts the loggers file); pure. The
+# operator applies them when it builds a group's Deployment.
+TemplateDecorator = Callable[[dict[str, Any], JobSpec, TaskGroupSpec], None]
 
 
 def _int(value: Any, default: int) -> int:

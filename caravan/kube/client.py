@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -17,26 +17,13 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from caravan.kube.errors import KubeError as KubeError  # re-exported: callers catch it here
+from caravan.kube.errors import unreachable
+
 JSON = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
-
-
-class KubeError(Exception):
-    """A non-2xx answer from kube-apiserver, or the cluster being unreachable (status 0)."""
-
-    def __init__(self, status: int, reason: str, body: Any = None) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.body = body
-
-    @property
-    def message(self) -> str:
-        if isinstance(self.body, dict) and self.body.get("message"):
-            return str(self.body["message"])
-        return self.reason
 
 
 @dataclass(frozen=True)
@@ -136,15 +123,21 @@ class KubeClient:
                 response_types_map={},
             )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise KubeError(0, f"cluster unreachable: {exc}") from exc
+            raise unreachable(exc) from exc
         if not 200 <= response.status <= 299:
-            text = await response.text()
-            response.release()
+            try:
+                text = await response.text()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise unreachable(exc) from exc
+            finally:
+                response.release()
             try:
                 parsed: Any = json.loads(text)
             except ValueError:
                 parsed = text
-            raise KubeError(response.status, response.reason or "", parsed)
+            error = KubeError(response.status, response.reason or "", parsed)
+            error.retry_after = _seconds(response.headers.get("Retry-After"))
+            raise error
         return response
 
     async def request(
@@ -159,6 +152,8 @@ class KubeClient:
         response = await self._send(method, path, query=query, body=body, content_type=content_type)
         try:
             data: JSON = await response.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise unreachable(exc) from exc
         finally:
             response.release()
         return data
@@ -175,15 +170,30 @@ class KubeClient:
         return await self._send("GET", path, query=query, timeout=client_timeout)
 
     async def watch(
-        self, path: str, *, query: Mapping[str, Any], timeout_seconds: int = 300
+        self,
+        path: str,
+        *,
+        query: Mapping[str, Any],
+        timeout_seconds: int = 300,
+        idle_seconds: float | None = None,
+        on_open: Callable[[], None] | None = None,
     ) -> AsyncIterator[JSON]:
-        """Yields watch events ({"type", "object"}) until the server closes the stream."""
+        """Yields watch events ({"type", "object"}) until the server closes the stream.
+
+        A stream silent for `idle_seconds` (default: past the server's own timeout) is
+        taken as cut: it raises `Unavailable`, as does a stream broken mid-way.
+        """
         params = dict(query, watch="true", timeoutSeconds=timeout_seconds)
-        response = await self.stream(path, query=params, timeout=timeout_seconds + 30)
+        idle = idle_seconds if idle_seconds is not None else timeout_seconds + 30
+        response = await self.stream(path, query=params, timeout=idle)
+        if on_open is not None:
+            on_open()
         try:
             async for line in response.content:
                 if line.strip():
                     yield json.loads(line)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise unreachable(exc) from exc
         finally:
             response.release()
 
@@ -201,8 +211,14 @@ class KubeClient:
     async def replace(self, path: str, body: JSON) -> JSON:
         return await self.request("PUT", path, body=body, content_type="application/json")
 
-    async def delete(self, path: str, **query: Any) -> JSON:
-        return await self.request("DELETE", path, query=query)
+    async def delete(self, path: str, *, preconditions: JSON | None = None, **query: Any) -> JSON:
+        """DELETE; with `preconditions` (uid, resourceVersion) only that very object."""
+        if preconditions is None:
+            return await self.request("DELETE", path, query=query)
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions}
+        return await self.request(
+            "DELETE", path, query=query, body=options, content_type="application/json"
+        )
 
     async def merge_patch(self, path: str, patch: JSON) -> JSON:
         return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
@@ -216,6 +232,13 @@ class KubeClient:
             body=body,
             content_type=APPLY_PATCH,
         )
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None
 
 
 def _query_value(value: Any) -> str:

@@ -1,8 +1,10 @@
 """List+watch loops that keep a local copy of one kind of object up to date.
 
-An informer lists once, then watches from the list's resourceVersion; when the watch
-expires (410 Gone) or breaks, it lists again and reports the whole set, so the consumer
-never misses a deletion. Consumers receive plain dicts.
+An informer lists once, then watches from the list's resourceVersion. When the stream
+breaks or stays silent past `idle_seconds` (a connection cut without an error), it
+watches again from the last version it saw; when that version has expired (410 Gone) or
+anything else fails, it lists again and reports the whole set, so the consumer never
+misses a deletion. Consumers receive plain dicts.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from caravan.kube.client import JSON, KubeClient, KubeError
+from caravan.kube.client import JSON, KubeClient
+from caravan.kube.errors import KubeError, Unavailable
 
 log = logging.getLogger(__name__)
+
+MIN_BACKOFF = 0.25
+MAX_BACKOFF = 4.0
 
 
 class InformerSink(Protocol):
@@ -39,7 +45,9 @@ class Informer:
         field_selector: str | None = None,
         on_synced: Callable[[], None] | None = None,
         watch_timeout: int = 300,
+        idle_seconds: float | None = None,
         page_size: int = 250,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.page_size = page_size
         self.kube = kube
@@ -47,6 +55,9 @@ class Informer:
         self.path = path
         self.sink = sink
         self.watch_timeout = watch_timeout
+        # A stream silent this long (no event, no bookmark) is taken as cut and reopened.
+        self.idle_seconds = idle_seconds
+        self._sleep = sleep
         self._query: dict[str, Any] = {}
         if label_selector:
             self._query["labelSelector"] = label_selector
@@ -58,25 +69,36 @@ class Informer:
         # When the stream last proved alive (an event or a bookmark): watch lag metric.
         self.last_seen = time.monotonic()
         self.events_seen = 0
+        # Where the next watch starts: the last version seen ("" means list first).
+        self.resource_version = ""
 
     async def run(self) -> None:
-        backoff = 0.5
+        backoff = MIN_BACKOFF
         while True:
             try:
-                resource_version = await self._list()
-                backoff = 0.5
-                while resource_version:
-                    resource_version = await self._watch(resource_version)
+                if not self.resource_version:
+                    self.resource_version = await self._list()
+                backoff = MIN_BACKOFF
+                while self.resource_version:
+                    await self._watch()
+                continue  # the watch asked for a relist (410 Gone): at once
             except asyncio.CancelledError:
                 raise
+            except Unavailable as exc:
+                # The stream broke or went silent: resume from where it was (a version
+                # etcd no longer keeps answers 410, and then we relist).
+                self.last_error = str(exc)
+                log.warning("informer %s: %s; resuming in %.1fs", self.kind, exc, backoff)
             except KubeError as exc:
+                self.resource_version = ""
                 self.last_error = str(exc)
                 log.warning("informer %s: %s; relisting in %.1fs", self.kind, exc, backoff)
             except Exception as exc:  # a broken stream must never end the informer
+                self.resource_version = ""
                 self.last_error = repr(exc)
                 log.warning("informer %s: %r; relisting in %.1fs", self.kind, exc, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            await self._sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
     async def _list(self) -> str:
         # Page by page, each page handed over and dropped: the whole list of 10,000 pods
@@ -103,23 +125,32 @@ class Informer:
                 self._on_synced()
         return resource_version
 
-    async def _watch(self, resource_version: str) -> str:
-        """Watches until the stream ends; returns where to resume, or "" to relist."""
-        query = dict(self._query, resourceVersion=resource_version, allowWatchBookmarks="true")
+    async def _watch(self) -> None:
+        """Watches until the stream ends, keeping `resource_version` at the last version
+        seen; sets it to "" when the server says to relist."""
+        query = dict(self._query, resourceVersion=self.resource_version, allowWatchBookmarks="true")
         async for event in self.kube.watch(
-            self.path, query=query, timeout_seconds=self.watch_timeout
+            self.path,
+            query=query,
+            timeout_seconds=self.watch_timeout,
+            idle_seconds=self.idle_seconds,
+            on_open=self._opened,
         ):
             event_type = event.get("type", "")
             obj = event.get("object") or {}
             if event_type == "ERROR":
                 # 410 Gone: our resourceVersion is too old; anything else: start over too.
                 log.info("informer %s: watch error %s", self.kind, obj.get("message"))
-                return ""
+                self.resource_version = ""
+                return
             self.last_seen = time.monotonic()
             self.events_seen += 1
             new_version = obj.get("metadata", {}).get("resourceVersion")
             if new_version:
-                resource_version = new_version
+                self.resource_version = str(new_version)
             if event_type != "BOOKMARK":
                 self.sink.apply_event(self.kind, event_type, obj)
-        return resource_version
+
+    def _opened(self) -> None:
+        self.last_error = None
+        self.last_seen = time.monotonic()

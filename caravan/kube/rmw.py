@@ -1,19 +1,31 @@
-"""Read-modify-write with optimistic concurrency: no concurrent writer loses an update.
+"""Optimistic concurrency in one place: retry on conflict, with the strategies writers need.
 
 Writers in this process are serialized per object by a lock (so 50 parallel requests do
-not fight each other), and PUT carries the resourceVersion read, so a writer in another
-process makes us re-read and re-apply instead of overwriting.
+not fight each other), and every write carries what was read (a resourceVersion, or
+delete preconditions), so a writer in another process makes us re-read and decide again
+instead of overwriting.
+
+- `retry_on_conflict`: the loop itself, around any one attempt (read, decide, write).
+- `read_modify_write`: GET, mutate, PUT of an object that is ours to send back whole.
+- `patch_with_precondition`: GET, then a merge patch carrying the resourceVersion read,
+  for objects whose other fields are not ours (a pod's annotation).
+- `delete_with_precondition`: GET, check, then DELETE of exactly that uid and version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from caravan.kube.client import JSON, KubeClient, KubeError
+from caravan.kube.client import JSON, KubeClient
+from caravan.kube.errors import Conflict, NotFound
 
 Mutation = Callable[[JSON], JSON]
+T = TypeVar("T")
+
+ATTEMPTS = 20
 
 _locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -27,6 +39,24 @@ def object_lock(path: str) -> asyncio.Lock:
     return lock
 
 
+async def retry_on_conflict(
+    path: str, attempt: Callable[[], Awaitable[T]], *, attempts: int = ATTEMPTS
+) -> T:
+    """Runs `attempt` under the lock of `path` until it does not raise `Conflict`.
+
+    After `attempts` conflicts the last one is raised (the object kept changing).
+    """
+    async with object_lock(path):
+        last: Conflict | None = None
+        for _ in range(attempts):
+            try:
+                return await attempt()
+            except Conflict as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+
 async def read_modify_write(
     kube: KubeClient,
     path: str,
@@ -34,7 +64,7 @@ async def read_modify_write(
     *,
     create: Callable[[], JSON] | None = None,
     collection_path: str | None = None,
-    attempts: int = 20,
+    attempts: int = ATTEMPTS,
     cached: JSON | None = None,
 ) -> JSON:
     """GET path, apply `mutate`, PUT it back; retry on 409. Returns the stored object.
@@ -44,51 +74,80 @@ async def read_modify_write(
     copy from a watch) saves the first GET: a stale copy only costs a 409 and a re-read,
     and what it makes look unneeded or refused is decided again on a fresh read.
     """
-    async with object_lock(path):
-        last: KubeError | None = None
-        if cached is not None and cached.get("metadata", {}).get("resourceVersion"):
+    first = [cached] if cached is not None and _version(cached) else []
+
+    async def attempt() -> JSON:
+        if first:
+            stale = first.pop()
             try:
-                updated = mutate(cached)
+                updated = mutate(stale)
             except Exception:
-                updated = cached  # maybe only stale: the fresh read below decides
-            if updated != cached:
-                updated.setdefault("metadata", {})["resourceVersion"] = cached["metadata"][
-                    "resourceVersion"
-                ]
-                try:
-                    return await kube.replace(path, updated)
-                except KubeError as exc:
-                    if exc.status != 409:
-                        raise
-                    last = exc
-        for _ in range(attempts):
-            try:
-                current = await kube.get(path)
-            except KubeError as exc:
-                if exc.status != 404 or create is None or collection_path is None:
-                    raise
-                current = None
-            if current is None:
-                assert create is not None and collection_path is not None
-                body = mutate(create())
-                try:
-                    return await kube.create(collection_path, body)
-                except KubeError as exc:
-                    if exc.status != 409:  # AlreadyExists: someone created it; re-read
-                        raise
-                    last = exc
-                    continue
-            updated = mutate(current)
-            if updated == current:
-                return current
-            updated.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
-                "resourceVersion"
-            ]
-            try:
-                return await kube.replace(path, updated)
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-                last = exc
-        assert last is not None
-        raise last
+                updated = stale  # maybe only stale: the fresh read below decides
+            if updated != stale:
+                return await kube.replace(path, _with_version(updated, stale))
+        try:
+            current = await kube.get(path)
+        except NotFound:
+            if create is None or collection_path is None:
+                raise
+            # AlreadyExists (a Conflict) if someone created it first: read it again.
+            return await kube.create(collection_path, mutate(create()))
+        updated = mutate(current)
+        if updated == current:
+            return current
+        return await kube.replace(path, _with_version(updated, current))
+
+    return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def patch_with_precondition(
+    kube: KubeClient,
+    path: str,
+    patch_for: Callable[[JSON], JSON | None],
+    *,
+    attempts: int = ATTEMPTS,
+) -> JSON:
+    """GET path, merge-patch what `patch_for(current)` returns (None: nothing to change),
+    with the resourceVersion read as a precondition; retry on 409. Returns the object."""
+
+    async def attempt() -> JSON:
+        current = await kube.get(path)
+        patch = patch_for(current)
+        if patch is None:
+            return current
+        metadata = dict(patch.get("metadata") or {})
+        metadata["resourceVersion"] = _version(current)
+        return await kube.merge_patch(path, {**patch, "metadata": metadata})
+
+    return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def delete_with_precondition(
+    kube: KubeClient,
+    path: str,
+    check: Callable[[JSON], None] = lambda current: None,
+    *,
+    attempts: int = ATTEMPTS,
+) -> JSON:
+    """GET path, `check(current)` (raise to refuse), then DELETE that very object (its uid
+    and resourceVersion as preconditions); retry on 409. Returns DELETE's answer: the
+    object (still there while finalizers run) or a Status."""
+
+    async def attempt() -> JSON:
+        current = await kube.get(path)
+        check(current)
+        metadata = current.get("metadata") or {}
+        preconditions = {"uid": metadata.get("uid"), "resourceVersion": _version(current)}
+        return await kube.delete(path, preconditions=preconditions)
+
+    return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+def _version(obj: JSON) -> str | None:
+    version = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
+def _with_version(updated: JSON, read: JSON) -> JSON:
+    updated.setdefault("metadata", {})["resourceVersion"] = _version(read)
+    return updated

@@ -16,8 +16,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from caravan import labels
-from caravan.jobs.spec import JobSpec, TaskGroupSpec
-from caravan.operator.deployments import TemplateDecorator
+from caravan.jobs.spec import JobSpec, TaskGroupSpec, TemplateDecorator
 
 VOLUME_NAME: Final = "caravan-loggers"
 MOUNT_PATH: Final = "/etc/caravan/loggers"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from caravan import labels
 from caravan.jobs.spec import JobSpec, TaskGroupSpec
-
-# Adjusts a group's pod template in place (e.g. mounts the loggers file); pure.
-TemplateDecorator = Callable[[dict[str, Any], JobSpec, TaskGroupSpec], None]
+from caravan.jobs.spec import TemplateDecorator as TemplateDecorator
 
 
 def deployment_name(job: str, group: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import kopf
 
-from caravan.api import metrics
+from caravan import metrics
 from caravan.kube.client import KubeClient, load_configuration
 from caravan.labels import (
     GROUP,

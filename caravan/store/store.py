@@ -22,6 +22,7 @@ from caravan.jobs.spec import JobSpec, read_job
 from caravan.jobs.summary import PodFacts, pod_facts
 from caravan.jobs.view import job_view
 from caravan.kube.client import JSON
+from caravan.store.versions import ObjectVersions
 from caravan.store.waiters import VersionWaiters
 
 KIND_JOB = "job"
@@ -44,6 +45,8 @@ class Store:
         self.configmaps: dict[str, dict[str, str]] = {}
         self.secret_names: set[str] = set()
         self.jobs_waiters = VersionWaiters()
+        # The resourceVersion of every object held, and writers waiting to see theirs.
+        self.versions = ObjectVersions()
         self._job_views: dict[str, bytes] = {}
         self._jobs_json = b"[]"
         self._dirty_jobs: set[str] = set()
@@ -82,6 +85,15 @@ class Store:
         if listener in self._jobs_listeners:
             self._jobs_listeners.remove(listener)
 
+    async def wait_version(self, kind: str, name: str, version: str, timeout: float) -> bool:
+        """Until the store holds `version` of object `name` (or a later one, or saw it
+        deleted); False after `timeout` seconds. `kind` as the informers name it."""
+        return await self.versions.wait((_kind_key(kind), name), version, timeout)
+
+    async def wait_gone(self, kind: str, name: str, timeout: float) -> bool:
+        """Until object `name` is no longer in the store; False after `timeout` seconds."""
+        return await self.versions.wait((_kind_key(kind), name), None, timeout)
+
     def on_configmap(self, listener: ConfigMapListener) -> None:
         """Calls listener(name, data or None) on every change of a watched ConfigMap."""
         self._configmap_listeners.append(listener)
@@ -90,6 +102,16 @@ class Store:
 
     def end_relist(self, kind: str, names: set[str]) -> None:
         """After a (re)list: whatever the list did not hold is gone."""
+        self._end_relist(kind, names)
+        key_kind = _kind_key(kind)
+        if kind.startswith(KIND_CONFIGMAP):
+            gone = set() if names else {kind.partition(":")[2]}
+        else:
+            gone = self.versions.names(key_kind) - names
+        for name in gone:
+            self.versions.removed((key_kind, name))
+
+    def _end_relist(self, kind: str, names: set[str]) -> None:
         if kind == KIND_JOB:
             for name in set(self.jobs) - names:
                 self._remove_job(name)
@@ -113,6 +135,15 @@ class Store:
     def apply_event(self, kind: str, event_type: str, obj: JSON) -> None:
         name = _name(obj)
         deleted = event_type == "DELETED"
+        self._apply(kind, name, deleted, obj)
+        key = (_kind_key(kind), name)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if deleted:
+            self.versions.removed(key)
+        elif version:
+            self.versions.saw(key, str(version))
+
+    def _apply(self, kind: str, name: str, deleted: bool, obj: JSON) -> None:
         if kind == KIND_JOB:
             if deleted:
                 self._remove_job(name)
@@ -202,6 +233,11 @@ class Store:
             self.jobs_waiters.bump()
             for listener in list(self._jobs_listeners):
                 listener(changed)
+
+
+def _kind_key(kind: str) -> str:
+    """One kind for every ConfigMap informer (`configmap:<name>` watches one name)."""
+    return KIND_CONFIGMAP if kind.startswith(KIND_CONFIGMAP) else kind
 
 
 def _name(obj: JSON) -> str:

@@ -12,7 +12,6 @@ import httpx
 from websockets.asyncio.client import connect
 
 from caravan.config import Config
-from caravan.events import EventsService
 from caravan.events.storage import EVENTS_KEY
 from caravan.kube.client import CONFIGMAPS, KubeClient
 from caravan.runner import Caravan
@@ -192,7 +191,8 @@ async def test_send_reports_unmatched_and_rejected_events(api: httpx.AsyncClient
 
 def subscribers(caravan: Caravan) -> Callable[[], Awaitable[int]]:
     assert caravan.state is not None
-    service: EventsService = caravan.state.services["events"]
+    service = caravan.state.events
+    assert service is not None
 
     async def probe() -> int:
         return service.stats().subscribers

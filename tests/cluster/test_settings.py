@@ -163,7 +163,8 @@ async def test_new_events_limits_reach_the_running_engine(
     events = {"events": {"maxResultsMessages": 7, "maxKeysPerReduction": 11}}
     assert (await api.post("/v1/settings", json=events)).status_code == 200
     assert caravan.state is not None
-    service = caravan.state.services["events"]
+    service = caravan.state.events
+    assert service is not None
     assert service.results_log.max_messages == 7
     assert service.max_keys_per_period == 11
 

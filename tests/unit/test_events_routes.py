@@ -13,8 +13,9 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from caravan.api.app import create_app
+from caravan.api.app import running_app
 from caravan.api.routers import events as events_routes
 from caravan.api.state import AppState
 from caravan.config import Config
@@ -31,10 +32,11 @@ CM = "caravan-events"
 class FakeKube:
     """Just what write_configmap_key uses: get, create, replace."""
 
-    def __init__(self) -> None:
+    def __init__(self, watchers: Store) -> None:
         self.objects: dict[str, JSON] = {}
         self.writes = 0
         self.fail_writes = False
+        self.watchers = watchers  # receives every write, as a watch would
 
     async def get(self, path: str) -> JSON:
         if path not in self.objects:
@@ -54,6 +56,8 @@ class FakeKube:
         body = copy.deepcopy(body)
         body["metadata"]["resourceVersion"] = str(self.writes)
         self.objects[path] = body
+        name = body["metadata"]["name"]
+        self.watchers.apply_event(f"configmap:{name}", "MODIFIED", copy.deepcopy(body))
         return copy.deepcopy(body)
 
     def stored(self) -> list[Any]:
@@ -62,18 +66,25 @@ class FakeKube:
 
 
 @pytest.fixture
-async def state() -> AsyncIterator[AppState]:
+async def app() -> AsyncIterator[FastAPI]:
+    """The app as `caravan run` serves it (every area started by its lifespan)."""
+    store = Store()
     app_state = AppState(
-        config=Config(namespace=NS), kube=cast(KubeClient, FakeKube()), store=Store()
+        config=Config(namespace=NS), kube=cast(KubeClient, FakeKube(store)), store=store
     )
-    await events_routes.start(app_state)
-    yield app_state
-    await events_routes.stop(app_state)
+    async with running_app(app_state) as running:
+        yield running
 
 
 @pytest.fixture
-async def api(state: AppState) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(state))
+def state(app: FastAPI) -> AppState:
+    app_state: AppState = app.state.caravan
+    return app_state
+
+
+@pytest.fixture
+async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 
@@ -83,8 +94,8 @@ def kube_of(state: AppState) -> FakeKube:
 
 
 def service_of(state: AppState) -> EventsService:
-    service: EventsService = state.services["events"]
-    return service
+    assert state.events is not None
+    return state.events
 
 
 async def test_get_without_documents(api: httpx.AsyncClient) -> None:
@@ -144,7 +155,7 @@ async def test_post_of_the_wrong_shape_is_400(
     response = await api.post("/v1/events", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]
-    assert kube_of(state).writes == 0
+    assert CONFIGMAPS.item(NS, CM) not in kube_of(state).objects
 
 
 async def test_post_that_cannot_be_stored_runs_nothing(

@@ -21,12 +21,13 @@ from pydantic import BaseModel, Field, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize, check_access
-from caravan.api.deps import StateDep
+from caravan.api.deps import EventsDep, EventsStorageDep, StateDep, WritesDep
+from caravan.api.deps import get_events as running_events
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 from caravan.api.state import AppState
 from caravan.events.service import EventsService
-from caravan.events.storage import StoredDocuments, store_documents
+from caravan.events.storage import EVENTS_KEY, StoredDocuments, encode
 from caravan.events.subscribers import Delivery, Subscription
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,6 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 CAN_GET = [Depends(authorize("get", "configmaps"))]
 CAN_UPDATE = [Depends(authorize("update", "configmaps"))]
 
-SERVICE = "events"
-STORAGE = "events-storage"
 # Bounds the memory one request can pin; a game server sends many small batches.
 MAX_BATCH_EVENTS = 100_000
 # Proxies and load balancers close connections that stay silent for about a minute.
@@ -114,13 +113,6 @@ class SendResult(BaseModel):
 # -- helpers -----------------------------------------------------------------------------
 
 
-def _service(state: AppState) -> EventsService:
-    service: EventsService | None = state.services.get(SERVICE)
-    if service is None:
-        raise ApiError(503, "the events service is not running")
-    return service
-
-
 def _view(service: EventsService) -> dict[str, Any]:
     return {"errors": service.errors, "mapreduce": service.documents}
 
@@ -139,8 +131,8 @@ def _ms(seconds: float) -> int:
     responses=responses(),
     summary="The events documents in force, and the errors of the stored ones",
 )
-async def get_events(state: StateDep) -> dict[str, Any]:
-    return _view(_service(state))
+async def get_events(service: EventsDep) -> dict[str, Any]:
+    return _view(service)
 
 
 @router.post(
@@ -153,9 +145,13 @@ async def get_events(state: StateDep) -> dict[str, Any]:
     },
     summary="Replace the events documents: validated, stored, then live",
 )
-async def post_events(body: EventsDocuments, state: StateDep) -> dict[str, Any]:
-    service = _service(state)
-    stored: StoredDocuments = state.services[STORAGE]
+async def post_events(
+    body: EventsDocuments,
+    service: EventsDep,
+    stored: EventsStorageDep,
+    state: StateDep,
+    writes: WritesDep,
+) -> dict[str, Any]:
     # One writer at a time, so the ConfigMap and the running program end in the same order.
     async with stored.write_lock:
         errors = service.validate(body.mapreduce)
@@ -166,8 +162,8 @@ async def post_events(body: EventsDocuments, state: StateDep) -> dict[str, Any]:
                 [e.to_dict() for e in errors],
             )
         # Store first: if the write fails, the old program keeps running and matches storage.
-        await store_documents(
-            state.kube, state.config.namespace, state.config.configmaps.events, body.mapreduce
+        await writes.configmap_key(
+            state.config.configmaps.events, EVENTS_KEY, encode(body.mapreduce)
         )
         service.replace(body.mapreduce)
         stored.loaded = True
@@ -186,9 +182,9 @@ async def post_events(body: EventsDocuments, state: StateDep) -> dict[str, Any]:
 )
 async def get_results(
     state: StateDep,
+    service: EventsDep,
     counter: Annotated[int, Path(ge=0, description="The `counter` of the previous answer")],
 ) -> dict[str, Any]:
-    service = _service(state)
     # The settings area may change the idle timeout at any time; apply it on each read.
     timeout = state.runtime_settings.events_results_idle_timeout_seconds
     service.results_log.idle_timeout_ms = _ms(timeout)
@@ -205,8 +201,8 @@ async def get_results(
     responses=responses(),
     summary="Send a batch of viewer events to a channel",
 )
-async def send_events(body: SendBatch, state: StateDep) -> dict[str, Any]:
-    result = await _service(state).send(body.channel, body.events)
+async def send_events(body: SendBatch, service: EventsDep) -> dict[str, Any]:
+    result = await service.send(body.channel, body.events)
     return result.to_dict()
 
 
@@ -260,9 +256,9 @@ async def _sse(service: EventsService) -> AsyncGenerator[bytes, None]:
     response_class=StreamingResponse,
     summary="Stream every results message as it is produced (SSE)",
 )
-async def stream_results(state: StateDep) -> StreamingResponse:
+async def stream_results(service: EventsDep) -> StreamingResponse:
     return StreamingResponse(
-        _sse(_service(state)),
+        _sse(service),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -286,7 +282,7 @@ async def websocket_results(websocket: WebSocket) -> None:
     try:
         # check_access reads headers and app state only, which a WebSocket has too.
         await check_access(cast(Request, websocket), "get", "configmaps")
-        service = _service(websocket.app.state.caravan)
+        service = running_events(websocket.app.state.caravan)
     except ApiError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return
@@ -323,8 +319,8 @@ async def start(state: AppState) -> None:
     if name in state.store.configmaps:
         stored.apply(state.store.configmaps[name])
     state.store.on_configmap(stored.on_change)
-    state.services[SERVICE] = service
-    state.services[STORAGE] = stored
+    state.events = service
+    state.events_storage = stored
     state.runtime_listeners.append(
         lambda runtime: service.set_limits(
             max_keys_per_period=runtime.events_max_keys_per_reduction,
@@ -335,9 +331,8 @@ async def start(state: AppState) -> None:
 
 
 async def stop(state: AppState) -> None:
-    service: EventsService | None = state.services.get(SERVICE)
-    if service is not None:
-        await service.stop()
+    if state.events is not None:
+        await state.events.stop()
 
 
 area = Area("events", router, on_start=start, on_stop=stop)

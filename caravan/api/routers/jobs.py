@@ -11,15 +11,19 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep, StoreDep
+from caravan.api.deps import StateDep, StoreDep, WritesDep
 from caravan.api.errors import ApiError
+from caravan.api.ids import JobId
 from caravan.api.models import StrictModel, responses
+from caravan.api.writes import Writes
 from caravan.jobs import counts
 from caravan.jobs.spec import read_job
 from caravan.jobs.view import job_view
-from caravan.kube.client import JOBS, KubeError
-from caravan.kube.rmw import Mutation, read_modify_write
+from caravan.kube.client import JOBS
+from caravan.kube.errors import NotFound
+from caravan.kube.rmw import Mutation
 from caravan.labels import GROUP
+from caravan.store.store import KIND_JOB
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 CAN_LIST = [Depends(authorize("list", "jobs", group=GROUP))]
@@ -138,15 +142,15 @@ async def list_jobs(
     responses=responses(404),
     summary="One job",
 )
-async def get_job(job_id: str, store: StoreDep) -> Response:
+async def get_job(job_id: JobId, store: StoreDep) -> Response:
     body = store.job_json(job_id)
     if body is None:
         raise ApiError(404, f"no job {job_id!r}")
     return Response(body, media_type="application/json")
 
 
-async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, Any]:
-    namespace = state.config.namespace
+async def _write(writes: Writes, job_id: str, mutate: Mutation) -> dict[str, Any]:
+    store = writes.state.store
 
     def guarded(body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -155,18 +159,16 @@ async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, An
             raise ApiError(exc.status, exc.message) from exc
 
     try:
-        stored = await read_modify_write(
-            state.kube,
-            JOBS.item(namespace, job_id),
+        stored = await writes.put(
+            KIND_JOB,
+            JOBS.item(writes.namespace, job_id),
             guarded,
-            cached=state.store.job_bodies.get(job_id),
+            cached=store.job_bodies.get(job_id),
         )
-    except KubeError as exc:
-        if exc.status == 404:
-            raise ApiError(404, f"no job {job_id!r}") from exc
-        raise
+    except NotFound as exc:
+        raise ApiError(404, f"no job {job_id!r}") from exc
     spec = read_job(stored)
-    pods = {g.name: state.store.pods_of(job_id, g.name) for g in spec.task_groups}
+    pods = {g.name: store.pods_of(job_id, g.name) for g in spec.task_groups}
     return job_view(spec, pods)
 
 
@@ -177,8 +179,8 @@ async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, An
     responses=responses(404),
     summary="Start a job",
 )
-async def start_job(job_id: str, state: StateDep) -> dict[str, Any]:
-    return await _write(state, job_id, counts.started)
+async def start_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
+    return await _write(writes, job_id, counts.started)
 
 
 @router.post(
@@ -188,8 +190,8 @@ async def start_job(job_id: str, state: StateDep) -> dict[str, Any]:
     responses=responses(404),
     summary="Stop a job",
 )
-async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
-    return await _write(state, job_id, counts.stopped)
+async def stop_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
+    return await _write(writes, job_id, counts.stopped)
 
 
 @router.post(
@@ -199,9 +201,9 @@ async def stop_job(job_id: str, state: StateDep) -> dict[str, Any]:
     responses=responses(404, 409),
     summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
 )
-async def update_counts(body: UpdateCounts, state: StateDep) -> dict[str, Any]:
+async def update_counts(body: UpdateCounts, writes: WritesDep) -> dict[str, Any]:
     return await _write(
-        state, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
+        writes, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
     )
 
 

@@ -14,25 +14,24 @@ from pydantic import RootModel
 from caravan import labels
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep, StoreDep
+from caravan.api.deps import StateDep, StoreDep, WritesDep
 from caravan.api.errors import ApiError
+from caravan.api.ids import AllocId, LoggerId
 from caravan.api.models import responses
-from caravan.api.routers.logs import STORE_CATCH_UP_SECONDS, store_caught_up
 from caravan.api.state import AppState
-from caravan.kube.client import PODS, KubeError
-from caravan.kube.configmaps import write_configmap_key
-from caravan.kube.rmw import object_lock
+from caravan.api.writes import Writes
+from caravan.kube.client import JSON, PODS
+from caravan.kube.errors import NotFound
 from caravan.loggers import levels
 from caravan.loggers.levels import Level, StoredDocumentError
 from caravan.loggers.template import DEFAULTS_KEY
+from caravan.store.store import KIND_POD
 
 router = APIRouter(prefix="/v1/log", tags=["loggers"])
 CAN_READ_DEFAULTS = [Depends(authorize("get", "configmaps"))]
 CAN_WRITE_DEFAULTS = [Depends(authorize("update", "configmaps"))]
 CAN_READ_POD = [Depends(authorize("get", "pods"))]
 CAN_PATCH_POD = [Depends(authorize("patch", "pods"))]
-
-PATCH_ATTEMPTS = 20
 
 
 class LoggerConfig(RootModel[dict[str, Level]]):
@@ -80,9 +79,10 @@ async def get_defaults(state: StateDep) -> dict[str, dict[str, str]]:
     summary="Replace one loggerID's defaults (an empty object removes them)",
 )
 async def set_defaults(
-    loggerID: str,
+    loggerID: LoggerId,
     body: ConfigBody,
     state: StateDep,
+    writes: WritesDep,
 ) -> dict[str, str]:
     config = _checked(body)
 
@@ -97,12 +97,7 @@ async def set_defaults(
             ) from exc
         return levels.dump(levels.with_config(raw, loggerID, config))
 
-    name = state.config.configmaps.loggers
-    stored = await write_configmap_key(
-        state.kube, state.config.namespace, name, DEFAULTS_KEY, update
-    )
-    text = (stored.get("data") or {}).get(DEFAULTS_KEY)
-    await store_caught_up(lambda: _defaults_text(state) == text, STORE_CATCH_UP_SECONDS)
+    await writes.configmap_key(state.config.configmaps.loggers, DEFAULTS_KEY, update)
     return config
 
 
@@ -110,63 +105,42 @@ async def set_defaults(
 
 
 async def _patch_overrides(
-    state: AppState, alloc: str, logger_id: str, config: dict[str, str] | None
+    writes: Writes, alloc: str, logger_id: str, config: dict[str, str] | None
 ) -> dict[str, dict[str, str]]:
     """Sets (or with None removes) one loggerID in the pod's overrides annotation.
 
-    Read-modify-write: the merge patch carries the resourceVersion read, so a writer in
-    another process makes this one re-read instead of losing its change; writers in this
-    process take turns per pod.
+    A merge patch with the resourceVersion read as precondition (the pod's spec is not
+    ours to send back), so a writer in another process makes this one re-read instead of
+    losing its change; writers in this process take turns per pod.
     """
-    path = PODS.item(state.config.namespace, alloc)
-    # A merge patch, not kube.rmw's PUT: the pod's spec is not ours to send back.
-    async with object_lock(path):
-        for _ in range(PATCH_ATTEMPTS):
-            try:
-                pod = await state.kube.get(path)
-            except KubeError as exc:
-                if exc.status == 404:
-                    raise ApiError(404, f"no allocation {alloc!r}") from exc
-                raise
-            meta = pod.get("metadata") or {}
-            current = (meta.get("annotations") or {}).get(labels.LOGGERS_ANNOTATION)
-            try:
-                raw = levels.parse_raw(current)
-            except StoredDocumentError:
-                # Only this pod reads it and it is unreadable anyway: start afresh.
-                raw = {}
-            if config is None:
-                updated = levels.without_config(raw, logger_id)
-            else:
-                updated = levels.with_config(raw, logger_id, config)
-            text: str = levels.dump(updated)
-            if text != current:
-                patch = {
-                    "metadata": {
-                        "resourceVersion": meta.get("resourceVersion"),
-                        "annotations": {labels.LOGGERS_ANNOTATION: text},
-                    }
-                }
-                try:
-                    await state.kube.merge_patch(path, patch)
-                except KubeError as exc:
-                    if exc.status == 409:
-                        continue
-                    if exc.status == 404:
-                        raise ApiError(404, f"no allocation {alloc!r}") from exc
-                    raise
-            await _wait_pod_loggers(state, alloc, text)
-            return levels.parse_lenient(text)
-    raise ApiError(409, f"allocation {alloc!r} kept changing; try again")
+
+    def patch_for(pod: JSON) -> JSON | None:
+        current = _annotation(pod)
+        try:
+            raw = levels.parse_raw(current)
+        except StoredDocumentError:
+            # Only this pod reads it and it is unreadable anyway: start afresh.
+            raw = {}
+        if config is None:
+            updated = levels.without_config(raw, logger_id)
+        else:
+            updated = levels.with_config(raw, logger_id, config)
+        text = levels.dump(updated)
+        if text == current:
+            return None
+        return {"metadata": {"annotations": {labels.LOGGERS_ANNOTATION: text}}}
+
+    try:
+        pod = await writes.patch(KIND_POD, PODS.item(writes.namespace, alloc), patch_for)
+    except NotFound as exc:
+        raise ApiError(404, f"no allocation {alloc!r}") from exc
+    return levels.parse_lenient(_annotation(pod))
 
 
-def _pod_loggers(state: AppState, alloc: str) -> str | None:
-    pod = state.store.pods.get(alloc)
-    return None if pod is None else pod.loggers
-
-
-async def _wait_pod_loggers(state: AppState, alloc: str, text: str) -> None:
-    await store_caught_up(lambda: _pod_loggers(state, alloc) == text, STORE_CATCH_UP_SECONDS)
+def _annotation(pod: JSON) -> str | None:
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    text = annotations.get(labels.LOGGERS_ANNOTATION)
+    return None if text is None else str(text)
 
 
 def _known_allocation(state: AppState, alloc: str) -> None:
@@ -182,7 +156,7 @@ def _known_allocation(state: AppState, alloc: str) -> None:
     summary="The allocation's own overrides; {} means it uses the defaults",
 )
 async def get_overrides(
-    allocID: str,
+    allocID: AllocId,
     store: StoreDep,
 ) -> dict[str, dict[str, str]]:
     pod = store.pods.get(allocID)
@@ -199,14 +173,15 @@ async def get_overrides(
     summary="Override one loggerID's levels for one allocation; answers all its overrides",
 )
 async def set_overrides(
-    allocID: str,
-    loggerID: str,
+    allocID: AllocId,
+    loggerID: LoggerId,
     body: ConfigBody,
     state: StateDep,
+    writes: WritesDep,
 ) -> dict[str, dict[str, str]]:
     config = _checked(body)
     _known_allocation(state, allocID)
-    return await _patch_overrides(state, allocID, loggerID, config)
+    return await _patch_overrides(writes, allocID, loggerID, config)
 
 
 @router.delete(
@@ -217,12 +192,13 @@ async def set_overrides(
     summary="Drop one loggerID's overrides: the allocation uses the defaults again",
 )
 async def delete_overrides(
-    allocID: str,
-    loggerID: str,
+    allocID: AllocId,
+    loggerID: LoggerId,
     state: StateDep,
+    writes: WritesDep,
 ) -> dict[str, dict[str, str]]:
     _known_allocation(state, allocID)
-    return await _patch_overrides(state, allocID, loggerID, None)
+    return await _patch_overrides(writes, allocID, loggerID, None)
 
 
 area = Area("loggers", router)

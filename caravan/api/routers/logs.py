@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -16,15 +13,17 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep, StoreDep
+from caravan.api.deps import LogsDep, StateDep, StoreDep, WritesDep
 from caravan.api.errors import ApiError
+from caravan.api.ids import AllocId, LogId, TaskName
 from caravan.api.models import StrictModel, responses
 from caravan.api.state import AppState
 from caravan.jobs.summary import PodFacts
-from caravan.kube.client import PODS, KubeError
-from caravan.kube.configmaps import write_configmap_key
+from caravan.kube.client import PODS
+from caravan.kube.errors import Invalid, KubeError, NotFound
 from caravan.logs import definitions, reads
 from caravan.logs.definitions import LogDefinition
+from caravan.logs.service import LogsService
 from caravan.logs.status import rfc3339_utc, status_word
 from caravan.store import Store
 
@@ -40,9 +39,6 @@ LOGS_KEY = "logs.json"
 CHUNK_BYTES = 64 * 1024
 # A non-followed read whose upstream stays silent this long is cut (seconds).
 READ_IDLE_SECONDS = 60.0
-# How long a write waits for the watch to bring it into the store, so that a GET right
-# after a POST sees it (seconds). The write is stored either way.
-STORE_CATCH_UP_SECONDS = 10.0
 STREAM_HEADER = "X-Caravan-Log-Stream"
 
 
@@ -67,30 +63,6 @@ class LogMeta(BaseModel):
     logLevel: Literal["true", "false"] = Field(
         description="The definition's logLevel as a string, as the seed types it"
     )
-
-
-@dataclass
-class LogsService:
-    """Per-process state of the logs area."""
-
-    # Whether the cluster splits stdout from stderr (`stream` of PodLogOptions); learnt
-    # from the first read that asks for it.
-    split_streams: bool | None = None
-
-
-def _service(state: AppState) -> LogsService:
-    service: LogsService = state.services.setdefault("logs", LogsService())
-    return service
-
-
-async def store_caught_up(check: Callable[[], bool], timeout: float) -> bool:
-    """Waits until the watch-fed store satisfies `check` (a write became visible)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 def stored_definitions(state: AppState) -> list[LogDefinition]:
@@ -124,7 +96,9 @@ async def get_logs(state: StateDep) -> list[dict[str, Any]]:
     responses=responses(422),
     summary="Replace the whole list of log definitions (ids unique)",
 )
-async def set_logs(body: list[LogDefinitionModel], state: StateDep) -> list[dict[str, Any]]:
+async def set_logs(
+    body: list[LogDefinitionModel], state: StateDep, writes: WritesDep
+) -> list[dict[str, Any]]:
     entries, problems = definitions.check_list([item.model_dump() for item in body])
     if problems:
         raise ApiError(
@@ -132,12 +106,7 @@ async def set_logs(body: list[LogDefinitionModel], state: StateDep) -> list[dict
             "invalid log definitions: " + "; ".join(f"{p.field} {p.message}" for p in problems),
             [p.to_json() for p in problems],
         )
-    name = state.config.configmaps.logs
-    text = definitions.dump(entries)
-    await write_configmap_key(state.kube, state.config.namespace, name, LOGS_KEY, text)
-    await store_caught_up(
-        lambda: state.store.configmaps.get(name, {}).get(LOGS_KEY) == text, STORE_CATCH_UP_SECONDS
-    )
+    await writes.configmap_key(state.config.configmaps.logs, LOGS_KEY, definitions.dump(entries))
     return [e.to_json() for e in entries]
 
 
@@ -148,7 +117,7 @@ async def set_logs(body: list[LogDefinitionModel], state: StateDep) -> list[dict
     responses=responses(404),
     summary="One entry per allocation of the log's job and task group",
 )
-async def get_meta(name: str, state: StateDep, store: StoreDep) -> list[dict[str, Any]]:
+async def get_meta(name: LogId, state: StateDep, store: StoreDep) -> list[dict[str, Any]]:
     entry = definitions.find(stored_definitions(state), name)
     if entry is None:
         raise ApiError(404, f"no log {name!r}")
@@ -187,13 +156,15 @@ def caravan_allocation(store: Store, alloc: str, task: str) -> PodFacts:
 class _Upstream:
     """Opens pod log reads of one task, split by stream when the cluster can."""
 
-    def __init__(self, state: AppState, alloc: str, task: str, fs: reads.Fs) -> None:
+    def __init__(
+        self, state: AppState, service: LogsService, alloc: str, task: str, fs: reads.Fs
+    ) -> None:
         self.state = state
         self.path = PODS.item(state.config.namespace, alloc, "log")
         self.alloc = alloc
         self.task = task
         self.fs = fs
-        self.service = _service(state)
+        self.service = service
 
     @property
     def split(self) -> bool:
@@ -231,9 +202,9 @@ class _Upstream:
             raise self._error(exc) from exc
 
     def _error(self, exc: KubeError) -> Exception:
-        if exc.status == 404:
+        if isinstance(exc, NotFound):
             return ApiError(404, f"no allocation {self.alloc!r}")
-        if exc.status == 400:
+        if isinstance(exc, Invalid) and exc.status == 400:
             # e.g. "container main is waiting to start": the task has no log yet.
             return ApiError(
                 409, f"the log of {self.alloc}/{self.task} cannot be read now: {exc.message}"
@@ -243,10 +214,7 @@ class _Upstream:
 
 def _stream_refused(exc: KubeError) -> bool:
     """kube-apiserver without PodLogsQuerySplitStreams: 422 `stream: Forbidden`."""
-    if exc.status not in (400, 422) or not isinstance(exc.body, dict):
-        return False
-    causes = (exc.body.get("details") or {}).get("causes") or []
-    return any(isinstance(c, dict) and c.get("field") == "stream" for c in causes)
+    return isinstance(exc, Invalid) and any(c.get("field") == "stream" for c in exc.causes)
 
 
 async def _chunks(response: aiohttp.ClientResponse, follow: bool) -> AsyncIterator[bytes]:
@@ -307,11 +275,12 @@ async def _count_tail(
     summary="Read a task's log from a byte offset (origin start or end); follow streams",
 )
 async def read_log(
-    alloc: str,
-    task: str,
+    alloc: AllocId,
+    task: TaskName,
     fs: reads.Fs,
     state: StateDep,
     store: StoreDep,
+    service: LogsDep,
     origin: Annotated[
         Literal["start", "end"],
         Query(description="`start` skips `offset` bytes; `end` returns the last `offset` bytes"),
@@ -323,7 +292,7 @@ async def read_log(
     settings = state.runtime_settings
     max_bytes = settings.logs_max_read_bytes
     idle = settings.logs_follow_idle_timeout_seconds if follow else READ_IDLE_SECONDS
-    upstream = _Upstream(state, alloc, task, fs)
+    upstream = _Upstream(state, service, alloc, task, fs)
     await upstream.detect()
     follow_query: dict[str, Any] = {"follow": "true"} if follow else {}
 

@@ -8,9 +8,7 @@ never reach a log line or an error message: messages name ids and keys, nothing 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -19,10 +17,12 @@ from pydantic import BaseModel, Field
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize, check_access
-from caravan.api.deps import StateDep, StoreDep
+from caravan.api.deps import StateDep, StoreDep, WritesDep
 from caravan.api.errors import ApiError, kube_error_status
+from caravan.api.ids import SecretId
 from caravan.api.models import responses
-from caravan.kube.client import JSON, SECRETS, KubeClient, KubeError
+from caravan.kube.client import JSON, SECRETS, KubeClient
+from caravan.kube.errors import Conflict, KubeError, NotFound
 from caravan.secrets import (
     SecretInputError,
     decode_secret_data,
@@ -32,16 +32,12 @@ from caravan.secrets import (
     validate_secret_id,
 )
 from caravan.secrets.model import MAX_SECRET_BYTES, quote
-from caravan.store import Store
+from caravan.store.store import KIND_SECRET
 
 log = logging.getLogger(__name__)
 
 # Header naming keys of a managed Secret whose bytes are not UTF-8 text (left out of GET).
 OMITTED_KEYS_HEADER = "X-Caravan-Omitted-Keys"
-# How long a write waits for the watch to show it, so a following list sees it.
-LIST_CATCH_UP_SECONDS = 2.0
-# Writes retried when the Secret changes between our read and our write.
-WRITE_ATTEMPTS = 5
 # JSON escapes make a body at most 6 bytes per stored byte; refuse more before parsing.
 MAX_BODY_BYTES = 6 * MAX_SECRET_BYTES + 1024
 
@@ -82,10 +78,7 @@ def _checked_id(secret_id: str) -> str:
 
 def _kube_failure(exc: KubeError, secret_id: str) -> ApiError:
     """A Kubernetes refusal, told without its message (which could quote what we sent)."""
-    fields: list[str] = []
-    if isinstance(exc.body, dict):
-        causes = (exc.body.get("details") or {}).get("causes") or []
-        fields = [str(c.get("field")) for c in causes if isinstance(c, dict) and c.get("field")]
+    fields = [str(c["field"]) for c in exc.causes if c.get("field")]
     log.warning("kubernetes refused an operation on secret %s: %s", secret_id, exc)
     where = f" (fields: {', '.join(fields)})" if fields else ""
     return ApiError(
@@ -97,20 +90,14 @@ def _kube_failure(exc: KubeError, secret_id: str) -> ApiError:
 async def _read(kube: KubeClient, path: str, secret_id: str) -> JSON | None:
     try:
         return await kube.get(path)
+    except NotFound:
+        return None
     except KubeError as exc:
-        if exc.status == 404:
-            return None
         raise _kube_failure(exc, secret_id) from None
 
 
-async def _until_listed(store: Store, secret_id: str, present: bool) -> None:
-    """Lets the watch catch up, so that a list right after a write shows the write."""
-    # The store has no per-Secret signal to wait on; a short poll is cheap and bounded.
-    deadline = time.monotonic() + LIST_CATCH_UP_SECONDS
-    for _ in range(int(LIST_CATCH_UP_SECONDS / 0.01)):
-        if (secret_id in store.secret_names) == present or time.monotonic() > deadline:
-            return
-        await asyncio.sleep(0.01)
+def _kept_changing(secret_id: str) -> ApiError:
+    return ApiError(409, f"secret {quote(secret_id)} kept changing; try again")
 
 
 @secrets_router.get(
@@ -141,7 +128,7 @@ async def list_secrets(store: StoreDep) -> dict[str, list[str]]:
     },
     summary="A secret's key/value map",
 )
-async def get_secret(secret_id: str, request: Request, state: StateDep) -> Response:
+async def get_secret(secret_id: SecretId, request: Request, state: StateDep) -> Response:
     await check_access(request, "get", "secrets", name=secret_id)
     _checked_id(secret_id)
     secret = await _read(state.kube, SECRETS.item(state.config.namespace, secret_id), secret_id)
@@ -166,13 +153,15 @@ async def get_secret(secret_id: str, request: Request, state: StateDep) -> Respo
     summary="Create a secret, or replace its whole map",
 )
 async def post_secret(
-    secret_id: str, request: Request, state: StateDep, store: StoreDep
+    secret_id: SecretId, request: Request, state: StateDep, writes: WritesDep
 ) -> Response:
     _checked_id(secret_id)
     namespace = state.config.namespace
     path = SECRETS.item(namespace, secret_id)
     values: dict[str, str] | None = None
-    for _ in range(WRITE_ATTEMPTS):
+
+    async def attempt() -> JSON:
+        nonlocal values
         existing = await _read(state.kube, path, secret_id)
         # Creating and updating are distinct rights in RBAC; ask for the one we will use.
         if existing is None:
@@ -185,19 +174,21 @@ async def post_secret(
             raise _not_ours(secret_id)
         try:
             if existing is None:
-                await state.kube.create(
+                return await state.kube.create(
                     SECRETS.collection(namespace), managed_secret(secret_id, values)
                 )
-            else:
-                await state.kube.replace(path, managed_secret(secret_id, values, existing))
+            return await state.kube.replace(path, managed_secret(secret_id, values, existing))
+        except Conflict:
+            raise  # Created or changed meanwhile: read again and decide again.
         except KubeError as exc:
-            if exc.status == 409:
-                continue  # Created or changed meanwhile: read again and decide again.
             raise _kube_failure(exc, secret_id) from None
-        log.info("stored secret %s (%d keys)", secret_id, len(values))
-        await _until_listed(store, secret_id, present=True)
-        return Response(status_code=204)
-    raise ApiError(409, f"secret {quote(secret_id)} kept changing; try again")
+
+    try:
+        await writes.attempt(KIND_SECRET, path, attempt)
+    except Conflict:
+        raise _kept_changing(secret_id) from None
+    log.info("stored secret %s (%d keys)", secret_id, len(values or {}))
+    return Response(status_code=204)
 
 
 async def _body(request: Request) -> dict[str, str]:
@@ -218,40 +209,27 @@ async def _body(request: Request) -> dict[str, str]:
     summary="Delete a secret",
 )
 async def delete_secret(
-    secret_id: str, request: Request, state: StateDep, store: StoreDep
+    secret_id: SecretId, request: Request, state: StateDep, writes: WritesDep
 ) -> Response:
     await check_access(request, "delete", "secrets", name=secret_id)
     _checked_id(secret_id)
-    path = SECRETS.item(state.config.namespace, secret_id)
-    for _ in range(WRITE_ATTEMPTS):
-        existing = await _read(state.kube, path, secret_id)
-        if existing is None:
-            raise _not_found(secret_id)
+
+    def check(existing: JSON) -> None:
         if not is_managed(existing):
             raise _not_ours(secret_id)
-        metadata = existing.get("metadata") or {}
-        # Delete exactly what we looked at: if someone relabelled or replaced it meanwhile,
-        # the precondition fails and we look again.
-        options = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "preconditions": {
-                "uid": metadata.get("uid"),
-                "resourceVersion": metadata.get("resourceVersion"),
-            },
-        }
-        try:
-            await state.kube.request("DELETE", path, body=options, content_type="application/json")
-        except KubeError as exc:
-            if exc.status == 404:
-                raise _not_found(secret_id) from None
-            if exc.status == 409:
-                continue
-            raise _kube_failure(exc, secret_id) from None
-        log.info("deleted secret %s", secret_id)
-        await _until_listed(store, secret_id, present=False)
-        return Response(status_code=204)
-    raise ApiError(409, f"secret {quote(secret_id)} kept changing; try again")
+
+    # Delete exactly what was checked: if someone relabelled or replaced it meanwhile,
+    # the precondition fails and it is looked at again.
+    try:
+        await writes.delete(KIND_SECRET, SECRETS.item(state.config.namespace, secret_id), check)
+    except NotFound:
+        raise _not_found(secret_id) from None
+    except Conflict:
+        raise _kept_changing(secret_id) from None
+    except KubeError as exc:
+        raise _kube_failure(exc, secret_id) from None
+    log.info("deleted secret %s", secret_id)
+    return Response(status_code=204)
 
 
 router = APIRouter()

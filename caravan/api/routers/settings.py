@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from caravan.api.area import Area
 from caravan.api.auth import Caller, check_access
-from caravan.api.deps import StateDep
+from caravan.api.deps import SettingsDep, WritesDep
 from caravan.api.errors import ApiError
 from caravan.api.models import responses
 from caravan.api.state import AppState
@@ -38,7 +38,6 @@ from caravan.settings.service import (
 
 log = logging.getLogger(__name__)
 
-SERVICE = "settings"
 ERRORS_HEADER = "X-Caravan-Settings-Errors"
 
 _DOCUMENT_SCHEMA: dict[str, Any] = {
@@ -84,11 +83,6 @@ CAN_WRITE = [Depends(_access("update"))]
 router = APIRouter(tags=["settings"])
 
 
-def _service(state: AppState) -> SettingsService:
-    service: SettingsService = state.services[SERVICE]
-    return service
-
-
 @router.get(
     "/v1/schemas/settings.json",
     dependencies=CAN_READ,
@@ -96,8 +90,8 @@ def _service(state: AppState) -> SettingsService:
     responses=responses(),
     summary="The settings schema in force (JSON Schema 2020-12, with defaults)",
 )
-async def get_schema(state: StateDep) -> dict[str, Any]:
-    return _service(state).schema
+async def get_schema(service: SettingsDep) -> dict[str, Any]:
+    return service.schema
 
 
 @router.get(
@@ -107,8 +101,8 @@ async def get_schema(state: StateDep) -> dict[str, Any]:
     responses=responses(),
     summary="The document made of the schema's defaults",
 )
-async def get_default(state: StateDep) -> dict[str, Any]:
-    return _service(state).defaults()
+async def get_default(service: SettingsDep) -> dict[str, Any]:
+    return service.defaults()
 
 
 @router.get(
@@ -129,8 +123,7 @@ async def get_default(state: StateDep) -> dict[str, Any]:
     },
     summary="The current settings document",
 )
-async def get_settings(state: StateDep) -> JSONResponse:
-    service = _service(state)
+async def get_settings(service: SettingsDep) -> JSONResponse:
     return JSONResponse(service.document, headers={ERRORS_HEADER: str(service.error_count)})
 
 
@@ -141,8 +134,8 @@ async def get_settings(state: StateDep) -> JSONResponse:
     responses=responses(),
     summary="Why the stored settings or the installation's schema are not in force",
 )
-async def get_errors(state: StateDep) -> dict[str, Any]:
-    return _service(state).all_errors()
+async def get_errors(service: SettingsDep) -> dict[str, Any]:
+    return service.all_errors()
 
 
 @router.post(
@@ -162,13 +155,12 @@ async def get_errors(state: StateDep) -> dict[str, Any]:
     },
     summary="Fill missing values from the defaults, validate, store",
 )
-async def post_settings(request: Request, state: StateDep) -> JSONResponse:
+async def post_settings(request: Request, service: SettingsDep, writes: WritesDep) -> JSONResponse:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the body must be UTF-8 encoded JSON") from None
-    service = _service(state)
     checked = service.check(text)
     if checked.document is None:
         details = [e.to_dict() for e in checked.errors]
@@ -181,9 +173,7 @@ async def post_settings(request: Request, state: StateDep) -> JSONResponse:
             details,
         )
     stored = serialize(checked.document)
-    await write_configmap_key(
-        state.kube, state.config.namespace, service.settings_configmap, SETTINGS_KEY, stored
-    )
+    await writes.configmap_key(service.settings_configmap, SETTINGS_KEY, stored)
     # In force at once (the watch will deliver the same text again, a no-op).
     service.set_settings_text(stored)
     return JSONResponse(service.document)
@@ -208,7 +198,7 @@ async def start(state: AppState) -> None:
     service = SettingsService(
         names.settings, names.settings_schema, on_runtime=set_runtime, on_refill=refill
     )
-    state.services[SERVICE] = service
+    state.settings = service
     state.set_runtime_settings(service.runtime)
     state.store.on_configmap(service.on_configmap)
     # The watch may already have delivered them before we listened.
@@ -254,4 +244,4 @@ async def _store_defaults_if_missing(state: AppState) -> None:
         log.warning("could not store the default settings in ConfigMap %s: %s", names.settings, exc)
 
 
-area = Area(SERVICE, router, on_start=start)
+area = Area("settings", router, on_start=start)

@@ -1,0 +1,35 @@
+"""Prometheus metrics of both halves: request latency, waiters, reconciles, watches, writes.
+
+Defined here, outside `caravan.api`, so the operator counts its reconciles without
+importing the API half; `caravan.api.metrics` serves them on /metrics.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUEST_SECONDS = Histogram(
+    "caravan_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
+)
+LONG_POLL_WAITERS = Gauge("caravan_long_poll_waiters", "Requests blocked on a waitIndex")
+RECONCILES = Counter("caravan_reconciles_total", "Job reconciliations", ["result"])
+WATCH_EVENTS = Gauge("caravan_watch_events", "Watch events received since start", ["kind"])
+WATCH_SILENCE = Gauge(
+    "caravan_watch_seconds_since_event",
+    "Seconds since a watch last delivered an event or bookmark (a stalled watch grows)",
+    ["kind"],
+)
+WATCH_SYNCED = Gauge("caravan_watch_synced", "1 once the watch listed its objects", ["kind"])
+EVENTS = Gauge("caravan_events", "Events engine totals since start", ["what"])
+WRITE_VISIBLE_SECONDS = Histogram(
+    "caravan_write_visible_seconds",
+    "How long a write waited for this replica's store to show it (read your writes)",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+WRITE_VISIBLE_TIMEOUTS = Counter(
+    "caravan_write_visible_timeouts_total",
+    "Writes answered before this replica's store showed them (the wait timed out)",
+    ["kind"],
+)
+WRITE_WAITERS = Gauge("caravan_write_waiters", "Writes waiting for the store to show them")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -104,7 +106,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names only the first matching route's methods; a path served by
             # several routes (GET and POST, POST and DELETE) must list them all.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         return JSONResponse(
             error_body(str(exc.detail)), status_code=exc.status_code, headers=headers
         )
@@ -126,12 +130,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """The methods served on this path: a 405 answer must list them in `Allow`."""
-    from starlette.routing import Match
-
+    """The methods served on this path, as the OpenAPI document lists them: a 405 answer
+    must name them all in `Allow`."""
+    path = request.url.path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        # PARTIAL: the path matches, the method does not.
-        if route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if _template_regex(template).match(path):
+            methods |= {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
     return sorted(methods)
+
+
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+
+@functools.cache
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^}]+\}", template)
+    return re.compile("^" + "[^/]+".join(re.escape(p) for p in parts) + "$")

@@ -136,10 +136,11 @@ class ReadYourWritesHeader:
             await self.app(scope, receive, send)
             return
 
+        # Shared with whatever copies of the scope inner layers make: request.state is it.
+        state = scope.setdefault("state", {})
+
         async def send_marked(message: Message) -> None:
-            if message["type"] == "http.response.start" and (scope.get("state") or {}).get(
-                _NOT_VISIBLE
-            ):
+            if message["type"] == "http.response.start" and state.get(_NOT_VISIBLE):
                 headers = list(message.get("headers", []))
                 headers.append((VISIBILITY_HEADER.lower().encode(), b"timeout"))
                 message = {**message, "headers": headers}

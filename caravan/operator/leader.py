@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from caravan.kube.client import JSON, KubeClient, KubeError, ResourcePath
+from caravan.kube.client import JSON, KubeClient, ResourcePath
+from caravan.kube.errors import Conflict, KubeError, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,7 @@ class LeaseElector:
         now = _now()
         try:
             lease = await self.kube.get(self.path)
-        except KubeError as exc:
-            if exc.status != 404:
-                raise
+        except NotFound:
             spec = self._spec(now, now, transitions=0)
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
@@ -94,10 +93,8 @@ class LeaseElector:
             }
             try:
                 await self.kube.create(self.collection, body)
-            except KubeError as create_error:
-                if create_error.status == 409:
-                    return False  # another replica created it first
-                raise
+            except Conflict:
+                return False  # another replica created it first
             self._observe(spec)
             return True
         spec = lease.get("spec") or {}
@@ -111,10 +108,8 @@ class LeaseElector:
         lease["spec"] = self._spec(acquired or now, now, transitions)
         try:
             await self.kube.replace(self.path, lease)  # carries resourceVersion: CAS
-        except KubeError as exc:
-            if exc.status == 409:
-                return False  # someone else renewed or took it meanwhile
-            raise
+        except Conflict:
+            return False  # someone else renewed or took it meanwhile
         self._observe(lease["spec"])
         return True
 

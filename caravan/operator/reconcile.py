@@ -4,22 +4,20 @@ status written. Requests for the same job are coalesced and run one at a time.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from caravan import labels
 from caravan.jobs.spec import read_job
 from caravan.jobs.summary import PodFacts
-from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient, KubeError
+from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient
+from caravan.kube.errors import Conflict, Invalid, KubeError, NotFound
 from caravan.operator.deployments import TemplateDecorator, deployment_name, desired_deployment
 from caravan.operator.status import job_status_body, status_changed
 
 log = logging.getLogger(__name__)
-
-# Answers meaning "the Job asks for something Kubernetes will not take" (e.g. an invalid
-# pod template): reported on the Job's status rather than retried.
-REFUSALS = frozenset({400, 422})
 
 # (job name) -> pods of that job / (deployment name, group) pairs owned by that job
 PodsLookup = Callable[[str], Iterable[PodFacts]]
@@ -50,18 +48,17 @@ async def reconcile_job(
         ),
         return_exceptions=True,
     )
-    refusals = [r for r in results if isinstance(r, KubeError) and r.status in REFUSALS]
+    # Invalid: the Job asks for something Kubernetes will not take (e.g. an invalid pod
+    # template); reported on the Job's status rather than retried.
+    refusals = [r for r in results if isinstance(r, Invalid)]
     for result in results:
         if isinstance(result, BaseException) and result not in refusals:
             raise result  # the cluster or the network: retried with backoff
     for name, group_name in deployments:
         if group_name not in wanted and name == deployment_name(spec.name, group_name):
             log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
-            try:
+            with contextlib.suppress(NotFound):
                 await kube.delete(DEPLOYMENTS.item(namespace, name))
-            except KubeError as exc:
-                if exc.status != 404:
-                    raise
     by_group: dict[str, list[PodFacts]] = {}
     for pod in pods:
         by_group.setdefault(pod.group, []).append(pod)
@@ -86,6 +83,7 @@ class Reconciler:
     deployments: DeploymentsLookup
     decorators: Sequence[TemplateDecorator] = ()
     on_result: Callable[[str], None] = lambda result: None
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # backoff after failures
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _bodies: dict[str, JSON] = field(default_factory=dict)
@@ -112,15 +110,16 @@ class Reconciler:
                     await self._once(job)
                     self.on_result("ok")
                     delay = 0.0
+                except Conflict:
+                    self.on_result("error")
+                    self._pending.add(job)  # a stale read; just go again
+                    continue
                 except KubeError as exc:
                     self.on_result("error")
-                    if exc.status == 409:  # a stale read; just go again
-                        self._pending.add(job)
-                        continue
                     log.warning("job %s: reconcile failed: %s", job, exc.message)
                     delay = min(max(delay * 2, 0.5), 30.0)
                     self._pending.add(job)
-                    await asyncio.sleep(delay)
+                    await self.sleep(delay)
         finally:
             self._running.pop(job, None)
 
@@ -129,10 +128,8 @@ class Reconciler:
         if body is None:
             try:
                 body = await self.kube.get(JOBS.item(self.namespace, job))
-            except KubeError as exc:
-                if exc.status == 404:
-                    return  # deleted meanwhile
-                raise
+            except NotFound:
+                return  # deleted meanwhile
         await reconcile_job(
             self.kube, self.namespace, body, self.pods(job), self.deployments(job), self.decorators
         )

@@ -1,0 +1,120 @@
+"""The Reconciler on an in-memory API: Deployments applied, orphans deleted, status
+written, requests coalesced, failures retried with backoff (a fake sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from caravan.kube.client import DEPLOYMENTS, JOBS
+from caravan.kube.errors import KubeError
+from caravan.operator.reconcile import Reconciler
+from tests.unit.fakekube import FakeKube
+
+NS = "ns"
+
+
+def job(groups: dict[str, int], suspend: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "caravan.dev/v1alpha1",
+        "kind": "Job",
+        "metadata": {"name": "web", "uid": "u1", "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "suspend": suspend,
+            "taskGroups": [
+                {"name": g, "count": n, "countInit": 1, "countMax": 5, "template": {}}
+                for g, n in groups.items()
+            ],
+        },
+    }
+
+
+def deployment(group: str) -> str:
+    return DEPLOYMENTS.item(NS, f"web-{group}")
+
+
+class Harness:
+    def __init__(self, owned: list[tuple[str, str]] | None = None) -> None:
+        self.kube = FakeKube()
+        self.kube.put_object(JOBS.item(NS, "web"), job({"a": 2}))
+        self.sleeps: list[float] = []
+        self.results: list[str] = []
+        self.idle = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:
+            self.sleeps.append(seconds)
+
+        self.reconciler = Reconciler(
+            kube=self.kube.client,
+            namespace=NS,
+            pods=lambda name: [],
+            deployments=lambda name: list(owned or []),
+            on_result=self.results.append,
+            sleep=sleep,
+        )
+
+    async def settle(self) -> None:
+        while self.reconciler._running:
+            await asyncio.gather(*self.reconciler._running.values())
+
+    def replicas(self, group: str) -> int:
+        return int(self.kube.objects[deployment(group)]["spec"]["replicas"])
+
+
+async def test_a_pass_applies_each_group_and_writes_status() -> None:
+    h = Harness()
+    h.reconciler.request("web", job({"a": 2, "b": 0}))
+    await h.settle()
+    assert h.replicas("a") == 2 and h.replicas("b") == 0
+    status_path = JOBS.item(NS, "web", "status")
+    assert ("merge_patch", status_path) in h.kube.calls
+    assert h.results == ["ok"]
+
+
+async def test_a_suspended_job_scales_to_zero_and_a_removed_group_is_deleted() -> None:
+    h = Harness(owned=[("web-a", "a"), ("web-old", "old")])
+    h.kube.put_object(deployment("old"), {"metadata": {"name": "web-old"}})
+    h.reconciler.request("web", job({"a": 3}, suspend=True))
+    await h.settle()
+    assert h.replicas("a") == 0
+    assert deployment("old") not in h.kube.objects
+
+
+async def test_a_burst_of_requests_makes_at_most_one_more_pass() -> None:
+    h = Harness()
+    for count in range(1, 6):
+        h.reconciler.request("web", job({"a": count}))
+    await h.settle()
+    assert h.replicas("a") == 5  # the last body wins
+    assert len(h.results) <= 2
+
+
+async def test_a_conflict_goes_again_and_an_outage_backs_off_then_recovers() -> None:
+    h = Harness()
+    h.kube.fail("apply", KubeError(409, "Conflict"), KubeError(0, "refused"), KubeError(503, ""))
+    h.reconciler.request("web")  # no body: read from the API
+    await h.settle()
+    assert h.replicas("a") == 2
+    assert h.results == ["error", "error", "error", "ok"]
+    assert h.sleeps == [0.5, 1.0]  # backoff for the outage only, growing
+
+
+async def test_a_refused_template_is_reported_on_the_status_not_retried() -> None:
+    h = Harness()
+    h.kube.fail("apply", KubeError(422, "Invalid", {"message": "bad template"}))
+    h.reconciler.request("web", job({"a": 1}))
+    await h.settle()
+    status = h.kube.objects[JOBS.item(NS, "web")]["status"]
+    assert "bad template" in str(status)
+    assert h.results == ["ok"] and h.sleeps == []
+
+
+async def test_a_deleted_job_and_a_closed_reconciler_do_nothing() -> None:
+    h = Harness()
+    del h.kube.objects[JOBS.item(NS, "web")]
+    h.reconciler.request("web")
+    await h.settle()
+    assert not any(verb == "apply" for verb, _ in h.kube.calls)
+    await h.reconciler.close()
+    h.reconciler.request("web", job({"a": 1}))
+    assert not h.reconciler._running

@@ -1,0 +1,167 @@
+"""Conflict retry and its strategies (caravan.kube.rmw) on an in-memory API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from caravan.kube.errors import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    KubeError,
+    NotFound,
+    Unavailable,
+)
+from caravan.kube.rmw import (
+    delete_with_precondition,
+    patch_with_precondition,
+    read_modify_write,
+)
+from tests.unit.fakekube import FakeKube
+
+PATH = "/api/v1/namespaces/ns/configmaps/doc"
+COLLECTION = "/api/v1/namespaces/ns/configmaps"
+
+
+def doc(value: int) -> dict[str, Any]:
+    return {"metadata": {"name": "doc"}, "data": {"n": str(value)}}
+
+
+def add(delta: int) -> Any:
+    def mutate(body: dict[str, Any]) -> dict[str, Any]:
+        data = dict(body.get("data") or {})
+        data["n"] = str(int(data.get("n", "0")) + delta)
+        return {**body, "data": data}
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (404, None, NotFound),
+        (409, None, Conflict),
+        (409, {"reason": "AlreadyExists"}, AlreadyExists),
+        (410, None, Gone),
+        (403, None, Forbidden),
+        (400, None, Invalid),
+        (422, None, Invalid),
+        (0, None, Unavailable),
+        (429, None, Unavailable),
+        (500, None, Unavailable),
+        (503, None, Unavailable),
+    ],
+)
+def test_errors_are_typed_by_status(status: int, body: Any, kind: type[KubeError]) -> None:
+    error = KubeError(status, "reason", body)
+    assert type(error) is kind and isinstance(error, KubeError)
+    assert error.status == status
+
+
+async def test_a_rival_write_between_read_and_put_is_reapplied_not_lost() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(1))
+    # Another process writes n=10 right after our GET: our PUT carries a stale version.
+    kube.before["replace"] = [lambda: kube.put_object(PATH, doc(10))]
+    stored = await read_modify_write(kube.client, PATH, add(1))
+    assert stored["data"]["n"] == "11"
+    assert [verb for verb, _ in kube.calls] == ["get", "replace", "get", "replace"]
+
+
+async def test_concurrent_writers_of_this_process_take_turns() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(0))
+    await asyncio.gather(*(read_modify_write(kube.client, PATH, add(1)) for _ in range(20)))
+    assert kube.objects[PATH]["data"]["n"] == "20"
+    assert sum(verb == "replace" for verb, _ in kube.calls) == 20  # no conflict at all
+
+
+async def test_a_stale_cached_copy_costs_one_conflict_and_a_fresh_read() -> None:
+    kube = FakeKube()
+    cached = kube.put_object(PATH, doc(1))
+    kube.put_object(PATH, doc(5))
+    stored = await read_modify_write(kube.client, PATH, add(1), cached=cached)
+    assert stored["data"]["n"] == "6"
+    assert [verb for verb, _ in kube.calls] == ["replace", "get", "replace"]
+
+
+async def test_a_missing_object_is_created_and_a_creation_race_rereads() -> None:
+    kube = FakeKube()
+    stored = await read_modify_write(
+        kube.client, PATH, add(2), create=lambda: doc(0), collection_path=COLLECTION
+    )
+    assert stored["data"]["n"] == "2"
+    other = "/api/v1/namespaces/ns/configmaps/other"
+    kube.before["create"] = [lambda: kube.put_object(other, {"metadata": {"name": "other"}})]
+    stored = await read_modify_write(
+        kube.client,
+        other,
+        add(3),
+        create=lambda: {"metadata": {"name": "other"}},
+        collection_path=COLLECTION,
+    )
+    assert stored["data"]["n"] == "3"
+
+
+async def test_a_refusing_mutation_writes_nothing_and_unchanged_is_not_written() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(1))
+
+    def refuse(body: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await read_modify_write(kube.client, PATH, refuse)
+    await read_modify_write(kube.client, PATH, lambda body: body)
+    assert all(verb == "get" for verb, _ in kube.calls)
+
+
+async def test_an_object_that_keeps_changing_ends_in_conflict() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(1))
+    kube.fail("replace", *(KubeError(409, "Conflict") for _ in range(3)))
+    with pytest.raises(Conflict):
+        await read_modify_write(kube.client, PATH, add(1), attempts=3)
+    with pytest.raises(NotFound):
+        await read_modify_write(kube.client, PATH + "x", add(1))
+
+
+async def test_a_precondition_patch_sends_the_version_read_and_retries() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(1))
+    kube.before["merge_patch"] = [lambda: kube.put_object(PATH, doc(7))]
+
+    def annotate(body: dict[str, Any]) -> dict[str, Any] | None:
+        return {"metadata": {"annotations": {"seen": body["data"]["n"]}}}
+
+    stored = await patch_with_precondition(kube.client, PATH, annotate)
+    assert stored["metadata"]["annotations"] == {"seen": "7"}  # decided on the fresh read
+    assert stored["data"] == {"n": "7"}
+    calls = len(kube.calls)
+    await patch_with_precondition(kube.client, PATH, lambda body: None)
+    assert [verb for verb, _ in kube.calls[calls:]] == ["get"]
+
+
+async def test_a_precondition_delete_removes_only_what_was_checked() -> None:
+    kube = FakeKube()
+    kube.put_object(PATH, doc(1))
+
+    def only_small(body: dict[str, Any]) -> None:
+        if int(body["data"]["n"]) > 5:
+            raise PermissionError("not ours")
+
+    # Replaced between our check and our delete: the precondition fails, we look again.
+    kube.before["delete"] = [lambda: kube.put_object(PATH, doc(9))]
+    with pytest.raises(PermissionError):
+        await delete_with_precondition(kube.client, PATH, only_small)
+    assert PATH in kube.objects
+    kube.put_object(PATH, doc(2))
+    await delete_with_precondition(kube.client, PATH, only_small)
+    assert PATH not in kube.objects
+    with pytest.raises(NotFound):
+        await delete_with_precondition(kube.client, PATH)

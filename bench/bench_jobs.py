@@ -26,7 +26,7 @@ import httpx
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from bench.common import bench_namespace, fake_pod_spec, pct, running_caravan
-from caravan.kube.client import DEPLOYMENTS, JOBS, PODS
+from caravan.kube.client import DEPLOYMENTS, JOBS, PODS, KubeClient
 
 
 def ms(values: list[float]) -> str:
@@ -46,6 +46,78 @@ def job(name: str, groups: int, pods: int) -> dict[str, Any]:
             ]
         },
     }
+
+
+async def scale_side_by_side(
+    kube: KubeClient, api: httpx.AsyncClient, ns: str, args: argparse.Namespace
+) -> dict[str, list[float]]:
+    deploy_path = DEPLOYMENTS.collection(ns)
+    direct = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bench-direct"},
+        "spec": {
+            "replicas": args.pods,
+            "selector": {"matchLabels": {"bench": "direct"}},
+            "template": {"metadata": {"labels": {"bench": "direct"}}, "spec": fake_pod_spec()},
+        },
+    }
+    await kube.create(deploy_path, direct)
+    rv = (await kube.list_items(deploy_path, limit=1))["metadata"]["resourceVersion"]
+    job_rv = (await kube.list_items(JOBS.collection(ns), limit=1))["metadata"]["resourceVersion"]
+    seen: asyncio.Queue[tuple[float, str, int]] = asyncio.Queue()
+    jobs_seen: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+
+    async def watch_deployments() -> None:
+        query = {"resourceVersion": rv}
+        async for event in kube.watch(deploy_path, query=query, timeout_seconds=600):
+            obj = event["object"]
+            if event["type"] in ("ADDED", "MODIFIED"):
+                name, replicas = obj["metadata"]["name"], obj["spec"]["replicas"]
+                await seen.put((time.perf_counter(), name, replicas))
+
+    async def watch_job() -> None:
+        query = {"resourceVersion": job_rv, "fieldSelector": "metadata.name=job-0000"}
+        async for event in kube.watch(JOBS.collection(ns), query=query, timeout_seconds=600):
+            groups = event["object"]["spec"]["taskGroups"]
+            count = next(g.get("count", -1) for g in groups if g["name"] == "g0")
+            await jobs_seen.put((time.perf_counter(), count))
+
+    async def until(queue: asyncio.Queue[Any], match: Any) -> float:
+        while True:
+            item = await asyncio.wait_for(queue.get(), 10)
+            if match(item):
+                return float(item[0])
+
+    watchers = [asyncio.create_task(watch_deployments()), asyncio.create_task(watch_job())]
+    await asyncio.sleep(0.5)
+    timing: dict[str, list[float]] = {"caravan": [], "post": [], "job": [], "direct": []}
+    replicas = direct_replicas = args.pods
+    scale_path = DEPLOYMENTS.item(ns, "bench-direct", "scale")
+    for i in range(args.updates):
+        delta = 1 if i % 2 == 0 else -1
+        replicas += delta
+        t = time.perf_counter()
+        r = await api.post(
+            "/v1/jobs/updatecounts",
+            json={"jobID": "job-0000", "taskGroup": "g0", "count": delta},
+        )
+        assert r.status_code == 200, r.text
+        timing["post"].append(time.perf_counter() - t)
+        job_at = await until(jobs_seen, lambda item, n=replicas: item[1] == n)
+        timing["job"].append(job_at - t)
+        at = await until(seen, lambda item, n=replicas: item[1:] == ("job-0000-g0", n))
+        timing["caravan"].append(at - t)
+
+        direct_replicas += delta
+        t = time.perf_counter()
+        await kube.merge_patch(scale_path, {"spec": {"replicas": direct_replicas}})
+        at = await until(seen, lambda item, n=direct_replicas: item[1:] == ("bench-direct", n))
+        timing["direct"].append(at - t)
+    for watcher in watchers:
+        watcher.cancel()
+    await kube.delete(DEPLOYMENTS.item(ns, "bench-direct"))
+    return timing
 
 
 def rss_mb(pid: int) -> float:
@@ -68,9 +140,10 @@ async def wait_running(api: httpx.AsyncClient, total: int, timeout: float) -> fl
 
 async def main(args: argparse.Namespace) -> None:
     limits = httpx.Limits(max_connections=args.waiters + 50, max_keepalive_connections=50)
+    caravan_args = ("--read-your-writes-seconds", "0") if args.no_read_your_writes else ()
     async with (
         bench_namespace("bench-jobs") as (kube, config, ns),
-        running_caravan(ns, config, timeout=120, limits=limits) as (proc, api),
+        running_caravan(ns, config, args=caravan_args, timeout=120, limits=limits) as (proc, api),
     ):
         total = args.jobs * args.groups * args.pods
         print(
@@ -110,41 +183,21 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"[bench] ratio LIST p50 / GET p50: {pct(lists, 50) / pct(gets, 50):.0f}x")
 
-        # updatecounts -> Deployment spec.replicas, seen through a watch.
-        latencies: list[float] = []
-        posts: list[float] = []
-        deploy_path = DEPLOYMENTS.collection(ns)
-        rv = (await kube.list_items(deploy_path, limit=1))["metadata"]["resourceVersion"]
-        events: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
-
-        async def watch() -> None:
-            query = {"resourceVersion": rv, "fieldSelector": "metadata.name=job-0000-g0"}
-            async for event in kube.watch(deploy_path, query=query, timeout_seconds=600):
-                await events.put((time.perf_counter(), event["object"]))
-
-        watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.5)
-        replicas = args.pods
-        for i in range(args.updates):
-            delta = 1 if i % 2 == 0 else -1
-            replicas += delta
-            t = time.perf_counter()
-            r = await api.post(
-                "/v1/jobs/updatecounts",
-                json={"jobID": "job-0000", "taskGroup": "g0", "count": delta},
-            )
-            assert r.status_code == 200, r.text
-            posts.append(time.perf_counter() - t)
-            while True:
-                seen_at, obj = await asyncio.wait_for(events.get(), 10)
-                if obj["spec"]["replicas"] == replicas:
-                    latencies.append(seen_at - t)
-                    break
-        watcher.cancel()
+        # updatecounts -> Deployment spec.replicas, beside a direct PATCH of another
+        # Deployment's scale subresource (what `kubectl scale` does), interleaved, both
+        # timed to the moment a watch sees the new replicas. The Job's own watch event
+        # splits Caravan's figure: POST -> Job stored and seen, then Job -> Deployment.
+        timing = await scale_side_by_side(kube, api, ns, args)
         print(
-            f"[bench] updatecounts -> Deployment spec.replicas: {ms(latencies)}"
-            f" over {len(latencies)} updates (the POST alone: {ms(posts)})"
+            f"[bench] updatecounts -> Deployment spec.replicas: {ms(timing['caravan'])}"
+            f" over {len(timing['caravan'])} updates (the POST alone: {ms(timing['post'])};"
+            f" POST -> Job seen by a watch: {ms(timing['job'])})"
         )
+        print(f"[bench] direct PATCH of deployments/scale -> spec.replicas: {ms(timing['direct'])}")
+        for p in (50, 99):
+            ratio = pct(timing["caravan"], p) / pct(timing["direct"], p)
+            print(f"[bench] ratio updatecounts / direct PATCH at p{p}: {ratio:.2f}x")
+        latencies = timing["caravan"]
 
         # Concurrent long-poll waiters woken by one change. First let the earlier scaling
         # settle (pods still starting or going would wake the waiters before our change).
@@ -197,7 +250,11 @@ async def main(args: argparse.Namespace) -> None:
                     "get_p50_ms": pct(gets, 50) * 1000,
                     "get_p99_ms": pct(gets, 99) * 1000,
                     "list_p50_ms": pct(lists, 50) * 1000,
+                    "update_p50_ms": pct(latencies, 50) * 1000,
                     "update_p99_ms": pct(latencies, 99) * 1000,
+                    "direct_p50_ms": pct(timing["direct"], 50) * 1000,
+                    "direct_p99_ms": pct(timing["direct"], 99) * 1000,
+                    "post_p99_ms": pct(timing["post"], 99) * 1000,
                     "waiters_p99_ms": pct(delays, 99) * 1000,
                     "rss_mb": rss_mb(proc.pid),
                 }
@@ -213,4 +270,9 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--waiters", type=int, default=1000)
+    parser.add_argument(
+        "--no-read-your-writes",
+        action="store_true",
+        help="writes answer without waiting for the store (the figure before that rule)",
+    )
     asyncio.run(main(parser.parse_args()))

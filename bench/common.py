@@ -59,11 +59,24 @@ def free_port() -> int:
         return port
 
 
+CRD_DIR = ROOT / "charts" / "caravan" / "files" / "crds"
+
+
+def install_crds(config: str) -> None:
+    """Applies Caravan's CRD (a fresh `make cluster` has none) and waits until it serves."""
+    kubectl = [str(ROOT / ".venv" / "bin" / "kubectl"), "--kubeconfig", config]
+    apply = ["apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)]
+    wait = ["wait", "--for=condition=Established", "crd/jobs.caravan.dev", "--timeout=60s"]
+    subprocess.run([*kubectl, *apply], check=True, capture_output=True)
+    subprocess.run([*kubectl, *wait], check=True, capture_output=True)
+
+
 @contextlib.asynccontextmanager
 async def bench_namespace(prefix: str) -> AsyncIterator[tuple[KubeClient, str, str]]:
-    """A client of the cluster, its kubeconfig path and a new namespace `prefix-xxxxxx`;
-    on exit the namespace is deleted and the client closed."""
+    """A client of the cluster, its kubeconfig path and a new namespace `prefix-xxxxxx`
+    (the CRD installed first); on exit the namespace is deleted and the client closed."""
     config = kubeconfig()
+    install_crds(config)
     kube = await KubeClient.connect(config)
     try:
         ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
@@ -90,10 +103,10 @@ async def wait_ready(api: httpx.AsyncClient, timeout: float = 30) -> None:
 
 @contextlib.asynccontextmanager
 async def running_caravan(
-    namespace: str, config: str, **client_options: Any
+    namespace: str, config: str, *, args: tuple[str, ...] = (), **client_options: Any
 ) -> AsyncIterator[tuple[subprocess.Popen[bytes], httpx.AsyncClient]]:
-    """`caravan run` on `namespace` as its own process, and a client of its API (built with
-    `client_options`) once /readyz answers; the process is stopped on exit."""
+    """`caravan run` on `namespace` (with extra `args`) as its own process, and a client of
+    its API (built with `client_options`) once /readyz answers; stopped on exit."""
     port = free_port()
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any measurement
         [
@@ -107,6 +120,7 @@ async def running_caravan(
             config,
             "--log-level",
             "WARNING",
+            *args,
         ],
     )
     try:

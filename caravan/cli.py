@@ -46,6 +46,18 @@ def _parser() -> argparse.ArgumentParser:
         help="run the operator only while holding the caravan-operator Lease, for several"
         " replicas [CARAVAN_LEADER_ELECT]",
     )
+    run.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=float(env["lease_seconds"]),
+        help="how long a silent leader keeps the Lease [CARAVAN_LEASE_SECONDS]",
+    )
+    run.add_argument(
+        "--read-your-writes-seconds",
+        type=float,
+        default=5.0,
+        help="how long a write waits for this replica's store to show it (0: not at all)",
+    )
     run.add_argument("--log-level", default=env["log_level"], help="[CARAVAN_LOG_LEVEL]")
     return parser
 
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         run_operator=not args.no_operator,
         configmaps=ConfigMapNames.with_prefix(args.configmap_prefix),
         leader_election=args.leader_elect,
+        lease_seconds=args.lease_seconds,
+        read_your_writes_seconds=args.read_your_writes_seconds,
         log_level=args.log_level.upper(),
     )
     try:

@@ -105,4 +105,5 @@ def env_defaults() -> dict[str, str]:
         "log_level": _env("CARAVAN_LOG_LEVEL", "INFO"),
         "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),
         "leader_elect": _env("CARAVAN_LEADER_ELECT", "false"),
+        "lease_seconds": _env("CARAVAN_LEASE_SECONDS", "15"),
     }

@@ -71,6 +71,7 @@ class Informer:
         self.events_seen = 0
         # Where the next watch starts: the last version seen ("" means list first).
         self.resource_version = ""
+        self.lists = 0  # complete lists so far (the first one, then relists)
 
     async def run(self) -> None:
         backoff = MIN_BACKOFF
@@ -117,6 +118,7 @@ class Informer:
                 break
             query["continue"] = meta["continue"]
         self.sink.end_relist(self.kind, names)
+        self.lists += 1
         self.last_seen = time.monotonic()
         self.last_error = None
         if not self.synced.is_set():

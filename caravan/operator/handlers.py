@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from caravan import metrics
-from caravan.kube.client import KubeClient, load_configuration
+from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.labels import (
     GROUP,
     JOB_LABEL,
@@ -36,12 +36,12 @@ class OperatorShared:
     closing: bool = False
     jobs_listener: JobsListener | None = None
 
-    def request(self, jobs: set[str]) -> None:
+    def request(self, bodies: dict[str, JSON | None]) -> None:
         # Before the first job event there is no reconciler yet; Kopf's initial listing
         # of the jobs reconciles every one of them anyway.
         if self.reconciler is not None:
-            for job in jobs:
-                self.reconciler.request(job)
+            for job, body in bodies.items():
+                self.reconciler.request(job, body)
 
 
 def build_registry() -> kopf.OperatorRegistry:
@@ -69,7 +69,10 @@ def build_registry() -> kopf.OperatorRegistry:
         loop = asyncio.get_running_loop()
 
         def jobs_changed(names: set[str]) -> None:
-            loop.call_soon_threadsafe(shared.request, names)
+            # On the store's loop: hand over the bodies it holds, so that no pass needs
+            # to read the Job again (the store sees a write as soon as Kopf's watch does).
+            bodies = {name: memo.store.job_bodies.get(name) for name in names}
+            loop.call_soon_threadsafe(shared.request, bodies)
 
         shared.jobs_listener = jobs_changed
         memo.store.on_jobs_changed(jobs_changed)
@@ -116,8 +119,9 @@ def build_registry() -> kopf.OperatorRegistry:
         name: str, type: str, body: kopf.Body, memo: kopf.Memo, **indexes: Any
     ) -> None:
         if type != "DELETED":
-            # The event carries the Job as it is now: no need to read it again.
-            reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)))
+            # The event carries the Job as it is now: no need to read it again. The echo
+            # of our own status write (same generation) needs no pass.
+            reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)), new_spec_only=True)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     async def deployment_event(labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:

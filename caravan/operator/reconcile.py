@@ -87,12 +87,25 @@ class Reconciler:
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _bodies: dict[str, JSON] = field(default_factory=dict)
+    # The generation of each job's last successful pass.
+    _done: dict[str, int] = field(default_factory=dict)
     closed: bool = False
 
-    def request(self, job: str, body: JSON | None = None) -> None:
-        """Asks for a pass over `job`; with the Job's body from a watch event, no GET."""
+    def request(self, job: str, body: JSON | None = None, *, new_spec_only: bool = False) -> None:
+        """Asks for a pass over `job`; with the Job's body from a watch event, no GET.
+
+        `new_spec_only`: skip it when `body`'s generation already had a successful pass
+        and nothing else is pending (a status or metadata change of the Job).
+        """
         if self.closed:
             return  # shutting down: the client is (being) closed
+        if (
+            new_spec_only
+            and body is not None
+            and job not in self._pending
+            and self._done.get(job) == _generation(body)
+        ):
+            return
         if body is not None:
             self._bodies[job] = body
         else:
@@ -129,13 +142,19 @@ class Reconciler:
             try:
                 body = await self.kube.get(JOBS.item(self.namespace, job))
             except NotFound:
+                self._done.pop(job, None)
                 return  # deleted meanwhile
         await reconcile_job(
             self.kube, self.namespace, body, self.pods(job), self.deployments(job), self.decorators
         )
+        self._done[job] = _generation(body)
 
     async def close(self) -> None:
         self.closed = True
         for task in list(self._running.values()):
             task.cancel()
         await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+
+def _generation(body: JSON) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)

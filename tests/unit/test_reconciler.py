@@ -118,3 +118,17 @@ async def test_a_deleted_job_and_a_closed_reconciler_do_nothing() -> None:
     await h.reconciler.close()
     h.reconciler.request("web", job({"a": 1}))
     assert not h.reconciler._running
+
+
+async def test_the_echo_of_a_status_write_makes_no_pass_but_a_new_spec_does() -> None:
+    h = Harness()
+    h.reconciler.request("web", job({"a": 1}))
+    await h.settle()
+    passes = len(h.results)
+    h.reconciler.request("web", job({"a": 1}), new_spec_only=True)  # same generation
+    assert not h.reconciler._running and len(h.results) == passes
+    newer = job({"a": 4})
+    newer["metadata"]["generation"] = 2
+    h.reconciler.request("web", newer, new_spec_only=True)
+    await h.settle()
+    assert h.replicas("a") == 4

@@ -67,8 +67,13 @@ def effective_levels(logger_id: str) -> dict[str, str]:
     return levels
 
 
-WORDS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
-         logging.ERROR: "error", logging.CRITICAL: "fatal"}
+WORDS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
 
 
 class CaravanFormatter(logging.Formatter):

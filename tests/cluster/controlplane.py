@@ -86,4 +86,11 @@ class Component:
                 stderr=log,
                 start_new_session=True,  # outlives the test session, as kwokctl's does
             )
+        pidfile = self._cluster_dir() / "pids" / f"{name}.pid"
+        if pidfile.exists():  # kwokctl stops components by these
+            pidfile.write_text(str(process.pid))
         return Component(process.pid, self.argv, self.cwd, self.env)
+
+    def _cluster_dir(self) -> pathlib.Path:
+        binary = pathlib.Path(self.argv[0])
+        return binary.parent.parent  # <cluster>/bin/<binary>

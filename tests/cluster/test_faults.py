@@ -37,7 +37,7 @@ CARAVAN_RUN = (sys.executable, "-m", "caravan", "run", "--port", "0")
 
 async def api_ready(kube: KubeClient) -> None:
     async def ready() -> bool:
-        await kube.get("/readyz")
+        await kube.get("/api/v1/namespaces/default")
         return True
 
     await eventually(ready, bool, timeout=120, interval=0.25, what="kube-apiserver ready")

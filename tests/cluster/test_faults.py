@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from caravan.jobs.spec import read_job
 from caravan.kube.client import DEPLOYMENTS, JOBS, KubeClient, KubeError
 from caravan.operator.leader import LEASES
 from caravan.runner import Caravan
@@ -240,7 +241,7 @@ def killed_at_exit(*processes: subprocess.Popen[str]) -> Any:
 async def converged(kube: KubeClient, namespace: str, job: str) -> bool:
     """Deployments equal the Job's spec, and its status tells the same counts."""
     body = await kube.get(JOBS.item(namespace, job))
-    groups = {g["name"]: g for g in body["spec"]["taskGroups"]}
+    spec = read_job(body)
     deployments = await kube.list_items(
         DEPLOYMENTS.collection(namespace), labelSelector=f"caravan.dev/job={job}"
     )
@@ -248,7 +249,7 @@ async def converged(kube: KubeClient, namespace: str, job: str) -> bool:
         d["metadata"]["labels"]["caravan.dev/task-group"]: d["spec"]["replicas"]
         for d in deployments["items"]
     }
-    wanted = {name: 0 if body["spec"].get("suspend") else g["count"] for name, g in groups.items()}
+    wanted = {g.name: spec.desired_count(g) for g in spec.task_groups}
     status = {g["name"]: g["count"] for g in (body.get("status") or {}).get("taskGroups", [])}
     return replicas == wanted and status == wanted
 

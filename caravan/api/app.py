@@ -99,6 +99,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                         },
                     },
                 )
+            for parameter in operation.get("parameters", []):
+                _absent_is_not_null(parameter)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault(
         "ErrorBody",
@@ -110,3 +112,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     app.openapi_schema = schema
     return schema
+
+
+def _absent_is_not_null(parameter: dict[str, Any]) -> None:
+    """An optional header or query parameter may be left out; it is never `null` (a
+    header `waitIndex: null` is malformed). FastAPI writes `anyOf: [X, null]`: keep X."""
+    if parameter.get("required"):
+        return
+    options = parameter.get("schema", {}).get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1:
+            extra = {k: v for k, v in parameter["schema"].items() if k != "anyOf"}
+            parameter["schema"] = {**kept[0], **extra}

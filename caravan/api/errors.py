@@ -133,11 +133,13 @@ def _allowed_methods(request: Request) -> list[str]:
     """The methods served on this path, as the OpenAPI document lists them: a 405 answer
     must name them all in `Allow`."""
     path = request.url.path
-    methods: set[str] = set()
+    # The most literal templates win: /v1/jobs/updatecounts is that path, not a job id.
+    matches: dict[int, set[str]] = {}
     for template, operations in request.app.openapi().get("paths", {}).items():
         if _template_regex(template).match(path):
-            methods |= {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
-    return sorted(methods)
+            found = {m.upper() for m in operations if m.upper() in _HTTP_METHODS}
+            matches.setdefault(template.count("{"), set()).update(found)
+    return sorted(matches[min(matches)]) if matches else []
 
 
 _HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import RootModel
+from pydantic import RootModel, StringConstraints
 
 from caravan import labels
 from caravan.api.area import Area
@@ -34,11 +34,14 @@ CAN_READ_POD = [Depends(authorize("get", "pods"))]
 CAN_PATCH_POD = [Depends(authorize("patch", "pods"))]
 
 
-class LoggerConfig(RootModel[dict[str, Level]]):
+LoggerName = Annotated[str, StringConstraints(min_length=1)]
+
+
+class LoggerConfig(RootModel[dict[LoggerName, Level]]):
     """`{"<logger>": "<level>"}`; levels: debug, info, warning, error, fatal, panic."""
 
 
-class LoggersDocument(RootModel[dict[str, dict[str, Level]]]):
+class LoggersDocument(RootModel[dict[str, dict[LoggerName, Level]]]):
     """`{"<loggerID>": {"<logger>": "<level>"}}`."""
 
 

@@ -44,6 +44,11 @@ MAX_BODY_BYTES = 6 * MAX_SECRET_BYTES + 1024
 _SECRET_MAP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": {"type": "string"},
+    # validate_secret_key's rules: not ".", "..", nor starting with "..".
+    "propertyNames": {
+        "pattern": r"^(\.[-_a-zA-Z0-9]|[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$",
+        "maxLength": 253,
+    },
     "description": "Flat map of key to string value. Keys: letters, digits, '-', '_', '.'.",
     "example": {"GENVID_COMMAND_SECRET": "anothersecret", "akey": "avalue"},
 }

@@ -148,9 +148,20 @@ def build_registry() -> kopf.OperatorRegistry:
             reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)), new_spec_only=True)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
-    async def deployment_event(labels: kopf.Labels, memo: kopf.Memo, **indexes: Any) -> None:
+    async def deployment_event(
+        name: str,
+        type: str,
+        body: kopf.Body,
+        labels: kopf.Labels,
+        memo: kopf.Memo,
+        **indexes: Any,
+    ) -> None:
         # A hand-scaled or deleted Deployment makes its job reconcile: drift is repaired.
-        reconciler(memo, indexes).request(labels[JOB_LABEL])
+        # Its status moving (pods starting) or our own apply's echo does not.
+        generation = int(body.get("metadata", {}).get("generation") or 0)
+        reconciler(memo, indexes).deployment_changed(
+            labels[JOB_LABEL], name, generation, deleted=type == "DELETED"
+        )
 
     return registry
 

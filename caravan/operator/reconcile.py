@@ -31,7 +31,12 @@ async def reconcile_job(
     pods: Iterable[PodFacts],
     deployments: Iterable[tuple[str, str]],
     decorators: Sequence[TemplateDecorator] = (),
+    applied: dict[str, Applied] | None = None,
 ) -> None:
+    """One pass. `applied` remembers each Deployment's last applied manifest and the
+    generation the apply gave it: an unchanged manifest is not sent again (a change of
+    the Deployment's spec by anyone else drops its entry, see Reconciler)."""
+    applied = {} if applied is None else applied
     spec = read_job(body)
     meta = body["metadata"]
     if meta.get("deletionTimestamp"):
@@ -41,13 +46,20 @@ async def reconcile_job(
     # Server-side apply with force: a hand-made change to a field we own (replicas,
     # template) is taken back; fields we never set stay as others left them. The groups
     # are independent objects, so they are applied concurrently.
+    changed = [m for m in manifests if _applied_manifest(applied, m) != m]
     results = await asyncio.gather(
         *(
             kube.apply(DEPLOYMENTS.item(namespace, m["metadata"]["name"]), m, labels.FIELD_MANAGER)
-            for m in manifests
+            for m in changed
         ),
         return_exceptions=True,
     )
+    for manifest, result in zip(changed, results, strict=True):
+        name = manifest["metadata"]["name"]
+        if isinstance(result, BaseException):
+            applied.pop(name, None)
+        else:
+            applied[name] = Applied(manifest, _generation(result))
     # Invalid: the Job asks for something Kubernetes will not take (e.g. an invalid pod
     # template); reported on the Job's status rather than retried.
     refusals = [r for r in results if isinstance(r, Invalid)]
@@ -59,6 +71,7 @@ async def reconcile_job(
             log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
             with contextlib.suppress(NotFound):
                 await kube.delete(DEPLOYMENTS.item(namespace, name))
+            applied.pop(name, None)
     by_group: dict[str, list[PodFacts]] = {}
     for pod in pods:
         by_group.setdefault(pod.group, []).append(pod)
@@ -71,6 +84,19 @@ async def reconcile_job(
     if apply_error:
         # Written on the Job; retrying cannot help until its spec changes (a new event).
         log.warning("job %s: Kubernetes refused its Deployments: %s", spec.name, apply_error)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What was last applied to a Deployment, and the generation that gave it."""
+
+    manifest: JSON
+    generation: int
+
+
+def _applied_manifest(applied: dict[str, Applied], manifest: JSON) -> JSON | None:
+    entry = applied.get(manifest["metadata"]["name"])
+    return None if entry is None else entry.manifest
 
 
 @dataclass
@@ -89,6 +115,8 @@ class Reconciler:
     _bodies: dict[str, JSON] = field(default_factory=dict)
     # The generation of each job's last successful pass.
     _done: dict[str, int] = field(default_factory=dict)
+    # Per job: each Deployment's last applied manifest and generation.
+    _applied: dict[str, dict[str, Applied]] = field(default_factory=dict)
     closed: bool = False
 
     def request(self, job: str, body: JSON | None = None, *, new_spec_only: bool = False) -> None:
@@ -136,6 +164,16 @@ class Reconciler:
         finally:
             self._running.pop(job, None)
 
+    def deployment_changed(self, job: str, name: str, generation: int, deleted: bool) -> None:
+        """A Deployment of `job` changed. Its status moving, or the echo of our own apply,
+        keeps the generation we applied: nothing to do. Anything else (a hand-made
+        scale or edit, a deletion) is drift: the next pass applies it again."""
+        entry = self._applied.get(job, {}).get(name)
+        if not deleted and entry is not None and entry.generation == generation:
+            return
+        self._applied.get(job, {}).pop(name, None)
+        self.request(job)
+
     async def _once(self, job: str) -> None:
         body = self._bodies.pop(job, None)
         if body is None:
@@ -143,9 +181,16 @@ class Reconciler:
                 body = await self.kube.get(JOBS.item(self.namespace, job))
             except NotFound:
                 self._done.pop(job, None)
+                self._applied.pop(job, None)
                 return  # deleted meanwhile
         await reconcile_job(
-            self.kube, self.namespace, body, self.pods(job), self.deployments(job), self.decorators
+            self.kube,
+            self.namespace,
+            body,
+            self.pods(job),
+            self.deployments(job),
+            self.decorators,
+            applied=self._applied.setdefault(job, {}),
         )
         self._done[job] = _generation(body)
 

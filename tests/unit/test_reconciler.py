@@ -132,3 +132,26 @@ async def test_the_echo_of_a_status_write_makes_no_pass_but_a_new_spec_does() ->
     h.reconciler.request("web", newer, new_spec_only=True)
     await h.settle()
     assert h.replicas("a") == 4
+
+
+async def test_unchanged_groups_are_not_sent_again_and_only_drift_makes_a_pass() -> None:
+    h = Harness()
+    h.reconciler.request("web", job({"a": 1, "b": 1}))
+    await h.settle()
+    applies = sum(verb == "apply" for verb, _ in h.kube.calls)
+    assert applies == 2
+    newer = job({"a": 3, "b": 1})
+    newer["metadata"]["generation"] = 2
+    h.kube.put_object(JOBS.item(NS, "web"), newer)
+    h.reconciler.request("web", newer, new_spec_only=True)
+    await h.settle()
+    assert sum(verb == "apply" for verb, _ in h.kube.calls) == applies + 1  # only "a"
+    # The Deployment's status moved (same generation as applied): no pass.
+    passes = len(h.results)
+    h.reconciler.deployment_changed("web", "web-a", 0, deleted=False)
+    assert not h.reconciler._running and len(h.results) == passes
+    # Someone scaled it by hand (a new generation): applied again.
+    h.kube.objects[deployment("a")]["spec"]["replicas"] = 9
+    h.reconciler.deployment_changed("web", "web-a", 7, deleted=False)
+    await h.settle()
+    assert h.replicas("a") == 3

@@ -143,7 +143,7 @@ def with_definition(body: Mapping[str, Any], definition: Mapping[str, Any]) -> J
 
 def changes_spec(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether writing `after` would change what `before` runs (defaults compared equal)."""
-    return _normal(before) != _normal(after)
+    return bool(_normal(before) != _normal(after))
 
 
 def _normal(body: Mapping[str, Any]) -> Any:

@@ -204,6 +204,7 @@ def _plan_logs(project: Project, current: Current, plan: Plan) -> None:
             "fileName": attrs.get("fileName", "stdout"),
             "logLevel": attrs.get("logLevel", False),
         }
+        entry = {k: v for k, v in entry.items() if v is not None}  # absent: "is required"
         unknown = sorted(set(attrs) - {"job", "group", "task", "fileName", "logLevel"})
         if unknown:
             plan.notes.append(f"log {log_id!r}: {', '.join(unknown)} not converted")

@@ -141,19 +141,26 @@ def with_definition(body: Mapping[str, Any], definition: Mapping[str, Any]) -> J
     return updated
 
 
-def changes_spec(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether writing `after` would change what `before` runs (defaults compared equal)."""
-    return bool(_normal(before) != _normal(after))
+def changes_definition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether writing `after` over `before` changes anything (defaults compare equal)."""
+    return definition_of(before) != definition_of(after) or changes_what_runs(before, after)
 
 
-def _normal(body: Mapping[str, Any]) -> Any:
+def changes_what_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether it changes what the job runs: its groups, counts, templates, or suspend.
+
+    Only such a change of a started job needs `force`; autostart and dependencies only
+    matter to the next "start all".
+    """
+    return bool(_running_part(before) != _running_part(after))
+
+
+def _running_part(body: Mapping[str, Any]) -> Any:
     spec = read_job(dict(body))
     return (
         spec.suspend,
-        spec.autostart,
-        spec.dependencies,
-        tuple(
+        [
             (g.name, g.count if not spec.suspend else None, g.count_init, g.count_max, g.template)
             for g in spec.task_groups
-        ),
+        ],
     )

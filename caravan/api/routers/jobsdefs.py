@@ -128,7 +128,7 @@ async def _put(state: AppState, name: str, definition: JSON, force: bool) -> JSO
         if (
             not force
             and definitions.is_running(current)
-            and definitions.changes_spec(current, updated)
+            and definitions.changes_what_runs(current, updated)
         ):
             _refuse_running([name], "replace")
         return updated
@@ -206,18 +206,19 @@ async def post_definitions(
     current = _bodies(state)
     _refuse_invalid(named, {})
     creates = [n for n in named if n not in current]
-    replaces = [
-        n
-        for n in named
-        if n in current
-        and definitions.changes_spec(current[n], definitions.with_definition(current[n], named[n]))
-    ]
+    after = {n: definitions.with_definition(current[n], named[n]) for n in named if n in current}
+    replaces = [n for n, b in after.items() if definitions.changes_definition(current[n], b)]
     deletes = [n for n in current if n not in named]
     for verb, names in (("create", creates), ("update", replaces), ("delete", deletes)):
         if names:
             await check_access(request, verb, "jobs", group=GROUP)
     if not force:
-        started = [n for n in replaces + deletes if definitions.is_running(current[n])]
+        started = [
+            n
+            for n in [*deletes, *replaces]
+            if definitions.is_running(current[n])
+            and (n in deletes or definitions.changes_what_runs(current[n], after[n]))
+        ]
         _refuse_running(started, "replace or delete")
     for name in sorted(creates + replaces):
         await _put(state, name, named[name], force)

@@ -20,6 +20,12 @@ from caravan.config import Config, ConfigMapNames, env_defaults
 _ENV = env_defaults()
 
 
+class _ConfigRefused(click.ClickException):
+    """A configuration `caravan run` refuses to serve: a usage mistake (exit 2)."""
+
+    exit_code = 2
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="caravan")
 def cli() -> None:
@@ -101,7 +107,7 @@ def run(
     try:
         config.check()
     except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+        raise _ConfigRefused(str(exc)) from None
     from caravan.runner import serve  # heavy imports only when running
 
     run_loop(serve(config))

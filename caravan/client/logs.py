@@ -42,7 +42,7 @@ def _allocation(session: Session, log: str, alloc: str | None) -> dict[str, Any]
 @click.command()
 @click.argument("log")
 @click.option("--alloc", help="the allocation (default: the newest)")
-@click.option("--stderr", "stream", flag_value="stderr", default=False, help="read stderr")
+@click.option("--stderr", is_flag=True, help="read stderr instead of stdout")
 @click.option("-f", "--follow", is_flag=True, help="stream new bytes until Ctrl-C")
 @click.option("--tail", type=click.IntRange(min=0), help="only the last BYTES bytes")
 @client_command
@@ -50,13 +50,13 @@ def logs(
     session: Session,
     log: str,
     alloc: str | None,
-    stream: str | bool,
+    stderr: bool,
     follow: bool,
     tail: int | None,
 ) -> None:
     """Print LOG's bytes (a log definition id, as `genvid-sdk log NAME`)."""
     meta = _allocation(session, log, alloc)
-    fs = "stderr" if stream == "stderr" else "stdout"
+    fs = "stderr" if stderr else "stdout"
     params: dict[str, str] = {}
     if tail is not None:
         params.update(origin="end", offset=str(tail))
@@ -68,7 +68,7 @@ def logs(
     out = sys.stdout.buffer
     try:
         with session.api.stream(path, params=params) as response:
-            if response.headers.get("X-Caravan-Log-Stream") == "combined" and stream:
+            if response.headers.get("X-Caravan-Log-Stream") == "combined" and stderr:
                 click.echo(
                     "caravan: this cluster does not split streams: the combined log", err=True
                 )

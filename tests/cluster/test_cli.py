@@ -319,8 +319,9 @@ async def test_events_load_send_results(server: Caravan) -> None:
     results = await eventually(
         lambda: run(server, "events", "results"), lambda r: "vote-count" in r.out, timeout=15
     )
-    value = json.loads(results.out.splitlines()[0])
-    assert value["id"] == "vote-count"
+    line = next(line for line in results.out.splitlines() if "vote-count" in line)
+    value = json.loads(line)
+    assert value["id"] == "vote-count" and value["channel"] == "game"
     broken = await run(server, "events", "load", "-", stdin='{"version": "1.7.0", "event": 3}')
     assert broken.code == 1
 
@@ -431,7 +432,7 @@ async def test_tokens_from_the_flag_and_the_kubeconfig(
     )
     config = kubeutil.token_kubeconfig(kubeconfig, reader, str(tmp_path / "reader.kubeconfig"))
     async with running_caravan(
-        namespace=cli_namespace, kubeconfig=kubeconfig, auth_mode="kubernetes"
+        namespace=cli_namespace, kubeconfig=kubeconfig, auth_mode="kubernetes", run_operator=False
     ) as secured:
         denied = await run(secured, "status")
         assert denied.code == 1 and "missing bearer token" in denied.err

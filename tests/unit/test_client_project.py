@@ -54,7 +54,10 @@ def current(**overrides: Any) -> Current:
         "settings": fill_defaults({}, schema),
         "schema": schema,
         "secrets": {"command": None, "disco": None},
-        "jobsdefs": {"web": jobsdef("web", ["web"]), "services": jobsdef("services", ["api", "db"])},
+        "jobsdefs": {
+            "web": jobsdef("web", ["web"]),
+            "services": jobsdef("services", ["api", "db"]),
+        },
     }
     base.update(overrides)
     return Current(**base)
@@ -80,8 +83,9 @@ def test_blocks_become_plain_data() -> None:
 
 
 def test_later_files_win_and_bad_files_are_named() -> None:
-    project = read_project([("a.hcl", 'job "x" { autostart = true }'),
-                            ("b.hcl", 'job "x" { autostart = false }')])
+    project = read_project(
+        [("a.hcl", 'job "x" { autostart = true }'), ("b.hcl", 'job "x" { autostart = false }')]
+    )
     assert project.jobs["x"] == {"autostart": False}
     with pytest.raises(ProjectError, match=r"^bad\.hcl: not valid HCL"):
         read_project([("bad.hcl", 'log "x" { job = }')])

@@ -275,13 +275,12 @@ async def post_definition(
     state: StateDep,
     force: ForceQuery = False,
 ) -> JSON:
+    # Creating and updating are distinct rights in RBAC; ask for the one it will be.
+    verb = "update" if job_id in state.store.job_bodies else "create"
+    await check_access(request, verb, "jobs", group=GROUP)
     definition = body.model_dump()
     others = {n: definitions.definition_of(b) for n, b in _bodies(state).items() if n != job_id}
     _refuse_invalid({job_id: definition}, others)
-    existing = await _fresh(state, job_id)
-    # Creating and updating are distinct rights in RBAC; ask for the one we will use.
-    verb = "create" if existing is None else "update"
-    await check_access(request, verb, "jobs", group=GROUP)
     stored = await _put(state, job_id, definition, force)
     return definitions.definition_of(stored)
 

@@ -241,7 +241,8 @@ async def test_logs_newest_allocation_tail_and_follow(
     assert re.search(r"root\s+info\s+default", table.out)
     await ok(server, "loglevel", "game", "--alloc", pods[0].name, "--reset")
     pod = await kube.get(PODS.item(ns, pods[0].name))
-    assert "game" not in json.loads(pod["metadata"]["annotations"].get("caravan.dev/loggers", "{}"))
+    annotations = pod["metadata"].get("annotations") or {}
+    assert "game" not in json.loads(annotations.get("caravan.dev/loggers") or "{}")
     bad = await run(server, "loglevel", "game", "leaf=loud")
     assert bad.code == 2 and "LOGGER=LEVEL" in bad.err
 

@@ -164,3 +164,23 @@ def _running_part(body: Mapping[str, Any]) -> Any:
             for g in spec.task_groups
         ],
     )
+
+
+def trial_deployment(job: str, group: Mapping[str, Any]) -> JSON:
+    """A Deployment of `group`'s pod template for a server-side dry run: Kubernetes says
+    whether the template is valid before the Job is written. Nothing is created: a
+    generated name (so no clash with the real one), no owner, no replicas."""
+    own = {labels.JOB_LABEL: job, labels.TASK_GROUP_LABEL: str(group.get("name", ""))}
+    template = copy.deepcopy(dict(group.get("template") or {}))
+    if template.get("metadata") is None:
+        template["metadata"] = {}
+    meta = template["metadata"]
+    if isinstance(meta, dict):  # anything else: Kubernetes says what is wrong with it
+        found = meta.get("labels")
+        meta["labels"] = {**(found if isinstance(found, dict) else {}), **own}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"generateName": f"{job}-{group.get('name', '')}-", "labels": own},
+        "spec": {"replicas": 0, "selector": {"matchLabels": own}, "template": template},
+    }

@@ -21,6 +21,12 @@ def definition(count_init: int = 1, count_max: int = 3, **top: Any) -> dict[str,
     }
 
 
+def with_template(template: dict[str, Any]) -> dict[str, Any]:
+    body = definition()
+    body["template"]["taskGroups"][0]["template"] = template
+    return body
+
+
 def with_spec(body: dict[str, Any], **spec: Any) -> dict[str, Any]:
     body["spec"].update(spec)
     return body
@@ -199,6 +205,8 @@ async def test_bad_definitions_are_refused_and_change_nothing(
         ("/v1/jobsdef/a", definition(dependencies=["a"]), 422),
         ("/v1/jobsdef/a", definition(byCluster=True), 422),
         ("/v1/jobsdef/Bad_Name", definition(), 400),
+        ("/v1/jobsdef/a", with_template({"spec": {"containers": [{"name": "x"}]}}), 422),
+        ("/v1/jobsdef/new", with_template({"spec": {"containers": 3}}), 422),
         ("/v1/jobsdef/a", {"template": {"taskGroups": []}}, 400),
         ("/v1/jobsdef/a", {"template": {"taskGroups": [{"name": "g"}]}}, 400),
         ("/v1/jobsdef/a", {**definition(), "autostart": "yes"}, 400),

@@ -120,3 +120,16 @@ def test_problems_a_schema_cannot_say() -> None:
     cycle = definitions.cycle_problem({"a": ["b"], "b": ["a"]})
     assert cycle is not None and "a -> b -> a" in cycle.message
     assert not definitions.defined({"metadata": {"deletionTimestamp": "now"}})
+
+
+def test_trial_deployment_carries_the_template_and_our_labels() -> None:
+    trial = definitions.trial_deployment(
+        "web", {"name": "g", "template": {"metadata": {"labels": {"a": "b"}}, "spec": {}}}
+    )
+    own = {"caravan.dev/job": "web", "caravan.dev/task-group": "g"}
+    assert trial["metadata"] == {"generateName": "web-g-", "labels": own}
+    assert trial["spec"]["selector"]["matchLabels"] == own
+    assert trial["spec"]["template"]["metadata"]["labels"] == {"a": "b", **own}
+    assert "ownerReferences" not in trial["metadata"]
+    bare = definitions.trial_deployment("web", {"name": "g", "template": {"metadata": None}})
+    assert bare["spec"]["template"]["metadata"]["labels"] == own

@@ -21,7 +21,7 @@ from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 from caravan.api.state import AppState
 from caravan.jobs import definitions
-from caravan.kube.client import JOBS, JSON, KubeError
+from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeError
 from caravan.kube.rmw import read_modify_write
 from caravan.labels import GROUP
 
@@ -100,6 +100,35 @@ def _refuse_running(names: list[str], what: str) -> None:
             409,
             f"would {what} started job{'s' if len(names) != 1 else ''} {listed}: stop "
             "them first, or send force=true",
+        )
+
+
+async def _refuse_bad_templates(state: AppState, named: dict[str, JSON]) -> None:
+    """422 unless Kubernetes accepts every group's pod template (server-side dry runs)."""
+    found: list[definitions.Problem] = []
+    collection = DEPLOYMENTS.collection(state.config.namespace)
+    for name, definition in sorted(named.items()):
+        for i, group in enumerate(definition["template"]["taskGroups"]):
+            trial = definitions.trial_deployment(name, group)
+            try:
+                await state.kube.request(
+                    "POST",
+                    collection,
+                    query={"dryRun": "All"},
+                    body=trial,
+                    content_type="application/json",
+                )
+            except KubeError as exc:
+                if exc.status not in (400, 422):
+                    raise
+                where = f"{name}.template.taskGroups[{i}].template"
+                found.append(definitions.Problem(where, exc.message))
+    if found:
+        raise ApiError(
+            422,
+            "Kubernetes refuses the pod template: "
+            + "; ".join(f"{p.field}: {p.message}" for p in found),
+            [p.to_json() for p in found],
         )
 
 
@@ -220,6 +249,7 @@ async def post_definitions(
             and (n in deletes or definitions.changes_what_runs(current[n], after[n]))
         ]
         _refuse_running(started, "replace or delete")
+    await _refuse_bad_templates(state, {n: named[n] for n in creates + replaces})
     for name in sorted(creates + replaces):
         await _put(state, name, named[name], force)
     for name in sorted(deletes):
@@ -281,6 +311,7 @@ async def post_definition(
     definition = body.model_dump()
     others = {n: definitions.definition_of(b) for n, b in _bodies(state).items() if n != job_id}
     _refuse_invalid({job_id: definition}, others)
+    await _refuse_bad_templates(state, {job_id: definition})
     stored = await _put(state, job_id, definition, force)
     return definitions.definition_of(stored)
 

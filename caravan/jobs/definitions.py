@@ -73,8 +73,11 @@ def problems(name: str, definition: Mapping[str, Any], where: str = "") -> list[
                 "must be empty: one installation serves one cluster",
             )
         )
-    if name in (definition.get("dependencies") or []):
+    dependencies = list(definition.get("dependencies") or [])
+    if name in dependencies:
         found.append(Problem(f"{prefix}dependencies", f"job {name!r} cannot depend on itself"))
+    if len(set(dependencies)) != len(dependencies):
+        found.append(Problem(f"{prefix}dependencies", "names a job twice"))
     seen: set[str] = set()
     for i, group in enumerate((definition.get("template") or {}).get("taskGroups") or []):
         at = f"{prefix}template.taskGroups[{i}]"

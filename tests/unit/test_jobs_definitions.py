@@ -106,12 +106,15 @@ def test_what_needs_force() -> None:
 
 def test_problems_a_schema_cannot_say() -> None:
     assert definitions.problems("web", definition()) == []
-    bad = definition(count_init=6, byCluster=True, clusterCategories=["x"], dependencies=["web"])
+    bad = definition(
+        count_init=6, byCluster=True, clusterCategories=["x"], dependencies=["web", "web"]
+    )
     bad["template"]["taskGroups"].append(dict(bad["template"]["taskGroups"][0]))
     fields = [p.field for p in definitions.problems("web", bad, "web")]
     assert fields == [
         "web.byCluster",
         "web.clusterCategories",
+        "web.dependencies",
         "web.dependencies",
         "web.template.taskGroups[0].countInit",
         "web.template.taskGroups[1].name",

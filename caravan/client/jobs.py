@@ -14,7 +14,7 @@ from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
 
 BUCKETS = ("queued", "starting", "running", "complete", "failed", "lost")
-LONG_POLL = "60s"
+LONG_POLL_SECONDS = 60.0
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
@@ -43,12 +43,14 @@ def _path(job: str) -> str:
 
 
 def _fetch(
-    session: Session, job: str | None, index: int | None
+    session: Session, job: str | None, index: int | None, wait: float = LONG_POLL_SECONDS
 ) -> tuple[list[dict[str, Any]], int]:
-    """The jobs (or one), and the waitIndex; with `index`, blocks until it moves."""
+    """The jobs (or one), and the waitIndex; with `index`, blocks (≤ `wait` s) until it moves."""
     headers = {"waitIndex": str(index)} if index is not None else {}
-    params = {"wait": LONG_POLL} if index is not None else {}
-    response = session.api.send("GET", "/v1/jobs", headers=headers, params=params, timeout=90)
+    params = {"wait": f"{max(wait, 0.1):.1f}s"} if index is not None else {}
+    response = session.api.send(
+        "GET", "/v1/jobs", headers=headers, params=params, timeout=wait + 30
+    )
     jobs: list[dict[str, Any]] = response.json()
     new_index = int(response.headers.get("waitIndex", "0"))
     if job is not None:
@@ -111,7 +113,8 @@ def _wait(session: Session, names: list[str], target: str, timeout: float) -> No
     index: int | None = None
     shown: dict[str, str] = {}
     while True:
-        jobs, index = _fetch(session, None, index)
+        remaining = deadline - time.monotonic()
+        jobs, index = _fetch(session, None, index, min(LONG_POLL_SECONDS, remaining))
         by_name = {j["name"]: j for j in jobs}
         waiting = []
         for name in names:

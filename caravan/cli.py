@@ -38,10 +38,10 @@ def cli() -> None:
 
 @cli.command()
 @click.option(
-    "--host", default=_ENV["host"], show_default=True, help="listen address [CARAVAN_HOST]"
+    "--host", default=_ENV["host"], show_default=True, help="listen address [CARAVAN_LISTEN_HOST]"
 )
 @click.option(
-    "--port", type=int, default=int(_ENV["port"]), show_default=True, help="[CARAVAN_PORT]"
+    "--port", type=int, default=int(_ENV["port"]), show_default=True, help="[CARAVAN_LISTEN_PORT]"
 )
 @click.option(
     "--namespace",

@@ -60,18 +60,20 @@ async def test_autostart_in_views_crd_and_kubectl(
     every = (await api.get("/v1/jobs")).json()
     assert all({"autostart", "byCluster"} <= set(j) for j in every)
 
-    def kubectl(*args: str) -> str:
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", kubeconfig, "-n", namespace, *args],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+    async def kubectl(*args: str) -> str:
+        """kubectl's output; retried while the apiserver publishes a new CRD's OpenAPI."""
+        command = [KUBECTL, "--kubeconfig", kubeconfig, "-n", namespace, *args]
+        done = await eventually(
+            lambda: asyncio.to_thread(subprocess.run, command, capture_output=True, text=True),
+            lambda p: p.returncode == 0,
+            what=f"kubectl {' '.join(args)}",
+        )
+        return str(done.stdout)
 
-    explained = await asyncio.to_thread(kubectl, "explain", "cjob.spec.autostart")
+    explained = await kubectl("explain", "cjob.spec.autostart")
     assert "start all" in explained.lower()
-    assert "dependencies" in await asyncio.to_thread(kubectl, "explain", "cjob.spec")
-    wide = await asyncio.to_thread(kubectl, "get", "cjob", "-o", "wide")
+    assert "dependencies" in await kubectl("explain", "cjob.spec")
+    wide = await kubectl("get", "cjob", "-o", "wide")
     header, *rows = wide.splitlines()
     at = header.index("AUTOSTART")  # columns are aligned under their headers
     autostart = {row.split()[0]: row[at:].split()[0] for row in rows}

@@ -174,15 +174,20 @@ async def _put(state: AppState, name: str, definition: JSON, force: bool) -> JSO
     return stored
 
 
-async def _delete(state: AppState, name: str, body: JSON, force: bool) -> None:
-    """Deletes exactly the job looked at: if it changed meanwhile, 409 (decide again)."""
+async def _delete(state: AppState, name: str, force: bool) -> None:
+    """Deletes the job as it is now: read afresh (the running check decides on it), then
+    deleted with its uid as precondition, so a job recreated meanwhile is left alone.
+
+    Not its resourceVersion: the operator's status writes move it all the time."""
+    body = await _fresh(state, name)
+    if body is None:
+        return
     if not force and definitions.is_running(body):
         _refuse_running([name], "delete")
-    meta = body.get("metadata") or {}
     options = {
         "apiVersion": "v1",
         "kind": "DeleteOptions",
-        "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
+        "preconditions": {"uid": (body.get("metadata") or {}).get("uid")},
     }
     try:
         await state.kube.request(
@@ -195,9 +200,18 @@ async def _delete(state: AppState, name: str, body: JSON, force: bool) -> None:
         if exc.status == 404:
             return
         if exc.status == 409:
-            raise ApiError(409, f"job {name!r} changed meanwhile; try again") from exc
+            raise ApiError(409, f"job {name!r} was replaced meanwhile; try again") from exc
         raise
     await _until_seen(state, name, None)
+
+
+async def _listed(state: AppState) -> dict[str, JSON]:
+    """Every job definition as the apiserver has it now: writes decide on this, not on
+    the store, which may not have seen a write that just answered."""
+    listed = await state.kube.list_items(JOBS.collection(state.config.namespace))
+    return {
+        str(b["metadata"]["name"]): b for b in listed.get("items") or [] if definitions.defined(b)
+    }
 
 
 async def _fresh(state: AppState, name: str) -> JSON | None:
@@ -232,7 +246,7 @@ async def post_definitions(
     body: Definitions, request: Request, state: StateDep, force: ForceQuery = False
 ) -> dict[str, JSON]:
     named = {n: d.model_dump() for n, d in body.items()}
-    current = _bodies(state)
+    current = await _listed(state)
     _refuse_invalid(named, {})
     creates = [n for n in named if n not in current]
     after = {n: definitions.with_definition(current[n], named[n]) for n in named if n in current}
@@ -253,7 +267,7 @@ async def post_definitions(
     for name in sorted(creates + replaces):
         await _put(state, name, named[name], force)
     for name in sorted(deletes):
-        await _delete(state, name, current[name], force)
+        await _delete(state, name, force)
     return _all_definitions(state)
 
 
@@ -268,13 +282,13 @@ async def post_definitions(
 async def delete_definitions(
     request: Request, state: StateDep, force: ForceQuery = False
 ) -> Response:
-    current = _bodies(state)
+    current = await _listed(state)
     if current:
         await check_access(request, "delete", "jobs", group=GROUP)
     if not force:
         _refuse_running([n for n, b in current.items() if definitions.is_running(b)], "delete")
-    for name, body in sorted(current.items()):
-        await _delete(state, name, body, force)
+    for name in sorted(current):
+        await _delete(state, name, force)
     return Response(status_code=204)
 
 
@@ -330,7 +344,7 @@ async def delete_definition(
     existing = await _fresh(state, job_id)
     if existing is None:
         raise ApiError(404, f"no job {job_id!r}")
-    await _delete(state, job_id, existing, force)
+    await _delete(state, job_id, force)
     return Response(status_code=204)
 
 

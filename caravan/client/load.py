@@ -3,19 +3,23 @@ attributes over. Everything is validated and planned first; nothing is written o
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import quote
 
 import click
 
 from caravan.client.api import ApiFailure
-from caravan.client.project import Current, Plan, ProjectError, make_plan, read_project
 from caravan.client.session import Session, client_command, table
+
+if TYPE_CHECKING:
+    from caravan.client.project import Current, Plan
 
 _SYMBOLS = {"create": "+", "replace": "~", "unchanged": "="}
 
 
 def _current(session: Session, secret_ids: list[str]) -> Current:
+    from caravan.client.project import Current
+
     api = session.api
     secrets: dict[str, dict[str, str] | None] = {}
     for secret_id in secret_ids:
@@ -65,6 +69,9 @@ def load(session: Session, files: tuple[IO[str], ...], dry_run: bool) -> None:
     """Load Genvid project files: log blocks → log definitions, config → settings (merged),
     secrets → managed secrets, job attributes → the jobs' autostart and dependencies.
     Nomad job templates are not converted."""
+    # Imported here: the HCL parser and the settings validator are only for this command.
+    from caravan.client.project import ProjectError, make_plan, read_project
+
     try:
         project = read_project((getattr(f, "name", "-"), f.read()) for f in files)
     except ProjectError as exc:

@@ -311,18 +311,33 @@ async def test_events_load_send_results(server: Caravan) -> None:
     await ok(server, "events", "load", str(EVENTS_DOCUMENT))
     view = json.loads((await ok(server, "events", "get")).out)
     assert view["errors"] == "" and len(view["mapreduce"]) == 1
-    await ok(server, "events", "results")  # starts the collection
+    # `results -f` keeps the collection alive (it is dropped after 5 s without a read).
+    follower = await asyncio.create_subprocess_exec(
+        CARAVAN,
+        "events",
+        "results",
+        "-f",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(server, None),
+    )
+    assert follower.stdout is not None
+    await asyncio.sleep(1.5)  # its first read has started the collection
     batch = "\n".join(json.dumps({"key": ["vote"], "value": "e4"}) for _ in range(3))
     sent = json.loads(
         (await ok(server, "events", "send", "game", "-", "-o", "json", stdin=batch)).out
     )
     assert sent["accepted"] == 3
-    results = await eventually(
-        lambda: run(server, "events", "results"), lambda r: "vote-count" in r.out, timeout=15
-    )
-    line = next(line for line in results.out.splitlines() if "vote-count" in line)
+    while True:
+        line = (await asyncio.wait_for(follower.stdout.readline(), 20)).decode()
+        if "vote-count" in line:
+            break
     value = json.loads(line)
     assert value["id"] == "vote-count" and value["channel"] == "game"
+    assert value["results"] == [{"key": ["e4"], "value": value["results"][0]["value"]}]
+    assert value["results"][0]["value"]["count"] == 3
+    follower.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(follower.wait(), 10) == 0
     broken = await run(server, "events", "load", "-", stdin='{"version": "1.7.0", "event": 3}')
     assert broken.code == 1
 

@@ -111,8 +111,6 @@ async def test_status_scale_start_stop_and_exit_codes(
     header, *rows = result.out.splitlines()
     assert header.split()[:4] == ["JOB", "STATUS", "AUTOSTART", "GROUP"]
     assert rows[0].split()[:5] == ["cli-web", rows[0].split()[1], "yes", "g", "1/4"]
-    listed = json.loads((await ok(server, "status", "-o", "json")).out)
-    assert [j["name"] for j in listed] == ["cli-web"]
 
     scaled = await ok(server, "scale", "cli-web", "g", "+2", "-o", "json")
     assert json.loads(scaled.out)["taskGroups"][0]["count"] == 3
@@ -124,7 +122,6 @@ async def test_status_scale_start_stop_and_exit_codes(
     assert missing.code == 1 and "has no task group 'nope'" in missing.err
     usage = await run(server, "scale", "cli-web", "g", "lots")
     assert usage.code == 2 and "not +N, -N or 0" in usage.err
-    assert (await run(server, "status", "--bogus")).code == 2
     unknown = await run(server, "status", "nope")
     assert unknown.code == 1 and "no job 'nope'" in unknown.err
     away = await run(server, "status", "--url", "http://127.0.0.1:9")
@@ -382,7 +379,15 @@ async def test_load_a_genvid_project(
     await create_job(kube, ns, "services", suspend=True)
     await create_job(kube, ns, "web", suspend=True)
     files = [str(SAMPLE_PROJECT / "services.hcl"), str(SAMPLE_PROJECT / "web.hcl")]
-    settings_before = await ok(server, "settings", "get")
+
+    async def stored_settings() -> str:
+        return str(
+            (await kube.get(CONFIGMAPS.item(ns, "caravan-settings")))["data"].get(
+                "settings.json", ""
+            )
+        )
+
+    settings_before = await stored_settings()
 
     planned = await ok(server, "load", "--dry-run", *files)
     assert re.search(r"\+\s+log\s+webErr\s+create", planned.out)
@@ -391,14 +396,14 @@ async def test_load_a_genvid_project(
     assert "link 'web' is not converted" in planned.out
     assert "dry run" in planned.out
     assert (await spec_of(kube, ns, "web")).get("dependencies") == []
-    assert (await ok(server, "settings", "get")).out == settings_before.out
+    assert await stored_settings() == settings_before
 
     applied = await ok(server, "load", *files)
     assert "change(s) applied" in applied.out
     assert (await spec_of(kube, ns, "web"))["dependencies"] == ["services"]
     secret = await kube.get(SECRETS.item(ns, "disco"))
     assert secret["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "caravan"
-    settings = json.loads((await ok(server, "settings", "get")).out)
+    settings = json.loads(await stored_settings())
     assert settings["info"]["name"] == "tutorial"
     assert settings["app"]["encode"]["input"] == {"width": 1280, "height": 720}
     logs = {
@@ -426,11 +431,11 @@ async def test_load_a_genvid_project(
 
     broken = tmp_path / "broken.hcl"
     broken.write_text('job "ghost" {\n  autostart = true\n}\nconfig {\n  info { name = "x" }\n}\n')
-    before = await ok(server, "settings", "get")
+    before = await stored_settings()
     failed = await run(server, "load", str(broken))
     assert failed.code == 1 and "job 'ghost' does not exist" in failed.err
     assert "nothing was changed" in failed.err
-    assert (await ok(server, "settings", "get")).out == before.out
+    assert await stored_settings() == before
     syntax = tmp_path / "syntax.hcl"
     syntax.write_text('log "x" { job = }')
     bad = await run(server, "load", str(syntax))

@@ -87,11 +87,15 @@ def status(session: Session, job: str | None, watch: bool) -> None:
         return
 
 
-def _progress(job: dict[str, Any]) -> str:
+def _progress(job: dict[str, Any], target: str) -> str:
     parts = []
     for g in job.get("taskGroups") or []:
         s = g.get("summary") or {}
-        parts.append(f"{g['name']} {s.get('running', 0)}/{g.get('count', 0)} running")
+        if target == "dead":
+            left = sum(s.get(b, 0) for b in ("queued", "starting", "running"))
+            parts.append(f"{g['name']} {left} allocation{'s' if left != 1 else ''} left")
+        else:
+            parts.append(f"{g['name']} {s.get('running', 0)}/{g.get('count', 0)} running")
     return f"{job['name']}: {job['status']} ({', '.join(parts) or 'no task groups'})"
 
 
@@ -121,7 +125,7 @@ def _wait(session: Session, names: list[str], target: str, timeout: float) -> No
             job = by_name.get(name)
             if job is None:
                 raise ApiFailure(f"job {name!r} disappeared while waiting", 404)
-            line = _progress(job)
+            line = _progress(job, target)
             if shown.get(name) != line:
                 session.say(line)
                 shown[name] = line

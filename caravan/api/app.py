@@ -12,13 +12,23 @@ from caravan.api import metrics
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
-from caravan.api.routers import events, health, jobs, loggers, logs, secrets, settings
+from caravan.api.routers import (
+    events,
+    health,
+    jobs,
+    jobsdefs,
+    loggers,
+    logs,
+    secrets,
+    settings,
+)
 from caravan.api.state import AppState
 
 # Every area of API.md; each router module exposes `area`.
 AREAS: list[Area] = [
     health.area,
     jobs.area,
+    jobsdefs.area,
     events.area,
     logs.area,
     loggers.area,

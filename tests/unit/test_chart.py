@@ -141,7 +141,7 @@ def test_crd_toggle() -> None:
 # --- RBAC -------------------------------------------------------------------------------
 
 EXPECTED_ROLE_RULES = {
-    ("caravan.dev", "jobs"): {"get", "list", "watch", "update", "patch"},
+    ("caravan.dev", "jobs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("caravan.dev", "jobs/status"): {"get", "update", "patch"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch", "patch"},

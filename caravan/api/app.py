@@ -15,7 +15,16 @@ from caravan.api.access import AccessReviewer
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
-from caravan.api.routers import events, health, jobs, loggers, logs, secrets, settings
+from caravan.api.routers import (
+    events,
+    health,
+    jobs,
+    jobsdefs,
+    loggers,
+    logs,
+    secrets,
+    settings,
+)
 from caravan.api.state import AppState
 from caravan.api.writes import ReadYourWritesHeader
 
@@ -23,6 +32,7 @@ from caravan.api.writes import ReadYourWritesHeader
 AREAS: list[Area] = [
     health.area,
     jobs.area,
+    jobsdefs.area,
     events.area,
     logs.area,
     loggers.area,

@@ -111,6 +111,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 )
             for parameter in operation.get("parameters", []):
                 _absent_is_not_null(parameter)
+    _closed_pattern_objects(schema)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault(
         "ErrorBody",
@@ -135,3 +136,16 @@ def _absent_is_not_null(parameter: dict[str, Any]) -> None:
         if len(kept) == 1:
             extra = {k: v for k, v in parameter["schema"].items() if k != "anyOf"}
             parameter["schema"] = {**kept[0], **extra}
+
+
+def _closed_pattern_objects(node: Any) -> None:
+    """pydantic writes a dict with constrained keys as `patternProperties` and says nothing
+    of other keys, which it refuses: say `additionalProperties: false`, as it behaves."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _closed_pattern_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_pattern_objects(value)

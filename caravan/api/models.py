@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 
 class ErrorBody(BaseModel):
@@ -37,3 +37,14 @@ _DESCRIPTIONS = {
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's `integer` includes 5.0: take integral floats as the integer they are."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it (5 and 5.0), and nothing else (no "5", no true).
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]

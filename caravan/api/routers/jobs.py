@@ -8,14 +8,14 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
 from caravan.api.deps import StateDep, StoreDep, WritesDep
 from caravan.api.errors import ApiError
 from caravan.api.ids import JobId
-from caravan.api.models import StrictModel, responses
+from caravan.api.models import JsonInt, StrictModel, responses
 from caravan.api.writes import Writes
 from caravan.jobs import counts
 from caravan.jobs.order import start_order, stop_order
@@ -69,7 +69,7 @@ class JobView(BaseModel):
 class UpdateCounts(StrictModel):
     jobID: StrictStr = Field(min_length=1, description="The job id")
     taskGroup: StrictStr = Field(min_length=1, description="The task group id")
-    count: StrictInt = Field(description="The count delta; 0 stops the task group.")
+    count: JsonInt = Field(description="The count delta; 0 stops the task group.")
 
 
 def parse_wait(text: str | None, default: float, maximum: float) -> float:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import Field, StrictBool, StrictInt, StrictStr, StringConstraints
+from pydantic import Field, StrictBool, StrictStr, StringConstraints
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize, check_access
 from caravan.api.deps import StateDep, WritesDep
 from caravan.api.errors import ApiError
-from caravan.api.models import StrictModel, responses
+from caravan.api.models import JsonInt, StrictModel, responses
 from caravan.api.state import AppState
 from caravan.api.writes import Writes
 from caravan.jobs import definitions
@@ -39,8 +39,8 @@ one = APIRouter(prefix="/v1/jobsdef", tags=["job definitions"])
 
 class TaskGroupDefinition(StrictModel):
     name: GroupName = Field(description="Task group name, unique in the job (a DNS label)")
-    countInit: StrictInt = Field(default=1, ge=0, le=INT32_MAX, description="Count at start")
-    countMax: StrictInt = Field(ge=0, le=INT32_MAX, description="Ceiling for updatecounts")
+    countInit: JsonInt = Field(default=1, ge=0, le=INT32_MAX, description="Count at start")
+    countMax: JsonInt = Field(ge=0, le=INT32_MAX, description="Ceiling for updatecounts")
     template: dict[str, Any] = Field(description="The allocations' PodTemplateSpec")
 
 

@@ -66,8 +66,13 @@ async def logger_defaults(api: httpx.AsyncClient, i: int) -> bool:
     return bool((await api.get("/v1/log/defaults")).json()["l"]["root"] == level)
 
 
-def logger_overrides(alloc: str) -> Pair:
+def logger_overrides() -> Pair:
+    allocs: list[str] = []
+
     async def pair(api: httpx.AsyncClient, i: int) -> bool:
+        if not allocs:  # a running allocation, found once the start/stop pairs are done
+            allocs.append(await first_alloc(api))
+        alloc = allocs[0]
         level = LEVELS[i % len(LEVELS)]
         await api.post(f"/v1/log/allocs/{alloc}/l", json={"root": level})
         return bool((await api.get(f"/v1/log/allocs/{alloc}")).json()["l"]["root"] == level)
@@ -117,8 +122,9 @@ async def events(api: httpx.AsyncClient, i: int) -> bool:
 async def first_alloc(api: httpx.AsyncClient) -> str:
     while True:
         meta = (await api.get("/v1/log/meta/l")).json()
-        if isinstance(meta, list) and meta:
-            return str(meta[0]["allocID"])
+        running = [m for m in meta if m["status"] == "running"] if isinstance(meta, list) else []
+        if running:
+            return str(running[0]["allocID"])
         await asyncio.sleep(0.2)
 
 
@@ -128,13 +134,12 @@ async def main(args: argparse.Namespace) -> None:
         await kube.create(JOBS.collection(ns), web_job())
         async with running_caravan(ns, config, args=caravan_args, timeout=30) as (_, api):
             await log_definitions(api, 0)
-            alloc = await first_alloc(api)
             areas: dict[str, Pair] = {
                 "jobs updatecounts": jobs_counts,
                 "jobs start/stop": jobs_start_stop,
                 "log definitions": log_definitions,
                 "logger defaults": logger_defaults,
-                "logger overrides": logger_overrides(alloc),
+                "logger overrides": logger_overrides(),
                 "secrets": secrets,
                 "settings": settings,
                 "events": events,

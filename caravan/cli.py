@@ -10,7 +10,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from caravan.config import Config, ConfigMapNames, env_defaults
+from caravan.config import Config, ConfigMapNames, env_defaults, nats_from_env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         configmaps=ConfigMapNames.with_prefix(args.configmap_prefix),
         leader_election=args.leader_elect,
         log_level=args.log_level.upper(),
+        # Only from the environment: credentials stay out of the process's arguments.
+        nats=nats_from_env(),
     )
     try:
         config.check()

@@ -25,6 +25,16 @@ class AppState:
     # Services of the API areas (events engine, settings, loggers), by area name.
     services: dict[str, Any] = field(default_factory=dict)
     runtime_listeners: list[Callable[[RuntimeSettings], None]] = field(default_factory=list)
+    # Whether this replica runs the operator half (the Lease holder, or the only replica);
+    # the events merger follows it. Listeners are told of every change.
+    leading: bool = False
+    leadership_listeners: list[Callable[[bool], None]] = field(default_factory=list)
+
+    def set_leading(self, leading: bool) -> None:
+        if leading != self.leading:
+            self.leading = leading
+            for listener in self.leadership_listeners:
+                listener(leading)
 
     def set_runtime_settings(self, runtime: RuntimeSettings) -> None:
         """New knobs in force at once; areas that copied one (events limits) are told."""

@@ -58,9 +58,7 @@ class NatsConfig:
 
     @property
     def tls(self) -> bool:
-        return bool(
-            self.tls_ca_file or self.tls_cert_file or self.url.strip().startswith("tls://")
-        )
+        return bool(self.tls_ca_file or self.tls_cert_file or self.url.strip().startswith("tls://"))
 
 
 def nats_from_env() -> NatsConfig | None:

@@ -258,9 +258,15 @@ class EventsCluster:
                 start_seq=start,
                 wait_s=MERGER_WAIT_S,
             )
+            self.book.refresh_liveness(self.clock())
+            resets = 0
             try:
                 while True:
-                    for msg in await cursor.next_batch():
+                    batch = await cursor.next_batch()
+                    if cursor.resets != resets:  # NATS was away: nobody is known dead
+                        resets = cursor.resets
+                        self.book.refresh_liveness(self.clock())
+                    for msg in batch:
                         self._merge_one(msg)
                     # While replaying after a failover, a period may still have pieces
                     # further on in the stream: only completeness closes it then.

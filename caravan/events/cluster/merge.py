@@ -117,6 +117,8 @@ class MergeBook:
         self.duplicates = 0
         self.late = 0
         self.partials_by_replica: dict[str, int] = {}
+        # Liveness is not judged from before this time (see refresh_liveness).
+        self._fresh_from = 0
 
     # -- input ---------------------------------------------------------------------------
 
@@ -162,8 +164,19 @@ class MergeBook:
 
     # -- output --------------------------------------------------------------------------
 
+    def refresh_liveness(self, now_ms: int) -> None:
+        """Count every known replica as live again from ``now_ms``: after the merger
+        (re)starts or NATS was away, old watermark times say nothing about who is dead,
+        and waiting for a live replica is safe while taking a dead one for live only costs
+        the grace."""
+        self._fresh_from = now_ms
+
     def live(self, now_ms: int) -> list[str]:
-        return sorted(r for r, m in self.replicas.items() if now_ms - m.seen_ms < self.liveness_ms)
+        return sorted(
+            r
+            for r, m in self.replicas.items()
+            if now_ms - max(m.seen_ms, self._fresh_from) < self.liveness_ms
+        )
 
     def complete(self, key: PeriodKey, now_ms: int) -> bool:
         entry = self._open.get(key)

@@ -190,6 +190,7 @@ class Cursor:
         self._sub: JetStreamContext.PullSubscription | None = None
         self._reconnects = -1
         self.caught_up = False  # nothing was pending after the last batch
+        self.resets = 0  # how often the consumer was lost and made again
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         await self.close()
@@ -215,6 +216,8 @@ class Cursor:
         try:
             sub = self._sub
             if sub is None or int(self.nc.stats["reconnects"]) != self._reconnects:
+                if sub is not None:
+                    self.resets += 1
                 sub = await self._subscribe()
             try:
                 # One message first: a bigger fetch would wait for the whole batch.
@@ -232,6 +235,7 @@ class Cursor:
         except RETRYABLE as exc:
             log.info("stream %s: %s; reading again from %d", self.stream, exc, self.next_seq)
             self._sub = None
+            self.resets += 1
             await asyncio.sleep(0.25)
             return []
         self._last_per_subject = False  # from now on, simply the next sequence

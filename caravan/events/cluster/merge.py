@@ -168,7 +168,8 @@ class MergeBook:
         """Count every known replica as live again from ``now_ms``: after the merger
         (re)starts or NATS was away, old watermark times say nothing about who is dead,
         and waiting for a live replica is safe while taking a dead one for live only costs
-        the grace."""
+        the grace. For ``liveness_ms`` from then, only the grace closes periods (the
+        replicas that are alive make themselves known meanwhile)."""
         self._fresh_from = now_ms
 
     def live(self, now_ms: int) -> list[str]:
@@ -181,6 +182,10 @@ class MergeBook:
     def complete(self, key: PeriodKey, now_ms: int) -> bool:
         entry = self._open.get(key)
         if entry is None:
+            return False
+        if now_ms - self._fresh_from < self.liveness_ms:
+            # Just (re)started: a replica that has not sent a watermark yet is unknown,
+            # and "every replica reported" cannot be told until each had time to.
             return False
         epoch, _, _, start = key
         nominal_end = start + entry.period_ms
@@ -203,12 +208,24 @@ class MergeBook:
             if self.complete(key, now_ms)
             or (use_grace and now_ms - entry.first_seen_ms >= self.grace_ms)
         ]
-        ready.sort(key=lambda k: (k[3] + self._open[k].period_ms, k))
-        finals: list[Final] = []
+        merged_list = []
         for key in ready:
             entry = self._open.pop(key)
             self._done[key] = now_ms
             merged, replicas = merge_partials((r, p) for (r, _), p in entry.pieces.items())
+            merged_list.append((key, entry, merged, replicas))
+        # In the order the periods really ended (a switch flushes a long period early).
+        merged_list.sort(key=lambda m: (m[2].period_end_ms, m[0]))
+        # Final i is published before final i+1: if the merger stops in between, a new
+        # one must still find i+1's pieces, so i's floor counts every later final too.
+        floor = self.floor(next_seq)
+        floors = []
+        for _, entry, _, _ in reversed(merged_list):
+            floors.append(floor)
+            floor = min(floor, entry.first_seq)
+        floors.reverse()
+        finals: list[Final] = []
+        for (key, entry, merged, replicas), floor_i in zip(merged_list, floors, strict=True):
             message = render_message(
                 merged.channel,
                 merged.id,
@@ -217,9 +234,7 @@ class MergeBook:
                 merged.entries,
                 dropped_error(merged.dropped, merged.max_keys, per_replica=len(replicas) > 1),
             )
-            finals.append(Final(key[0], message, entry.period_ms, replicas, 0))
-        floor = self.floor(next_seq)
-        finals = [Final(f.epoch, f.message, f.period_ms, f.replicas, floor) for f in finals]
+            finals.append(Final(key[0], message, entry.period_ms, replicas, floor_i))
         self._prune(now_ms)
         return finals
 

@@ -118,7 +118,7 @@ class MergeBook:
         self.late = 0
         self.partials_by_replica: dict[str, int] = {}
         # Liveness is not judged from before this time (see refresh_liveness).
-        self._fresh_from = 0
+        self._fresh_from: int | None = None
 
     # -- input ---------------------------------------------------------------------------
 
@@ -176,14 +176,14 @@ class MergeBook:
         return sorted(
             r
             for r, m in self.replicas.items()
-            if now_ms - max(m.seen_ms, self._fresh_from) < self.liveness_ms
+            if now_ms - max(m.seen_ms, self._fresh_from or 0) < self.liveness_ms
         )
 
     def complete(self, key: PeriodKey, now_ms: int) -> bool:
         entry = self._open.get(key)
         if entry is None:
             return False
-        if now_ms - self._fresh_from < self.liveness_ms:
+        if self._fresh_from is not None and now_ms - self._fresh_from < self.liveness_ms:
             # Just (re)started: a replica that has not sent a watermark yet is unknown,
             # and "every replica reported" cannot be told until each had time to.
             return False

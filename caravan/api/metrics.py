@@ -21,6 +21,22 @@ WATCH_SILENCE = Gauge(
 )
 WATCH_SYNCED = Gauge("caravan_watch_synced", "1 once the watch listed its objects", ["kind"])
 EVENTS = Gauge("caravan_events", "Events engine totals since start", ["what"])
+# With NATS configured (several replicas): this replica's side of the events cluster.
+EVENTS_CLUSTER = Gauge(
+    "caravan_events_cluster",
+    "Events cluster totals of this replica (partials published, finals, late partials...)",
+    ["what"],
+)
+EVENTS_PARTIALS_MERGED = Gauge(
+    "caravan_events_partials_merged",
+    "Partials merged per replica, counted by the merger (only the merger reports)",
+    ["replica"],
+)
+EVENTS_MERGE_LAG = Gauge(
+    "caravan_events_merge_lag_ms",
+    "From a period's end to its final message on the results stream, over recent periods",
+    ["quantile"],
+)
 
 
 class RequestTiming:
@@ -52,6 +68,16 @@ class RequestTiming:
             )
 
 
+def vars_of(stats: object) -> dict[str, float]:
+    """The numeric fields of a stats dataclass (booleans as 0/1)."""
+    out: dict[str, float] = {}
+    for name in getattr(stats, "__slots__", ()):
+        value = getattr(stats, name)
+        if isinstance(value, bool | int | float):
+            out[name] = float(value)
+    return out
+
+
 def install(app: FastAPI) -> None:
     app.add_middleware(RequestTiming)
 
@@ -68,4 +94,13 @@ def install(app: FastAPI) -> None:
         if events is not None:
             for what, value in events.stats().to_dict().items():
                 EVENTS.labels(what).set(float(value))
+        cluster = state.services.get("events-cluster")
+        if cluster is not None:
+            stats = cluster.stats
+            for what, value in vars_of(stats).items():
+                EVENTS_CLUSTER.labels(what).set(float(value))
+            for replica, count in stats.merged_by_replica.items():
+                EVENTS_PARTIALS_MERGED.labels(replica).set(count)
+            for quantile, lag in cluster.merge_lag_percentiles().items():
+                EVENTS_MERGE_LAG.labels(quantile).set(lag)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -51,6 +51,7 @@ class NatsConfig:
     tls_ca_file: str | None = None  # verifies the server; tls:// without it uses system CAs
     tls_cert_file: str | None = None  # client certificate, when the server asks for one
     tls_key_file: str | None = None
+    tls_enabled: bool = False  # TLS with the system CAs, without naming any file
     # How long the merger waits for a replica that has not reported a period.
     merge_grace_ms: int = 2_000
     # Stream and subject names start with this (one installation per namespace).
@@ -74,6 +75,7 @@ def nats_from_env() -> NatsConfig | None:
         tls_ca_file=os.environ.get("CARAVAN_NATS_TLS_CA") or None,
         tls_cert_file=os.environ.get("CARAVAN_NATS_TLS_CERT") or None,
         tls_key_file=os.environ.get("CARAVAN_NATS_TLS_KEY") or None,
+        tls_enabled=os.environ.get("CARAVAN_NATS_TLS", "").lower() in ("1", "true", "yes"),
         merge_grace_ms=int(os.environ.get("CARAVAN_NATS_MERGE_GRACE_MS") or 2_000),
     )
 

@@ -192,7 +192,13 @@ class EventsService:
 
     def ingest(self, channel: str, events: Sequence[Any]) -> IngestResult:
         """Apply a batch now (synchronously). Prefer :meth:`send` for large batches."""
-        result = self._engine.ingest(channel, events, self._clock())
+        now = self._clock()
+        deadline = self._engine.next_deadline
+        result = self._engine.ingest(channel, events, now)
+        if self._partials is not None and deadline is not None and now >= deadline:
+            # The batch closed windows first (the ticker was late): say so at once, or
+            # the merger would wait for the next tick to learn those periods are done.
+            self._partials.on_tick(now)
         s = self._stats
         s.accepted += result.accepted
         s.unmatched += result.unmatched

@@ -31,7 +31,6 @@ from caravan.events.partial import (
     Partial,
     dropped_error,
     merge_accumulator,
-    new_accumulator,
     render_message,
 )
 
@@ -71,16 +70,19 @@ def merge_partials(pieces: Iterable[tuple[str, Partial]]) -> tuple[Partial, tupl
     if not ordered:
         raise ValueError("nothing to merge")
     first = ordered[0][1]
-    entries: dict[tuple[Any, ...], Accumulator] = {}
+    # The first piece is taken as is (copied: pieces stay unchanged), the others added.
+    entries: dict[tuple[Any, ...], Accumulator] = {key: list(acc) for key, acc in first.entries}
     dropped = 0
     max_keys = 0
     end = first.period_end_ms
-    for _, p in ordered:
-        for key, acc in p.entries:
-            into = entries.get(key)
-            if into is None:
-                into = entries[key] = new_accumulator()
-            merge_accumulator(into, acc)
+    for i, (_, p) in enumerate(ordered):
+        if i:
+            for key, acc in p.entries:
+                into = entries.get(key)
+                if into is None:
+                    entries[key] = list(acc)
+                else:
+                    merge_accumulator(into, acc)
         dropped += p.dropped
         max_keys = max(max_keys, p.max_keys)
         end = max(end, p.period_end_ms)

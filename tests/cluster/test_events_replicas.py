@@ -189,3 +189,13 @@ async def test_three_replicas_survive_a_crash_a_nats_restart_and_a_merger_failov
         await asyncio.sleep(1.0)  # anything that would be merged twice would be by now
         await counted([survivor], expected)
         del stack  # the remaining replicas stop with the stack
+
+
+async def test_one_replica_without_nats_runs_the_engine_alone(caravan: Caravan) -> None:
+    """The embedded default: no cluster, no NATS; test_events_api.py runs it end to end."""
+    assert caravan.config.nats is None and caravan.state is not None
+    assert "events-cluster" not in caravan.state.services
+    await post_documents(caravan.url, [vote_cheer(PERIOD)])
+    await page(caravan.url)
+    await send(caravan.url, votes("x", "x"))
+    await counted([caravan], 2)

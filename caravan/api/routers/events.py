@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Request, WebSocket
 from fastapi.responses import StreamingResponse
@@ -28,6 +28,9 @@ from caravan.api.state import AppState
 from caravan.events.service import EventsService, monotonic_ms, wall_ms
 from caravan.events.storage import StoredDocuments, store_documents
 from caravan.events.subscribers import Delivery, Subscription
+
+if TYPE_CHECKING:  # nats-py is imported only when NATS is configured
+    from caravan.events.cluster.jetstream import EventsCluster
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ async def post_events(body: EventsDocuments, state: StateDep) -> dict[str, Any]:
     return _view(service)
 
 
-async def _switch_cluster(cluster: Any, documents: list[Any]) -> None:
+async def _switch_cluster(cluster: EventsCluster, documents: list[Any]) -> None:
     """Every replica switches at the documents stream's message; answer once this one has."""
     try:
         async with asyncio.timeout(SWITCH_WAIT_SECONDS):
@@ -334,7 +337,7 @@ async def websocket_results(websocket: WebSocket) -> None:
 # -- lifecycle ---------------------------------------------------------------------------
 
 
-def _start_cluster(state: AppState) -> Any:
+def _start_cluster(state: AppState) -> EventsCluster:
     """The JetStream side (imported only when configured: nats-py is an extra)."""
     from caravan.events.cluster.jetstream import EventsCluster
     from caravan.events.cluster.streams import Names
@@ -393,7 +396,7 @@ async def start(state: AppState) -> None:
 _publishing: set[asyncio.Task[Any]] = set()
 
 
-def _publish_soon(cluster: Any, documents: list[Any]) -> None:
+def _publish_soon(cluster: EventsCluster, documents: list[Any]) -> None:
     """From the ConfigMap watch (synchronous): publish in the background, logged."""
 
     async def publish() -> None:

@@ -59,7 +59,12 @@ class NatsConfig:
 
     @property
     def tls(self) -> bool:
-        return bool(self.tls_ca_file or self.tls_cert_file or self.url.strip().startswith("tls://"))
+        return bool(
+            self.tls_enabled
+            or self.tls_ca_file
+            or self.tls_cert_file
+            or self.url.strip().startswith("tls://")
+        )
 
 
 def nats_from_env() -> NatsConfig | None:
@@ -135,10 +140,15 @@ def is_loopback(host: str) -> bool:
 
 
 def env_defaults() -> dict[str, str]:
-    """Flag defaults taken from CARAVAN_* variables (the chart sets these)."""
+    """Flag defaults taken from CARAVAN_* variables (the chart sets these).
+
+    The listen address is CARAVAN_LISTEN_HOST/CARAVAN_LISTEN_PORT, never CARAVAN_PORT:
+    Kubernetes injects CARAVAN_PORT=tcp://<ip>:<port> (and CARAVAN_SERVICE_HOST, ...) into
+    every pod of a namespace holding a Service named `caravan`, Caravan's own included.
+    """
     return {
-        "host": _env("CARAVAN_HOST", "127.0.0.1"),
-        "port": _env("CARAVAN_PORT", "8080"),
+        "host": _env("CARAVAN_LISTEN_HOST", "127.0.0.1"),
+        "port": _env("CARAVAN_LISTEN_PORT", "8080"),
         "auth_mode": _env("CARAVAN_AUTH_MODE", "none"),
         "log_level": _env("CARAVAN_LOG_LEVEL", "INFO"),
         "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),

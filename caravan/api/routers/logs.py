@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -44,6 +44,8 @@ READ_IDLE_SECONDS = 60.0
 # after a POST sees it (seconds). The write is stored either way.
 STORE_CATCH_UP_SECONDS = 10.0
 STREAM_HEADER = "X-Caravan-Log-Stream"
+# Bytes of each stream read to learn whether a node's kubelet splits them.
+NODE_PROBE_BYTES = 4096
 
 
 class LogDefinitionModel(StrictModel):
@@ -73,9 +75,13 @@ class LogMeta(BaseModel):
 class LogsService:
     """Per-process state of the logs area."""
 
-    # Whether the cluster splits stdout from stderr (`stream` of PodLogOptions); learnt
-    # from the first read that asks for it.
+    # Whether kube-apiserver accepts `stream` (PodLogOptions, the PodLogsQuerySplitStreams
+    # gate); learnt from the first read that asks for it.
     split_streams: bool | None = None
+    # Whether each node's kubelet really splits. One without the gate (or kwok's fake
+    # kubelet) ignores `stream` and answers the combined log for both: learnt per node
+    # from the first of its pods that has output.
+    node_splits: dict[str, bool] = field(default_factory=dict)
 
 
 def _service(state: AppState) -> LogsService:
@@ -187,44 +193,81 @@ def caravan_allocation(store: Store, alloc: str, task: str) -> PodFacts:
 class _Upstream:
     """Opens pod log reads of one task, split by stream when the cluster can."""
 
-    def __init__(self, state: AppState, alloc: str, task: str, fs: reads.Fs) -> None:
+    def __init__(self, state: AppState, pod: PodFacts, task: str, fs: reads.Fs) -> None:
         self.state = state
-        self.path = PODS.item(state.config.namespace, alloc, "log")
-        self.alloc = alloc
+        self.path = PODS.item(state.config.namespace, pod.name, "log")
+        self.alloc = pod.name
+        self.node = pod.node
         self.task = task
         self.fs = fs
         self.service = _service(state)
 
     @property
     def split(self) -> bool:
-        return bool(self.service.split_streams)
+        return bool(self.service.split_streams) and self.service.node_splits.get(self.node, True)
 
     async def detect(self) -> None:
-        """Learns once per process whether `stream` is accepted, with a 1-byte read."""
-        if self.service.split_streams is not None:
+        """Learns whether this read can be split: once per process whether kube-apiserver
+        accepts `stream` (a 1-byte read), then once per node whether its kubelet honours
+        it (the head of both streams: the same non-empty bytes mean it does not)."""
+        if self.service.split_streams is None:
+            try:
+                await self._head("Stdout", 1)
+            except KubeError as exc:
+                if not _stream_refused(exc):
+                    raise self._error(exc) from exc
+                log.info("this cluster cannot split pod log streams: serving combined logs")
+                self.service.split_streams = False
+            else:
+                self.service.split_streams = True
+        if not self.service.split_streams or not self.node or self.node in self.service.node_splits:
             return
-        query = {"container": self.task, "stream": "Stdout", "limitBytes": 1}
         try:
-            response = await self.state.kube.stream(self.path, query=query, timeout=30)
+            stdout, stderr = await asyncio.gather(
+                self._head("Stdout", NODE_PROBE_BYTES), self._head("Stderr", NODE_PROBE_BYTES)
+            )
         except KubeError as exc:
-            if not _stream_refused(exc):
-                raise self._error(exc) from exc
-            log.info("this cluster cannot split pod log streams: serving combined logs")
-            self.service.split_streams = False
-        else:
+            raise self._error(exc) from exc
+        if stdout or stderr:  # nothing written yet: nothing to learn (and nothing to mix)
+            splits = stdout != stderr
+            self.service.node_splits[self.node] = splits
+            if not splits:
+                log.info("node %s does not split pod log streams: combined logs", self.node)
+
+    async def _head(self, stream: str, size: int) -> bytes:
+        query = {"container": self.task, "stream": stream, "limitBytes": size}
+        response = await self.state.kube.stream(self.path, query=query, timeout=30)
+        try:
+            return await response.read()
+        finally:
             response.release()
-            self.service.split_streams = True
 
     async def open(
-        self, timeout: float, *, tail_lines: int | None = None, **query: Any
+        self, timeout: float, *, start: reads.TailStart | None = None, **query: Any
     ) -> aiohttp.ClientResponse:
-        """One upstream read. With split streams `tail_lines` is ignored: Kubernetes
-        refuses `tailLines` with `stream`, so callers count the whole stream instead."""
+        """One upstream read of the task's stream, from `start` when given."""
         params: dict[str, Any] = {"container": self.task, **query}
         if self.split:
             params["stream"] = "Stdout" if self.fs == "stdout" else "Stderr"
-        elif tail_lines is not None:
-            params["tailLines"] = tail_lines
+            if start is not None and start.since is not None:
+                params["sinceTime"] = start.since
+        elif start is not None and start.lines is not None:
+            params["tailLines"] = start.lines
+        return await self._get(params, timeout)
+
+    async def combined_tail(self, lines: int) -> tuple[bytes, int]:
+        """The first line and the line count of the combined log's last `lines` lines,
+        timestamped: where a split stream's tail starts (`stream` refuses `tailLines`)."""
+        params = {"container": self.task, "tailLines": lines, "timestamps": "true"}
+        window = reads.TailWindow(0)
+        first = b""
+        async for chunk in _chunks(await self._get(params, READ_IDLE_SECONDS), follow=False):
+            if len(first) < 256 and b"\n" not in first:
+                first += chunk[:256]
+            window.feed(chunk)
+        return first, window.lines
+
+    async def _get(self, params: dict[str, Any], timeout: float) -> aiohttp.ClientResponse:
         try:
             return await self.state.kube.stream(self.path, query=params, timeout=timeout)
         except KubeError as exc:
@@ -264,26 +307,30 @@ async def _chunks(response: aiohttp.ClientResponse, follow: bool) -> AsyncIterat
 
 async def _count_tail(
     upstream: _Upstream, offset: int, keep: int
-) -> tuple[reads.TailWindow, int | None]:
+) -> tuple[reads.TailWindow, reads.TailStart]:
     """Reads growing tails until one holds `offset` bytes or is the whole log.
 
-    Returns the last window (holding its last `keep` bytes) and the `tailLines` it used.
-    With split streams the whole stream is counted once (no `tailLines` there).
+    Returns the last window (holding its last `keep` bytes) and where it started.
     """
-    if upstream.split:
-        window = reads.TailWindow(keep)
-        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS), follow=False):
-            window.feed(chunk)
-        return window, None
     lines = reads.first_tail_lines(offset)
     while True:
+        if upstream.split:
+            first, got_lines = await upstream.combined_tail(lines)
+            whole = got_lines < lines
+            start = reads.TailStart(since=None if whole else reads.since_time(first))
+        else:
+            start = reads.TailStart(lines=lines)
         window = reads.TailWindow(keep)
-        response = await upstream.open(READ_IDLE_SECONDS, tail_lines=lines)
-        async for chunk in _chunks(response, follow=False):
+        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS, start=start), False):
             window.feed(chunk)
-        following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
+        if upstream.split:
+            # The suffix holds the stream's share of the combined tail: grow until enough.
+            done = window.seen >= offset or start.since is None
+            following = None if done else lines * 2
+        else:
+            following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
         if following is None:
-            return window, lines
+            return window, start
         lines = following
 
 
@@ -319,11 +366,11 @@ async def read_log(
     offset: Annotated[int, Query(ge=0, le=2**53, description="Bytes from the origin")] = 0,
     follow: Annotated[bool, Query(description="Keep streaming new bytes (chunked)")] = False,
 ) -> Response:
-    caravan_allocation(store, alloc, task)
+    pod = caravan_allocation(store, alloc, task)
     settings = state.runtime_settings
     max_bytes = settings.logs_max_read_bytes
     idle = settings.logs_follow_idle_timeout_seconds if follow else READ_IDLE_SECONDS
-    upstream = _Upstream(state, alloc, task, fs)
+    upstream = _Upstream(state, pod, task, fs)
     await upstream.detect()
     follow_query: dict[str, Any] = {"follow": "true"} if follow else {}
 
@@ -334,18 +381,18 @@ async def read_log(
         if offset == 0 and not follow:
             return Response(b"", media_type="text/plain", headers=_headers(upstream))
         counted = 0  # follow from the end with offset 0: only what comes next
-        tail_lines: int | None = 0
+        start = reads.TailStart(lines=0)
         if offset or upstream.split:
             # Small tails are kept from the counting pass; larger ones (and followed
             # ones) are streamed by one more pass instead of being held in memory.
             keep = offset if offset <= max_bytes and not follow else 0
-            window, tail_lines = await _count_tail(upstream, offset, keep)
+            window, start = await _count_tail(upstream, offset, keep)
             if keep:
                 body = window.tail()[:max_bytes]
                 return Response(body, media_type="text/plain", headers=_headers(upstream))
             counted = window.seen
         part = reads.end_slice(counted, offset, max_bytes, follow)
-        response = await upstream.open(idle, tail_lines=tail_lines, **follow_query)
+        response = await upstream.open(idle, start=start, **follow_query)
     return StreamingResponse(
         reads.sliced(_chunks(response, follow=follow), part),
         media_type="text/plain",

@@ -17,7 +17,7 @@ from caravan.events.cluster.jetstream import EventsCluster
 from caravan.events.cluster.streams import Names
 from caravan.events.service import EventsService, wall_ms
 
-GRACE_MS = 1_500
+GRACE_MS = 2_500
 LIVENESS_MS = 1_500
 IDLE_MS = 5_000
 

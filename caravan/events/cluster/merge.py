@@ -204,11 +204,14 @@ class MergeBook:
         ``next_seq`` is the next partials-stream sequence to be read; each final carries
         the lowest sequence still needed (the floor) so that a new merger knows where to
         resume reading."""
+        # After a (re)start or an outage, replicas come back at different times: the
+        # grace counts from the end of that warm-up, not from a piece stored before it.
+        warm = 0 if self._fresh_from is None else self._fresh_from + self.liveness_ms
         ready = [
             key
             for key, entry in self._open.items()
             if self.complete(key, now_ms)
-            or (use_grace and now_ms - entry.first_seen_ms >= self.grace_ms)
+            or (use_grace and now_ms - max(entry.first_seen_ms, warm) >= self.grace_ms)
         ]
         merged_list = []
         for key in ready:

@@ -225,8 +225,10 @@ class EventsCluster:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks, self._merger, self._trailing_marker = [], None, None
         if self._nc is not None:
+            # Bounded: a close flushes, and a NATS that does not answer must not hold a stop.
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                async with asyncio.timeout(2):
+                    await self._nc.close()
         self.stats.connected = False
 
     # -- leadership: the merger ----------------------------------------------------------
@@ -370,7 +372,8 @@ class EventsCluster:
         Several replicas may try at once (each sees the ConfigMap change): the publish
         expects the subject's last sequence it read, so only one succeeds and the others
         find the documents already there."""
-        await self._ready.wait()
+        if not await self.wait_ready(10):
+            raise RuntimeError("NATS is not reachable")
         assert self._js is not None
         for _ in range(20):
             try:

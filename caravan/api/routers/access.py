@@ -75,7 +75,9 @@ def actions(config: Config) -> list[Action]:
 
 class ActionView(BaseModel):
     allowed: bool
-    needs: str = Field(description="The Kubernetes permission checked, e.g. `patch jobs.caravan.dev`")
+    needs: str = Field(
+        description="The Kubernetes permission checked, e.g. `patch jobs.caravan.dev`"
+    )
     reason: str = Field(description="Why not, as a sentence; empty when allowed.")
 
 
@@ -101,7 +103,9 @@ async def decide(
         who, action.verb, action.resource, action.group, action.subresource, action.name
     )
     return ActionView(
-        allowed=allowed, needs=needs, reason="" if allowed else denial(who, action, namespace, reason)
+        allowed=allowed,
+        needs=needs,
+        reason="" if allowed else denial(who, action, namespace, reason),
     )
 
 

@@ -30,6 +30,12 @@ export function clear(el, ...children) {
   return el;
 }
 
+// el.append() without the nulls of optional parts (a note shown only when needed).
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 let ids = 0;
 export const uid = (prefix = "cv") => `${prefix}-${++ids}`;
 

@@ -58,8 +58,15 @@ export function fieldsOf(schema, parts = []) {
     description: (schema && schema.description) || "",
     default: schema ? schema.default : undefined,
     enum: kind === "enum" ? schema.enum : undefined,
-    minimum: schema ? schema.minimum ?? schema.exclusiveMinimum : undefined,
-    maximum: schema ? schema.maximum ?? schema.exclusiveMaximum : undefined,
+    // "min 1", "> 0", "max 3600", "< 1" as the help text says them.
+    bounds: schema
+      ? [
+          schema.minimum !== undefined ? `min ${schema.minimum}` : "",
+          schema.exclusiveMinimum !== undefined ? `> ${schema.exclusiveMinimum}` : "",
+          schema.maximum !== undefined ? `max ${schema.maximum}` : "",
+          schema.exclusiveMaximum !== undefined ? `< ${schema.exclusiveMaximum}` : "",
+        ].filter(Boolean).join(", ")
+      : "",
     required: new Set((schema && schema.required) || []),
     children: [],
   };

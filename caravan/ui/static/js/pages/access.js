@@ -3,14 +3,14 @@
 
 import { token } from "../api.js";
 import { forgetAccess, loadAccess } from "../access.js";
-import { clear, errorBox, h } from "../dom.js";
+import { add, clear, errorBox, h } from "../dom.js";
 
 export async function mount(main, params, query, { navigate, renderWho }) {
   const next = query.get("next") || "";
   const why = query.get("why");
   const status = h("div", { "aria-live": "polite" });
   const summary = h("div");
-  main.append(h("h1", {}, "Access"), status, summary);
+  add(main, h("h1", {}, "Access"), status, summary);
 
   const input = h("input", { type: "password", id: "token", autocomplete: "off", spellcheck: false, required: true });
   const form = h(
@@ -48,7 +48,7 @@ export async function mount(main, params, query, { navigate, renderWho }) {
     if (why && token.get()) status.append(errorBox(new Error(why)));
     else if (why) status.append(h("p", { class: "notice" }, why));
     token.clear();
-    main.append(form);
+    add(main, form);
     input.focus();
     return undefined;
   }

@@ -5,7 +5,7 @@
 import { get, post, request } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
 import "../components.js";
-import { clear, errorBox, field, h } from "../dom.js";
+import { add, clear, errorBox, field, h } from "../dom.js";
 import { locate } from "../lib/schemaform.js";
 import { ResultsTable, SseParser } from "../lib/sse.js";
 
@@ -36,7 +36,7 @@ export async function mount(main) {
   const value = h("input", { type: "text", placeholder: "5, \"e4\", true" });
   const send = guard(h("button", { type: "submit" }, "Send event"), "events.write");
 
-  main.append(
+  add(main, 
     h("h1", {}, "Events"),
     deniedNote(document, ["events.write"]),
     errors,

@@ -5,14 +5,14 @@
 import { enc, get } from "../api.js";
 import { can, deniedNote } from "../access.js";
 import "../components.js";
-import { age, clear, errorBox, h } from "../dom.js";
+import { add, age, clear, errorBox, h } from "../dom.js";
 import { JobsFeed } from "../lib/jobsfeed.js";
 
 export async function mount(main, { job }) {
   const errors = h("div", { "aria-live": "polite" });
   const groups = h("div", { class: "groups" });
   const allocations = h("div", {});
-  main.append(
+  add(main, 
     h("p", { class: "crumbs" }, h("a", { href: "/ui/", "data-nav": true }, "Jobs"), " / ", job),
     h("h1", {}, job, " ", h("span", { class: "badge", id: "job-status" })),
     deniedNote(document, ["allocations.read", "logs.read"]),

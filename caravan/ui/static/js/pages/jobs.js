@@ -7,7 +7,7 @@
 import { enc, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
 import "../components.js";
-import { clear, errorBox, h } from "../dom.js";
+import { add, clear, errorBox, h } from "../dom.js";
 import { DeltaBatcher } from "../lib/batcher.js";
 import { JobsFeed } from "../lib/jobsfeed.js";
 
@@ -23,7 +23,7 @@ export function mount(main) {
     h(
       "thead",
       {},
-      h("tr", {}, ["Job / task group", "Status", "Count", "Init", "Max", "Allocations", "Actions"].map((t) => h("th", { scope: "col" }, t))),
+      h("tr", {}, ["Job / task group", "Status", "Count", "Init", "Max", "Allocations", "Actions"].map((t) => h("th", { scope: "col", class: ["Count", "Init", "Max"].includes(t) ? "num" : null }, t))),
     ),
   );
   const empty = h("p", { class: "muted", hidden: true }, "No jobs yet. Create one with kubectl apply -f examples/web.yaml or POST /v1/jobsdefs.");
@@ -52,7 +52,7 @@ export function mount(main) {
   const startAll = guard(h("button", { type: "button", onclick: () => act(async () => applyAll(await post("/v1/jobs/start"))) }, "Start All"), "jobs.write");
   const stopAll = guard(h("button", { type: "button", onclick: () => act(async () => applyAll(await post("/v1/jobs/stop"))) }, "Stop All"), "jobs.write");
 
-  main.append(
+  add(main, 
     h("h1", {}, "Jobs"),
     deniedNote(document, ["jobs.write"]),
     h("div", { class: "toolbar" }, h("label", { class: "inline" }, "Filter ", filter), count, h("span", { class: "spacer" }), startAll, stopAll, status),

@@ -3,13 +3,13 @@
 
 import { enc, get } from "../api.js";
 import { can, deniedNote } from "../access.js";
-import { age, clear, errorBox, h } from "../dom.js";
+import { add, age, clear, errorBox, h } from "../dom.js";
 
 export async function mount(main, { log }) {
   const errors = h("div", { "aria-live": "polite" });
   const list = h("div");
   const metas = h("div");
-  main.append(
+  add(main, 
     log ? h("p", { class: "crumbs" }, h("a", { href: "/ui/logs", "data-nav": true }, "Logs"), " / ", log) : null,
     h("h1", {}, log ? `Log ${log}` : "Logs"),
     deniedNote(document, ["logs.definitions.read", "allocations.read", "logs.read"]),

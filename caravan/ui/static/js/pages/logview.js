@@ -5,7 +5,7 @@
 
 import { del, enc, get, post, request } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
-import { clear, errorBox, field, h } from "../dom.js";
+import { add, clear, errorBox, field, h } from "../dom.js";
 
 const TAIL_BYTES = 64 * 1024;
 const MAX_SHOWN = 2 * 1024 * 1024; // characters kept in the page; older ones are dropped
@@ -19,11 +19,11 @@ export async function mount(main, params, query, { navigate }) {
     try {
       definition = (await get("/v1/log/logs")).find((d) => d.id === params.log) || null;
     } catch (error) {
-      main.append(h("h1", {}, params.alloc), errorBox(error));
+      add(main, h("h1", {}, params.alloc), errorBox(error));
       return undefined;
     }
     if (!definition) {
-      main.append(h("h1", {}, params.alloc), errorBox(new Error(`no log '${params.log}'`)));
+      add(main, h("h1", {}, params.alloc), errorBox(new Error(`no log '${params.log}'`)));
       return undefined;
     }
     task = definition.task;
@@ -44,7 +44,7 @@ export async function mount(main, params, query, { navigate }) {
   const crumbs = definition
     ? [h("a", { href: "/ui/logs", "data-nav": true }, "Logs"), " / ", h("a", { href: `/ui/logs/${enc(definition.id)}`, "data-nav": true }, definition.id), " / ", alloc]
     : [h("a", { href: "/ui/logs", "data-nav": true }, "Logs"), " / ", alloc, " / ", task];
-  main.append(
+  add(main, 
     h("p", { class: "crumbs" }, crumbs),
     h("h1", {}, definition ? `${definition.id} · ${alloc}` : `${alloc} · ${task}`),
     deniedNote(document, ["logs.read", ...(definition && definition.logLevel ? ["loggers.overrides.write", "loggers.defaults.write"] : [])]),

@@ -3,7 +3,7 @@
 
 import { del, enc, get, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
-import { clear, confirmDialog, errorBox, h, uid } from "../dom.js";
+import { add, clear, confirmDialog, errorBox, h, uid } from "../dom.js";
 
 const MASK = "••••••••";
 
@@ -47,7 +47,7 @@ export async function mount(main, { secret }, query, { navigate }) {
   const errors = h("div", { "aria-live": "polite" });
   const list = h("nav", { "aria-label": "Secrets", class: "secret-list" });
   const detail = h("section", { class: "secret", "aria-live": "polite" });
-  main.append(
+  add(main, 
     h("h1", {}, "Secrets"),
     deniedNote(document, ["secrets.list", "secrets.read", "secrets.create", "secrets.update", "secrets.delete"]),
     errors,

@@ -6,14 +6,14 @@
 
 import { get, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
-import { clear, errorBox, h, uid } from "../dom.js";
+import { add, clear, errorBox, h, uid } from "../dom.js";
 import { fieldFor, fieldsOf, getAt, locate, parsePath, setAt } from "../lib/schemaform.js";
 
 export async function mount(main) {
   const status = h("p", { role: "status", class: "muted" });
   const errors = h("div", { "aria-live": "polite" });
   const stored = h("div");
-  main.append(h("h1", {}, "Settings"), deniedNote(document, ["settings.write"]), stored, errors);
+  add(main, h("h1", {}, "Settings"), deniedNote(document, ["settings.write"]), stored, errors);
   let schema;
   let draft;
   try {
@@ -53,7 +53,7 @@ export async function mount(main) {
     jsonPanel,
     h("div", { class: "toolbar" }, save, reset, status),
   );
-  main.append(form);
+  add(main, form);
 
   const inJson = () => !jsonPanel.hidden;
 
@@ -75,7 +75,7 @@ export async function mount(main) {
     control.id = uid("s");
     control.dataset.path = node.path;
     control.name = node.path;
-    const bounds = [node.minimum !== undefined ? `min ${node.minimum}` : "", node.maximum !== undefined ? `max ${node.maximum}` : ""].filter(Boolean).join(", ");
+    const bounds = node.bounds;
     const help = [node.description, node.default !== undefined ? `Default: ${JSON.stringify(node.default)}.` : "", bounds ? `(${bounds})` : ""].filter(Boolean).join(" ");
     const helpEl = h("small", { class: "help", id: uid("help") }, help);
     const message = h("small", { class: "field-error", id: uid("err"), hidden: true });

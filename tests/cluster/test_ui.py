@@ -584,3 +584,31 @@ async def test_api_pages_render_without_internet(ui: UiPage) -> None:
     await ui.open("/ui/")
     await expect(page.get_by_role("link", name="API")).to_have_attribute("href", "/docs")
     assert outside == []
+
+
+# The page's pure modules, run in the browser they are written for --------------------
+
+PURE_MODULES = (pathlib.Path(__file__).parent / "ui_pure_modules.js").read_text()
+
+
+async def test_pure_modules_behave(ui: UiPage) -> None:
+    await ui.open("/ui/access")
+    result = await ui.page.evaluate(PURE_MODULES)
+    assert result["sent"] == [["a", 5]]
+    assert result["paths"] == ["$.a.b", "$.a[0]['odd key']['it\\'s']"]
+    assert result["parsed"] == ["a", 0, "odd key", "it's", "b"]
+    assert result["set"] == {"a": {"c": 2}}
+    assert result["setNew"] == {"x": {"y": 3}}
+    assert result["field"] == "$.jobs.longPoll"
+    assert result["located"] == '"maxWaitSeconds"'
+    assert result["kinds"] == [
+        ["$.n", "integer", "min 1"],
+        ["$.e", "enum", ""],
+        ["$.o", "json", ""],
+    ]
+    assert result["messages"] == [
+        {"event": "message", "data": '{"a":1}'},
+        {"event": "dropped", "data": '{"dropped": 2}'},
+    ]
+    assert result["history"] == [1, None, 3]
+    assert result["latest"] == 3

@@ -193,7 +193,9 @@ async def test_jobs_page_pauses_while_hidden_and_stays_usable_with_200_jobs(
     assert caravan.state is not None
     store = caravan.state.store
     await eventually(
-        lambda: asyncio.sleep(0, len(store.jobs)), lambda n: n == 200, what="200 jobs stored"
+        lambda: asyncio.sleep(0, len(store.jobs)),  # (sleep(0, x) is an awaitable of x)
+        lambda n: n == 200,
+        what="200 jobs stored",
     )
     polls: list[str] = []
     ui.page.on("request", lambda r: polls.append(r.url) if "/v1/jobs" in r.url else None)
@@ -524,7 +526,8 @@ async def test_read_only_token_sees_write_controls_disabled(
         assert await page.evaluate("sessionStorage.getItem('caravan.token')") == reader
         assert await page.evaluate("localStorage.length") == 0
 
-        await page.get_by_role("link", name="Jobs", exact=True).click()
+        nav = page.get_by_role("navigation", name="Pages")
+        await nav.get_by_role("link", name="Jobs").click()
         front = page.locator('tbody[data-job="web"] tr[data-group="front"]')
         await expect(front.locator(".count")).to_have_text("1")
         plus = front.get_by_role("button", name="web/front plus 1")
@@ -537,9 +540,9 @@ async def test_read_only_token_sees_write_controls_disabled(
             await expect(page.get_by_role("button", name=name)).to_be_disabled()
         await expect(page.locator(".notice")).to_contain_text("may not patch jobs.caravan.dev")
         await ui.shot("read-only-jobs")
-        await page.get_by_role("link", name="Settings").click()
+        await nav.get_by_role("link", name="Settings").click()
         await expect(page.get_by_role("button", name="Save")).to_be_disabled()
-        await page.get_by_role("link", name="Secrets").click()
+        await nav.get_by_role("link", name="Secrets").click()
         await expect(page.get_by_role("button", name="Create")).to_be_disabled()
 
         # What the page shows is what the API enforces for that token.

@@ -9,6 +9,7 @@ const listeners = new Set();
 
 export async function loadAccess({ force = false } = {}) {
   if (current && !force) return current;
+  if (force) current = null; // a failed reload must not leave the previous caller's answer
   loading ||= get("/v1/access").finally(() => {
     loading = null;
   });

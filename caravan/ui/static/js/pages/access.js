@@ -48,6 +48,7 @@ export async function mount(main, params, query, { navigate, renderWho }) {
     if (why && token.get()) status.append(errorBox(new Error(why)));
     else if (why) status.append(h("p", { class: "notice" }, why));
     token.clear();
+    renderWho();
     add(main, form);
     input.focus();
     return undefined;

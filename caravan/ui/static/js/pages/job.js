@@ -139,7 +139,7 @@ export async function mount(main, { job }) {
   const timer = setInterval(() => {
     if (!document.hidden) refreshAllocations();
     else renderAllocations(lastAllocations);
-  }, 10000);
+  }, 5000);
   return () => {
     feed.stop();
     clearInterval(timer);

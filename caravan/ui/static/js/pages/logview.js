@@ -93,11 +93,8 @@ export async function mount(main, params, query, { navigate }) {
     const offset = first ? TAIL_BYTES : 0;
     const url = `${path}?origin=end&offset=${offset}${following ? "&follow=true" : ""}`;
     const response = await request("GET", url, { raw: true, signal: controller.signal });
-    if (response.headers.get("X-Caravan-Log-Stream") === "combined") {
-      state.textContent = "stdout and stderr are combined on this cluster";
-    } else {
-      state.textContent = following ? "following" : "tail";
-    }
+    const combined = response.headers.get("X-Caravan-Log-Stream") === "combined";
+    state.textContent = `${following ? "following" : "tail"}${combined ? " · stdout and stderr are combined on this cluster" : ""}`;
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     for (;;) {

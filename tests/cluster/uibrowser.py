@@ -4,6 +4,7 @@ test declared them, and a screenshot of every page visited under .local/ui/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import re
@@ -108,8 +109,10 @@ async def ui_page(browser: Browser, base: str, name: str) -> AsyncIterator[UiPag
     ui = UiPage(page, base, console, re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"))
     try:
         yield ui
-        await ui.shot("end")
     finally:
+        # The page as the test left it, failed or not: the first thing to look at.
+        with contextlib.suppress(Exception):
+            await ui.shot("end")
         await context.close()
     unexpected = console.unexpected()
     assert not unexpected, "the page logged errors:\n" + "\n".join(unexpected)

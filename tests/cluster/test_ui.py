@@ -112,15 +112,30 @@ async def test_jobs_page_scales_with_debounced_clicks_and_follows_kubectl(
     await ui.shot("jobs")
 
     # Five quick clicks: one updatecounts call with +5, the Deployment at 6.
+    # Light and dark follow the system's preference.
+    await page.emulate_media(color_scheme="dark")
+    dark = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    await ui.shot("jobs-dark")
+    await page.emulate_media(color_scheme="light")
+    light = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (light, dark) == ("rgb(255, 255, 255)", "rgb(18, 22, 28)")
+
+    # Five quick clicks (the last from the keyboard): one updatecounts call with +5, the
+    # Deployment at 6.
     plus = front.get_by_role("button", name="web/front plus 1")
-    for _ in range(5):
+    for _ in range(4):
         await plus.click()
+    await plus.focus()
+    await page.keyboard.press("Enter")
     await expect(front.locator(".pending")).to_contain_text("+5")
     await eventually(
         lambda: replicas(kube, namespace, "web", "front"), lambda n: n == 6, what="6 replicas"
     )
     assert updates == [{"jobID": "web", "taskGroup": "front", "count": 5}]
     await expect(front.locator(".count")).to_have_text("6")
+    # Rows are updated in place: the focus stays on the button.
+    focused = await page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == "web/front plus 1"
 
     # A change made elsewhere (kubectl) shows without a reload, through the long poll.
     started = time.monotonic()

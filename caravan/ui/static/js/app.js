@@ -111,11 +111,19 @@ async function render() {
   }
   renderWho();
   if (mine !== generation) return;
-  const module = await import(`./pages/${found.page}.js`);
-  if (mine !== generation) return;
-  clear(main);
-  const query = new URLSearchParams(location.search);
-  const result = await module.mount(main, found.params, query, { navigate, renderWho });
+  let result;
+  try {
+    const module = await import(`./pages/${found.page}.js`);
+    if (mine !== generation) return;
+    clear(main);
+    const query = new URLSearchParams(location.search);
+    result = await module.mount(main, found.params, query, { navigate, renderWho });
+  } catch (error) {
+    if (mine !== generation || error.status === 401) return;
+    // Whatever failed, the page says so rather than staying blank.
+    main.append(errorBox(error));
+    return;
+  }
   if (mine !== generation) {
     if (typeof result === "function") result();
     return;

@@ -27,7 +27,9 @@ def fake_pod_spec() -> dict[str, Any]:
     return {
         "containers": [{"name": "main", "image": "bench/fake:1"}],
         "nodeSelector": {"type": "kwok"},
-        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+        "tolerations": [
+            {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+        ],
     }
 
 

@@ -18,8 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caravan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve the Cluster API and run the operator")
-    run.add_argument("--host", default=env["host"], help="listen address [CARAVAN_HOST]")
-    run.add_argument("--port", type=int, default=int(env["port"]), help="[CARAVAN_PORT]")
+    run.add_argument("--host", default=env["host"], help="listen address [CARAVAN_LISTEN_HOST]")
+    run.add_argument("--port", type=int, default=int(env["port"]), help="[CARAVAN_LISTEN_PORT]")
     run.add_argument(
         "--namespace",
         default=None,

@@ -92,10 +92,15 @@ def is_loopback(host: str) -> bool:
 
 
 def env_defaults() -> dict[str, str]:
-    """Flag defaults taken from CARAVAN_* variables (the chart sets these)."""
+    """Flag defaults taken from CARAVAN_* variables (the chart sets these).
+
+    The listen address is CARAVAN_LISTEN_HOST/CARAVAN_LISTEN_PORT, never CARAVAN_PORT:
+    Kubernetes injects CARAVAN_PORT=tcp://<ip>:<port> (and CARAVAN_SERVICE_HOST, ...) into
+    every pod of a namespace holding a Service named `caravan`, Caravan's own included.
+    """
     return {
-        "host": _env("CARAVAN_HOST", "127.0.0.1"),
-        "port": _env("CARAVAN_PORT", "8080"),
+        "host": _env("CARAVAN_LISTEN_HOST", "127.0.0.1"),
+        "port": _env("CARAVAN_LISTEN_PORT", "8080"),
         "auth_mode": _env("CARAVAN_AUTH_MODE", "none"),
         "log_level": _env("CARAVAN_LOG_LEVEL", "INFO"),
         "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),

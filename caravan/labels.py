@@ -14,3 +14,6 @@ FIELD_MANAGER: Final = "caravan"
 
 # Per-allocation logger overrides (JSON), delivered to the pod through a downward-API file.
 LOGGERS_ANNOTATION: Final = "caravan.dev/loggers"
+# Bumped on every task pod when Caravan's loggers or settings ConfigMap changes, so the
+# kubelet rewrites the pod's ConfigMap volumes at once (caravan/operator/refresh.py).
+CONFIG_REVISION_ANNOTATION: Final = "caravan.dev/config-revision"

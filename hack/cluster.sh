@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Caravan's local Kubernetes control plane: etcd, kube-apiserver (RBAC on),
+# Caravan's local Kubernetes cluster: etcd, kube-apiserver (RBAC on),
 # kube-controller-manager, kube-scheduler and a kwok controller with fake nodes, all
-# processes on this machine bound to 127.0.0.1, managed by kwokctl's binary runtime.
+# processes on this machine bound to 127.0.0.1, managed by kwokctl's binary runtime;
+# plus a real node (containerd, runc, a kubelet: hack/node.sh) where this machine can run
+# one. Pods go to the real node unless they ask for a fake one (docs/local-cluster.md).
 #
 #   hack/cluster.sh up          start (or reuse) the cluster; prints how to use it
 #   hack/cluster.sh down        stop it and remove its state; no process is left
@@ -70,9 +72,10 @@ up() {
     export PATH="$(dirname "$kubectl"):$PATH"  # kwokctl runs kubectl itself
     say "starting etcd, kube-apiserver, controller-manager, scheduler and kwok (log: $KWOK_WORKDIR/create.log)"
     mkdir -p "$KWOK_WORKDIR"
+    sed "s|@CLUSTER_DIR@|$cluster_dir|g" "$here/kwok/kwokctl.yaml" >"$KWOK_WORKDIR/kwokctl.yaml"
     if ! kwokctl create cluster \
         --name "$CLUSTER_NAME" \
-        --config "$here/kwok/kwokctl.yaml" \
+        --config "$KWOK_WORKDIR/kwokctl.yaml" \
         --config "$here/kwok/stages.yaml" \
         --kube-apiserver-binary "$K8S_BIN_DIR/kube-apiserver" \
         --kube-controller-manager-binary "$K8S_BIN_DIR/kube-controller-manager" \
@@ -92,6 +95,13 @@ up() {
   fi
   wait_for 120 "nodes to be Ready" nodes_ready
   wait_for 120 "the default ServiceAccount" default_sa_exists
+  # The real node; where it cannot run, node.sh says why in one line and the cluster
+  # keeps its fake nodes only (CARAVAN_REAL_NODE=0 asks for that).
+  if [[ ${CARAVAN_REAL_NODE:-1} != 0 ]]; then
+    local code=0
+    "$here/node.sh" up "$cluster_dir" || code=$?
+    ((code == 0 || code == 3)) || { say "the real node failed to start (above)"; exit 1; }
+  fi
   say "cluster $CLUSTER_NAME ready ($(kctl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | tail -1))"
   cat <<MSG
 Use it with:
@@ -102,6 +112,7 @@ MSG
 }
 
 down() {
+  "$here/node.sh" down
   if [[ -d "$cluster_dir" ]]; then
     say "stopping cluster $CLUSTER_NAME"
     kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local cluster and the test tiers need, when absent:
-# the real node's runtime (containerd, runc, iptables), the image tools (buildah, umoci,
-# mmdebstrap, busybox-static) and the browser of the UI tests (chromium). Only missing
+# the real node's runtime (containerd, runc, iptables), the image tools (buildah, mmdebstrap,
+# busybox-static) and the browser of the UI tests (chromium). Only missing
 # packages are installed; without root (or without apt) it names what is missing and
 # exits 3, so callers can fall back (e.g. a kwok-only cluster).
 #
@@ -10,7 +10,7 @@ set -euo pipefail
 
 declare -A GROUPS_=(
   [node]="containerd runc iptables"
-  [images]="buildah umoci mmdebstrap busybox-static"
+  [images]="buildah mmdebstrap busybox-static"
   [browser]="chromium"
 )
 

@@ -1,4 +1,5 @@
-"""Test tiers: tests/unit (no cluster) and tests/cluster (a real kube-apiserver).
+"""Test tiers: tests/unit (no cluster), tests/cluster (a real kube-apiserver) and
+tests/e2e (the users' path: the chart's image on a node that runs real processes).
 
 Cluster tests run against $KUBECONFIG (or --kubeconfig) when given; otherwise the
 session starts the local control plane of hack/cluster.sh, and stops it at the end
@@ -25,5 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         parts = pathlib.Path(str(item.fspath)).relative_to(ROOT).parts
         if "cluster" in parts:
             item.add_marker(pytest.mark.cluster)
+        elif "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)

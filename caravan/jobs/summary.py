@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,6 +29,8 @@ class PodFacts:
     created: str
     containers: tuple[str, ...]
     loggers: str  # raw JSON of the loggers annotation, "" when absent
+    node: str = ""  # spec.nodeName, "" until scheduled
+    revision: str = ""  # the config-revision annotation (operator/refresh.py), "" when absent
 
     @property
     def bucket(self) -> Bucket:
@@ -35,7 +38,11 @@ class PodFacts:
 
 
 def pod_facts(
-    pod: Mapping[str, Any], job_label: str, group_label: str, loggers_key: str
+    pod: Mapping[str, Any],
+    job_label: str,
+    group_label: str,
+    loggers_key: str,
+    revision_key: str = "",
 ) -> PodFacts:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -54,6 +61,9 @@ def pod_facts(
         created=str(meta.get("creationTimestamp") or ""),
         containers=tuple(str(c.get("name", "")) for c in spec.get("containers") or []),
         loggers=str((meta.get("annotations") or {}).get(loggers_key, "")),
+        node=sys.intern(str(spec.get("nodeName") or "")),
+        # Interned: every pod carries one of very few revisions (memory at 10,000 pods).
+        revision=sys.intern(str((meta.get("annotations") or {}).get(revision_key, ""))),
     )
 
 

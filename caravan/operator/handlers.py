@@ -19,7 +19,8 @@ from caravan.labels import (
     VERSION,
 )
 from caravan.operator.reconcile import Reconciler
-from caravan.store.store import JobsListener, Store
+from caravan.operator.refresh import VolumeRefresher
+from caravan.store.store import ConfigMapListener, JobsListener, Store
 
 JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}
@@ -35,6 +36,8 @@ class OperatorShared:
     reconciler: Reconciler | None = None
     closing: bool = False
     jobs_listener: JobsListener | None = None
+    refresher: VolumeRefresher | None = None
+    configmap_listener: ConfigMapListener | None = None
 
     def request(self, jobs: set[str]) -> None:
         # Before the first job event there is no reconciler yet; Kopf's initial listing
@@ -73,6 +76,23 @@ def build_registry() -> kopf.OperatorRegistry:
 
         shared.jobs_listener = jobs_changed
         memo.store.on_jobs_changed(jobs_changed)
+        # The loggers and settings files in task pods follow their ConfigMaps at once.
+        store: Store = memo.store
+        watched = frozenset({memo.config.configmaps.loggers, memo.config.configmaps.settings})
+        refresher = VolumeRefresher(
+            kube=shared.kube,
+            namespace=memo.config.namespace,
+            watched=watched,
+            configmaps=lambda: store.configmaps_data(watched),
+            pods=store.running_pod_revisions,
+        )
+
+        def configmap_changed(name: str, _data: dict[str, str] | None) -> None:
+            loop.call_soon_threadsafe(refresher.changed, name)
+
+        shared.refresher = refresher
+        shared.configmap_listener = configmap_changed
+        store.on_configmap(configmap_changed)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -80,6 +100,10 @@ def build_registry() -> kopf.OperatorRegistry:
         shared.closing = True  # handlers still running must not start new passes
         if shared.jobs_listener is not None:
             memo.store.off_jobs_changed(shared.jobs_listener)
+        if shared.configmap_listener is not None:
+            memo.store.off_configmap(shared.configmap_listener)
+        if shared.refresher is not None:
+            await shared.refresher.close()
         if shared.reconciler is not None:
             await shared.reconciler.close()
         if shared.kube is not None:

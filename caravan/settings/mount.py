@@ -2,7 +2,8 @@
 
 Every container of every task group sees the stored (filled, valid) settings document at
 `/etc/caravan/settings/settings.json`, and its path in `CARAVAN_SETTINGS_FILE`. The kubelet
-refreshes a ConfigMap volume in place after a change (within about a minute), so
+refreshes a ConfigMap volume in place after a change (at once: the operator nudges the
+pods, caravan/operator/refresh.py), so
 processes that re-read the file see new settings without a restart. The volume is
 optional: a pod still starts when the ConfigMap is missing (the file is then absent).
 """

@@ -86,6 +86,23 @@ class Store:
         """Calls listener(name, data or None) on every change of a watched ConfigMap."""
         self._configmap_listeners.append(listener)
 
+    def off_configmap(self, listener: ConfigMapListener) -> None:
+        if listener in self._configmap_listeners:
+            self._configmap_listeners.remove(listener)
+
+    def configmaps_data(self, names: frozenset[str]) -> dict[str, dict[str, str] | None]:
+        """The data of these ConfigMaps now (None: absent); safe from any thread."""
+        return {
+            name: dict(self.configmaps[name]) if name in self.configmaps else None for name in names
+        }
+
+    def running_pod_revisions(self) -> list[tuple[str, str]]:
+        """(name, config revision) of every scheduled pod not being deleted; any thread."""
+        with self._pods_lock:
+            return [
+                (p.name, p.revision) for p in self.pods.values() if p.scheduled and not p.deleting
+            ]
+
     # InformerSink ----------------------------------------------------------------------
 
     def end_relist(self, kind: str, names: set[str]) -> None:
@@ -124,7 +141,11 @@ class Store:
             facts = None
             if not deleted:
                 facts = pod_facts(
-                    obj, labels.JOB_LABEL, labels.TASK_GROUP_LABEL, labels.LOGGERS_ANNOTATION
+                    obj,
+                    labels.JOB_LABEL,
+                    labels.TASK_GROUP_LABEL,
+                    labels.LOGGERS_ANNOTATION,
+                    labels.CONFIG_REVISION_ANNOTATION,
                 )
             with self._pods_lock:
                 self._remove_pod(name)

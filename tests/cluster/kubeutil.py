@@ -47,7 +47,9 @@ async def wait_for_default_service_account(kube: KubeClient, namespace: str) -> 
 # Where fake pods go. The local cluster's kwok nodes carry this label and a NoSchedule
 # taint of the same key, so pods without them land on the real node (hack/cluster.sh).
 FAKE_NODE_SELECTOR = {"type": "kwok"}
-FAKE_NODE_TOLERATIONS = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
+FAKE_NODE_TOLERATIONS = [
+    {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+]
 
 
 def pod_template(

@@ -1,7 +1,8 @@
 """The Helm chart on the test cluster: it installs, and its RBAC is enough and no wider.
 
-Caravan runs as a host process with the chart's ServiceAccount token (there is no
-container runtime here), which proves the Role the chart grants is what Caravan needs.
+Caravan runs as a host process with the chart's ServiceAccount token, which proves the
+Role the chart grants is what Caravan needs (tests/e2e runs the chart's image as a pod on
+the real node).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ async def release(kubeconfig: str, namespace: str) -> AsyncIterator[str]:
         "crds.install=false",
         "--set",
         "auth.mode=kubernetes",
+        # The chart's own pod goes to a fake node: here Caravan runs as a host process
+        # (tests/e2e runs the image as a real pod).
+        "--set-json",
+        'nodeSelector={"type": "kwok"}',
+        "--set-json",
+        'tolerations=[{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]',
         "--wait=false",
     )
     yield RELEASE

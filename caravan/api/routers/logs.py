@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import aiohttp
@@ -44,6 +44,8 @@ READ_IDLE_SECONDS = 60.0
 # after a POST sees it (seconds). The write is stored either way.
 STORE_CATCH_UP_SECONDS = 10.0
 STREAM_HEADER = "X-Caravan-Log-Stream"
+# Bytes of each stream read to learn whether a node's kubelet splits them.
+NODE_PROBE_BYTES = 4096
 
 
 class LogDefinitionModel(StrictModel):
@@ -73,9 +75,13 @@ class LogMeta(BaseModel):
 class LogsService:
     """Per-process state of the logs area."""
 
-    # Whether the cluster splits stdout from stderr (`stream` of PodLogOptions); learnt
-    # from the first read that asks for it.
+    # Whether kube-apiserver accepts `stream` (PodLogOptions, the PodLogsQuerySplitStreams
+    # gate); learnt from the first read that asks for it.
     split_streams: bool | None = None
+    # Whether each node's kubelet really splits. One without the gate (or kwok's fake
+    # kubelet) ignores `stream` and answers the combined log for both: learnt per node
+    # from the first of its pods that has output.
+    node_splits: dict[str, bool] = field(default_factory=dict)
 
 
 def _service(state: AppState) -> LogsService:
@@ -187,33 +193,54 @@ def caravan_allocation(store: Store, alloc: str, task: str) -> PodFacts:
 class _Upstream:
     """Opens pod log reads of one task, split by stream when the cluster can."""
 
-    def __init__(self, state: AppState, alloc: str, task: str, fs: reads.Fs) -> None:
+    def __init__(self, state: AppState, pod: PodFacts, task: str, fs: reads.Fs) -> None:
         self.state = state
-        self.path = PODS.item(state.config.namespace, alloc, "log")
-        self.alloc = alloc
+        self.path = PODS.item(state.config.namespace, pod.name, "log")
+        self.alloc = pod.name
+        self.node = pod.node
         self.task = task
         self.fs = fs
         self.service = _service(state)
 
     @property
     def split(self) -> bool:
-        return bool(self.service.split_streams)
+        return bool(self.service.split_streams) and self.service.node_splits.get(self.node, True)
 
     async def detect(self) -> None:
-        """Learns once per process whether `stream` is accepted, with a 1-byte read."""
-        if self.service.split_streams is not None:
+        """Learns whether this read can be split: once per process whether kube-apiserver
+        accepts `stream` (a 1-byte read), then once per node whether its kubelet honours
+        it (the head of both streams: the same non-empty bytes mean it does not)."""
+        if self.service.split_streams is None:
+            try:
+                await self._head("Stdout", 1)
+            except KubeError as exc:
+                if not _stream_refused(exc):
+                    raise self._error(exc) from exc
+                log.info("this cluster cannot split pod log streams: serving combined logs")
+                self.service.split_streams = False
+            else:
+                self.service.split_streams = True
+        if not self.service.split_streams or not self.node or self.node in self.service.node_splits:
             return
-        query = {"container": self.task, "stream": "Stdout", "limitBytes": 1}
         try:
-            response = await self.state.kube.stream(self.path, query=query, timeout=30)
+            stdout, stderr = await asyncio.gather(
+                self._head("Stdout", NODE_PROBE_BYTES), self._head("Stderr", NODE_PROBE_BYTES)
+            )
         except KubeError as exc:
-            if not _stream_refused(exc):
-                raise self._error(exc) from exc
-            log.info("this cluster cannot split pod log streams: serving combined logs")
-            self.service.split_streams = False
-        else:
+            raise self._error(exc) from exc
+        if stdout or stderr:  # nothing written yet: nothing to learn (and nothing to mix)
+            splits = stdout != stderr
+            self.service.node_splits[self.node] = splits
+            if not splits:
+                log.info("node %s does not split pod log streams: combined logs", self.node)
+
+    async def _head(self, stream: str, size: int) -> bytes:
+        query = {"container": self.task, "stream": stream, "limitBytes": size}
+        response = await self.state.kube.stream(self.path, query=query, timeout=30)
+        try:
+            return await response.read()
+        finally:
             response.release()
-            self.service.split_streams = True
 
     async def open(
         self, timeout: float, *, tail_lines: int | None = None, **query: Any
@@ -319,11 +346,11 @@ async def read_log(
     offset: Annotated[int, Query(ge=0, le=2**53, description="Bytes from the origin")] = 0,
     follow: Annotated[bool, Query(description="Keep streaming new bytes (chunked)")] = False,
 ) -> Response:
-    caravan_allocation(store, alloc, task)
+    pod = caravan_allocation(store, alloc, task)
     settings = state.runtime_settings
     max_bytes = settings.logs_max_read_bytes
     idle = settings.logs_follow_idle_timeout_seconds if follow else READ_IDLE_SECONDS
-    upstream = _Upstream(state, alloc, task, fs)
+    upstream = _Upstream(state, pod, task, fs)
     await upstream.detect()
     follow_query: dict[str, Any] = {"follow": "true"} if follow else {}
 

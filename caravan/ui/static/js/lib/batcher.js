@@ -2,7 +2,7 @@
 // with their sum (five clicks send +5), sent once the clicks pause.
 
 export class DeltaBatcher {
-  constructor(send, delayMs = 400, timers = { set: setTimeout, clear: clearTimeout }) {
+  constructor(send, delayMs = 400, timers = { set: (f, ms) => setTimeout(f, ms), clear: (t) => clearTimeout(t) }) {
     this.send = send;
     this.delayMs = delayMs;
     this.timers = timers;

@@ -81,7 +81,7 @@ export async function mount(main, { secret }, query, { navigate }) {
   }
 
   function drawCreate() {
-    const id = h("input", { type: "text", required: true, pattern: "[a-z0-9]([-a-z0-9.]*[a-z0-9])?", autocomplete: "off" });
+    const id = h("input", { type: "text", required: true, pattern: "[a-z0-9]([a-z0-9.\\-]*[a-z0-9])?", autocomplete: "off" });
     id.id = uid("id");
     const pairs = pairEditor({});
     const create = guard(h("button", { type: "submit", class: "primary" }, "Create"), "secrets.create");

@@ -87,12 +87,12 @@ class UiPage:
     async def open(self, path: str) -> None:
         await self.page.goto(self.base + path)
 
-    async def shot(self, label: str) -> pathlib.Path:
+    async def shot(self, label: str, full_page: bool = True) -> pathlib.Path:
         """A screenshot of the page as it is now: .local/ui/<test>-<n>-<label>.png."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.shots += 1
         path = SHOTS / f"{self.name}-{self.shots:02d}-{label}.png"
-        await self.page.screenshot(path=str(path), full_page=True)
+        await self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

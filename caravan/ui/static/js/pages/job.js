@@ -41,7 +41,7 @@ export async function mount(main, { job }) {
       h(
         "table",
         {},
-        h("thead", {}, h("tr", {}, ["Task group", "Count", "Init", "Max", "Allocations"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Task group", "Count", "Init", "Max", "Allocations"].map((t) => h("th", { scope: "col", class: ["Count", "Init", "Max"].includes(t) ? "num" : null }, t)))),
         h(
           "tbody",
           {},
@@ -81,7 +81,7 @@ export async function mount(main, { job }) {
       h(
         "table",
         { class: "allocs" },
-        h("thead", {}, h("tr", {}, ["Allocation", "Group", "Status", "Node", "Age", "Restarts", "Logs"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Allocation", "Group", "Status", "Node", "Age", "Restarts", "Logs"].map((t) => h("th", { scope: "col", class: t === "Restarts" ? "num" : null }, t)))),
         h(
           "tbody",
           {},

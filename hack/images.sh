@@ -75,7 +75,7 @@ build_base() {
   if [[ ! -f $archive ]]; then
     say "python base: mmdebstrap $SUITE with $BASE_PACKAGES (log: $logf)"
     run_logged "$logf" "building the Debian root file system" \
-      mmdebstrap --variant=minbase --include="$BASE_PACKAGES" \
+      mmdebstrap --variant=minbase --format=tar --include="$BASE_PACKAGES" \
         --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
         --dpkgopt='path-exclude=/usr/share/locale/*' \
         "$SUITE" "$archive.tmp"
@@ -161,15 +161,17 @@ build() {
 import() {  # import SOCKET: every image into containerd's k8s.io namespace (skips present ones)
   local socket=$1 ref archive
   build
+  local ctr_=(ctr --address "$socket" -n k8s.io)
   while read -r ref archive; do
-    local full=$ref
+    local full=$ref base
     [[ $ref == */* ]] || full="docker.io/library/$ref"
-    local id; id=$(tar -xOf "$archive" manifest.json | sed -n 's/.*"Config":"\([^"]*\)".*/\1/p')
-    if ctr --address "$socket" -n k8s.io images ls -q 2>/dev/null | grep -qx "$full" \
-       && ctr --address "$socket" -n k8s.io images ls 2>/dev/null | grep -F "$full" | grep -q "${id%.json}"; then
+    base=$(basename "$archive")
+    # Each imported image is labelled with the archive it came from: same label, same image.
+    if [[ -n $("${ctr_[@]}" images ls -q "name==$full,labels.\"caravan.dev/archive\"==$base" 2>/dev/null) ]]; then
       continue
     fi
-    ctr --address "$socket" -n k8s.io images import --no-unpack=false "$archive" >/dev/null
+    "${ctr_[@]}" images import "$archive" >/dev/null
+    "${ctr_[@]}" images label "$full" "caravan.dev/archive=$base" >/dev/null
     say "imported $full"
   done < <(archives)
 }

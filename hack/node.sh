@@ -11,6 +11,7 @@
 #   hack/node.sh check             exit 0 when this machine can run a real node, else print
 #                                  why not in one line and exit 3
 #   hack/node.sh status            exit 0 when the node's kubelet runs
+#   hack/node.sh socket            print the path of the node's containerd socket
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,10 +22,13 @@ source "$here/versions.env"
 NODE_NAME=127.0.0.1
 # TEST-NET-2: documentation addresses, never routed; the pods' "IPs" (on their own lo).
 POD_SUBNET=198.51.100.0/24
-CGROUP_ROOT=caravan-node
 state="${CARAVAN_NODE_DIR:-$repo/.local/node}"
+# Each checkout's node has its own runtime folder and cgroup root, named after its state
+# folder, so two checkouts on one machine never stop or share each other's node.
+node_id=$(printf '%s' "$state" | sha256sum | cut -c1-8)
+CGROUP_ROOT=caravan-node-$node_id
 # Sockets and runtime state: short paths (unix socket length) on a tmpfs.
-run=/run/caravan-node
+run=/run/caravan-node-$node_id
 sock="$run/containerd.sock"
 started=$SECONDS
 say() { printf '[node %4ds] %s\n' "$((SECONDS - started))" "$*"; }
@@ -40,9 +44,6 @@ why_not() {  # prints why this machine cannot run the real node; nothing when it
   for p in containerd runc ctr iptables nsenter buildah mmdebstrap; do
     command -v "$p" >/dev/null || { echo "$p is missing (hack/install-debian-packages.sh)"; return; }
   done
-  if [[ -f $run/owner && $(cat "$run/owner") != "$state" ]] && pid_alive "$run/kubelet.pid"; then
-    echo "another checkout's real node runs on this machine ($(cat "$run/owner"))"; return
-  fi
 }
 
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -68,14 +69,17 @@ record_before() {  # what the kubelet and containerd change, as it was, to resto
       ip6tables -t "$t" -S 2>/dev/null | awk -v t="$t" '$1 == "-N" {print "chain6", t, $2}'
     done
     for f in /var/log/containers /var/lib/kubelet /run/netns /etc/cni; do
-      [[ -e $f ]] && printf 'existed %s\n' "$f"
+      if [[ -e $f ]]; then printf 'existed %s\n' "$f"; fi
     done
-    for n in /run/netns/*; do [[ -e $n ]] && printf 'netns %s\n' "$n"; done
+    for n in /run/netns/*; do
+      if [[ -e $n ]]; then printf 'netns %s\n' "$n"; fi
+    done
   } >"$state/before.env"
 }
 
 up() {
-  local cluster_dir=$1 reason
+  local cluster_dir reason
+  cluster_dir=$(realpath "$1")
   KUBECONFIG_PATH="$cluster_dir/kubeconfig.yaml"
   reason=$(why_not)
   if [[ -n $reason ]]; then
@@ -89,9 +93,8 @@ up() {
     return
   fi
   # Leftovers of a node that did not stop cleanly (a killed session): undo them first.
-  [[ -f $state/before.env ]] && down >/dev/null 2>&1 || true
+  if [[ -f $state/before.env ]]; then down >/dev/null 2>&1 || true; fi
   mkdir -p "$state" "$run"
-  echo "$state" >"$run/owner"
   record_before
 
   # No packet to a pod or Service address may leave this machine: blackhole both.
@@ -100,9 +103,9 @@ up() {
     | sed -n 's/^--service-cluster-ip-range=//p')
   echo "routes $POD_SUBNET ${service_range:-}" >>"$state/before.env"
   ip route replace blackhole "$POD_SUBNET"
-  [[ -n $service_range ]] && ip route replace blackhole "$service_range"
+  if [[ -n $service_range ]]; then ip route replace blackhole "$service_range"; fi
 
-  # The kubelet runs every pod's cgroup below /caravan-node in each hierarchy.
+  # The kubelet runs every pod's cgroup below /$CGROUP_ROOT in each hierarchy.
   local c
   while read -r c; do
     mkdir -p "$c/$CGROUP_ROOT"
@@ -112,6 +115,10 @@ up() {
     fi
   done < <(cgroup_controllers)
 
+  # containerd's root outlives the node (down removes every container from it): imported
+  # images stay, so the next start imports nothing.
+  local images_root="$CARAVAN_CACHE/containerd-$node_id"
+  mkdir -p "$images_root"
   say "starting containerd (log: $state/containerd.log)"
   mkdir -p "$state/cni/net.d" "$run/cni"
   cat >"$state/cni/net.d/10-caravan.conflist" <<CNI
@@ -120,7 +127,7 @@ up() {
 CNI
   cat >"$state/containerd.toml" <<TOML
 version = 2
-root = "$state/containerd"
+root = "$images_root"
 state = "$run/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
@@ -136,6 +143,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # Without CAP_SYS_RESOURCE (this machine's root lacks it) no process may lower its
+  # oom_score_adj: the kubelet asks -998 for sandboxes; keep them at containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -179,7 +189,10 @@ cgroupRoot: /$CGROUP_ROOT
 # This machine has cgroup v1 controllers (1.35+ refuses them unless told), and swap.
 failCgroupV1: false
 failSwapOn: false
+# Its own oom_score_adj stays as it is (lowering it needs CAP_SYS_RESOURCE).
+oomScoreAdj: 0
 podLogsDir: $state/pod-logs
+volumePluginDir: $state/volume-plugins
 # Real container logs up to 200 MiB before rotation (benchmarks read 50 MB logs whole).
 containerLogMaxSize: 200Mi
 authentication:
@@ -239,6 +252,17 @@ down() {
       kill -KILL "$p" 2>/dev/null || true
     done
   done < <(cgroup_controllers)
+  # Every container and sandbox out of containerd's store, so only images outlive the node.
+  if pid_alive "$run/containerd.pid"; then
+    local ctr_=(ctr --address "$sock" -n k8s.io) id
+    for id in $("${ctr_[@]}" tasks ls -q 2>/dev/null); do
+      "${ctr_[@]}" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+      "${ctr_[@]}" tasks rm -f "$id" >/dev/null 2>&1 || true
+    done
+    for id in $("${ctr_[@]}" containers ls -q 2>/dev/null); do
+      "${ctr_[@]}" containers rm "$id" >/dev/null 2>&1 || true
+    done
+  fi
   pkill -KILL -f -- "containerd-shim.*-address $sock" 2>/dev/null || true
   stop_pid "$run/containerd.pid"
   pkill -KILL -f -- "--config $state/containerd.toml" 2>/dev/null || true
@@ -246,7 +270,8 @@ down() {
   # Mounts below our folders, deepest first (rootfs, volumes, the kubelet root itself).
   local m
   for _ in 1 2 3; do
-    awk -v a="$state" -v b="$run" '$5 ~ "^"a || $5 ~ "^"b {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
+    awk -v a="$state" -v b="$run" -v c="$CARAVAN_CACHE/containerd-$node_id" \
+      '$5 ~ "^"a || $5 ~ "^"b || $5 ~ "^"c {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do
       umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
   done
@@ -264,13 +289,22 @@ down() {
     find "$c/$CGROUP_ROOT" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done < <(cgroup_controllers)
 
+  # Another checkout's node still running shares the machine-wide settings: leave them.
+  local other
+  for other in /run/caravan-node-*/kubelet.pid; do
+    if [[ $other != "$run/kubelet.pid" ]] && pid_alive "$other"; then
+      say "another checkout's real node runs ($(dirname "$other")): routes, sysctls and iptables left to it"
+      before=/dev/null
+      break
+    fi
+  done
   if [[ -f $before ]]; then
     local kind a b v
     while read -r kind a b v; do
       case $kind in
-        sysctl) [[ $b != - ]] && sysctl -qw "$a=$b" >/dev/null 2>&1 || true ;;
+        sysctl) if [[ $b != - ]]; then sysctl -qw "$a=$b" >/dev/null 2>&1 || true; fi ;;
         routes) ip route del blackhole "$a" 2>/dev/null || true
-                [[ -n ${b:-} ]] && { ip route del blackhole "$b" 2>/dev/null || true; } ;;
+                if [[ -n ${b:-} ]]; then ip route del blackhole "$b" 2>/dev/null || true; fi ;;
       esac
     done <"$before"
     # iptables chains the kubelet added (it adds a few even with makeIPTablesUtilChains off).
@@ -288,7 +322,10 @@ down() {
       done
     done
     for m in /var/log/containers /var/lib/kubelet /run/netns /etc/cni; do
-      grep -qx "existed $m" "$before" || rm -rf "$m"
+      grep -qx "existed $m" "$before" && continue
+      # /run/netns is a mount of itself once a network namespace was made in it.
+      while mountpoint -q "$m" 2>/dev/null; do umount -l "$m" 2>/dev/null || break; done
+      rm -rf "$m" 2>/dev/null || true
     done
   fi
   rm -rf "$run" "$state"
@@ -300,5 +337,6 @@ case "${1:-}" in
   down) down ;;
   check) r=$(why_not); [[ -z $r ]] || { echo "$r"; exit 3; } ;;
   status) pid_alive "$run/kubelet.pid" ;;
-  *) echo "usage: $0 up CLUSTER_DIR|down|check|status" >&2; exit 2 ;;
+  socket) echo "$sock" ;;
+  *) echo "usage: $0 up CLUSTER_DIR|down|check|status|socket" >&2; exit 2 ;;
 esac

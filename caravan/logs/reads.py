@@ -10,6 +10,11 @@ and `follow`, but no byte offset. Caravan emulates the API's two origins with th
   last N bytes are the answer. Only about N bytes cross the wire however long the log
   is. When N is larger than what one read may return, the last pass only counts bytes and
   one more pass streams from the right place instead of holding N bytes in memory.
+- With split streams Kubernetes refuses `tailLines` beside `stream`. So the last K lines
+  of the *combined* log are read with timestamps, and the stream is asked `sinceTime` the
+  first of them (whole seconds): a suffix of the stream holding at least its share of
+  those K lines. K grows as above until that suffix holds N bytes, or the combined tail
+  was the whole log (then the whole stream is read).
 
 Everything here is pure (no I/O) so the strategies are unit-tested without a cluster.
 """
@@ -49,6 +54,24 @@ def next_tail_lines(asked: int, got_lines: int, got_bytes: int, wanted_bytes: in
     average = max(got_bytes / max(got_lines, 1), 1.0)
     estimate = math.ceil(wanted_bytes / average * TAIL_MARGIN) + 1
     return max(asked * 2, estimate)
+
+
+@dataclass(frozen=True, slots=True)
+class TailStart:
+    """Where a tail read starts: the last `lines` lines (combined log), or the stream's
+    entries since `since` (RFC 3339, whole seconds; None: the whole stream)."""
+
+    lines: int | None = None
+    since: str | None = None
+
+
+def since_time(timestamped_line: bytes) -> str | None:
+    """`sinceTime` for a line read with `timestamps=true`: its time cut to the second
+    (Kubernetes takes whole seconds), so the read starts at or before that line."""
+    stamp = timestamped_line.split(b" ", 1)[0].decode("ascii", "replace")
+    if len(stamp) < 20 or stamp[10] != "T":
+        return None
+    return stamp[:19] + "Z"
 
 
 @dataclass

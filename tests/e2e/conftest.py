@@ -42,7 +42,6 @@ CHART = ROOT / "charts" / "caravan"
 RELEASE = "caravan"
 TASK_IMAGE = "caravan-example-task:0.1.0"
 LOCAL_NODE_LABEL = "caravan.dev/real-node"
-NODE_SOCKET = "/run/caravan-node/containerd.sock"
 
 
 def free_port() -> int:
@@ -90,10 +89,13 @@ def _import_images(request: pytest.FixtureRequest) -> None:
     """(Re)builds the images from the current sources when they changed, with progress."""
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    socket_path = subprocess.run(
+        [str(ROOT / "hack" / "node.sh"), "socket"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     with suspended:
         print(flush=True)
         code = subprocess.run(
-            [str(ROOT / "hack" / "images.sh"), "import", NODE_SOCKET], check=False
+            [str(ROOT / "hack" / "images.sh"), "import", socket_path], check=False
         ).returncode
     if code != 0:
         pytest.fail("hack/images.sh import failed (its output is above)")

@@ -11,6 +11,7 @@ import json
 import pathlib
 from typing import Any
 
+import httpx
 import pytest
 
 from caravan.kube.client import JOBS, PODS, SECRETS, KubeClient
@@ -23,17 +24,19 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 async def running_pods(
-    installed: Installed, kube: KubeClient, job: str, count: int = 1
+    installed: Installed, kube: KubeClient, job: str, counts: dict[str, int] | None = None
 ) -> list[str]:
-    """Waits until `job` runs `count` ready allocations (per the API); their names."""
+    """Waits until `job` runs these ready allocations per group (per the API; default one
+    in each group); the names of its pods."""
+
+    def running(response: httpx.Response) -> bool:
+        if response.status_code != 200:
+            return False
+        groups = {g["name"]: g["summary"]["running"] for g in response.json()["taskGroups"]}
+        return groups == counts if counts is not None else set(groups.values()) == {1}
+
     await eventually(
-        lambda: installed.api.get(f"/v1/jobs/{job}"),
-        lambda r: (
-            r.status_code == 200
-            and all(g["summary"]["running"] == count for g in r.json()["taskGroups"])
-        ),
-        timeout=90,
-        what=f"job {job} running",
+        lambda: installed.api.get(f"/v1/jobs/{job}"), running, timeout=90, what=f"job {job} running"
     )
     pods = await kube.list_items(
         PODS.collection(installed.namespace), labelSelector=f"caravan.dev/job={job}"
@@ -81,23 +84,22 @@ async def test_the_readme_example_runs_real_processes_with_readable_logs(
     installed: Installed, kube: KubeClient
 ) -> None:
     installed.kubectl("apply", "-f", str(ROOT / "examples" / "web.yaml"))
-    fronts = await running_pods(installed, kube, "web", count=0)  # wait for the job first
-    await eventually(
-        lambda: installed.api.get("/v1/jobs/web"),
-        lambda r: (
-            {g["name"]: g["summary"]["running"] for g in r.json()["taskGroups"]}
-            == {"front": 2, "worker": 1}
-        ),
-        timeout=90,
-        what="web's groups running",
-    )
-    fronts = [p for p in await running_pods(installed, kube, "web", count=0) if "-front-" in p]
+    pods = await running_pods(installed, kube, "web", {"front": 2, "worker": 1})
+    fronts = [p for p in pods if "-front-" in p]
     assert len(fronts) == 2
     for pod in fronts:
-        response = await installed.api.get(f"/v1/log/fs/{pod}/front/stdout")
-        assert response.status_code == 200
+        # Ready as soon as the process starts, which prints its first line a moment later.
+        response = await eventually(
+            lambda p=pod: installed.api.get(f"/v1/log/fs/{p}/front/stdout"),
+            lambda r: r.status_code == 200 and "levels " in r.text,
+            what=f"the first lines of {pod}",
+        )
         assert "started logger_id=front loggers=http,render" in response.text
-        assert response.text in installed.kubectl("logs", pod, "-c", "front")
+        # kubectl logs interleaves both streams; every stdout line is among its lines.
+        combined = installed.kubectl("logs", pod, "-c", "front").splitlines()
+        assert set(response.text.splitlines()) <= set(combined)
+        assert "http warning tick=0" in combined  # and stderr's, which stdout lacks
+        assert "http warning tick=0" not in response.text
 
 
 async def test_levels_from_the_api_change_what_the_process_prints(

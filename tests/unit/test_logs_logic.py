@@ -185,3 +185,12 @@ def test_start_and_end_slices() -> None:
     assert reads.end_slice(500, 200, 100, follow=False) == reads.Slice(300, 100)
     # Asked more than there is: everything.
     assert reads.end_slice(50, 200, 100, follow=True) == reads.Slice(0, None)
+
+
+def test_since_time_cuts_a_timestamped_line_to_its_second() -> None:
+    line = b"2026-12-01T23:44:01.123456789Z app info tick=3\n"
+    assert reads.since_time(line) == "2026-12-01T23:44:01Z"
+    assert reads.since_time(b"2026-12-01T23:44:01Z x") == "2026-12-01T23:44:01Z"
+    # Not a timestamped line (or nothing read): no start time, the caller reads it all.
+    assert reads.since_time(b"") is None
+    assert reads.since_time(b"hello world") is None

@@ -243,15 +243,31 @@ class _Upstream:
             response.release()
 
     async def open(
-        self, timeout: float, *, tail_lines: int | None = None, **query: Any
+        self, timeout: float, *, start: reads.TailStart | None = None, **query: Any
     ) -> aiohttp.ClientResponse:
-        """One upstream read. With split streams `tail_lines` is ignored: Kubernetes
-        refuses `tailLines` with `stream`, so callers count the whole stream instead."""
+        """One upstream read of the task's stream, from `start` when given."""
         params: dict[str, Any] = {"container": self.task, **query}
         if self.split:
             params["stream"] = "Stdout" if self.fs == "stdout" else "Stderr"
-        elif tail_lines is not None:
-            params["tailLines"] = tail_lines
+            if start is not None and start.since is not None:
+                params["sinceTime"] = start.since
+        elif start is not None and start.lines is not None:
+            params["tailLines"] = start.lines
+        return await self._get(params, timeout)
+
+    async def combined_tail(self, lines: int) -> tuple[bytes, int]:
+        """The first line and the line count of the combined log's last `lines` lines,
+        timestamped: where a split stream's tail starts (`stream` refuses `tailLines`)."""
+        params = {"container": self.task, "tailLines": lines, "timestamps": "true"}
+        window = reads.TailWindow(0)
+        first = b""
+        async for chunk in _chunks(await self._get(params, READ_IDLE_SECONDS), follow=False):
+            if len(first) < 256 and b"\n" not in first:
+                first += chunk[:256]
+            window.feed(chunk)
+        return first, window.lines
+
+    async def _get(self, params: dict[str, Any], timeout: float) -> aiohttp.ClientResponse:
         try:
             return await self.state.kube.stream(self.path, query=params, timeout=timeout)
         except KubeError as exc:
@@ -291,26 +307,30 @@ async def _chunks(response: aiohttp.ClientResponse, follow: bool) -> AsyncIterat
 
 async def _count_tail(
     upstream: _Upstream, offset: int, keep: int
-) -> tuple[reads.TailWindow, int | None]:
+) -> tuple[reads.TailWindow, reads.TailStart]:
     """Reads growing tails until one holds `offset` bytes or is the whole log.
 
-    Returns the last window (holding its last `keep` bytes) and the `tailLines` it used.
-    With split streams the whole stream is counted once (no `tailLines` there).
+    Returns the last window (holding its last `keep` bytes) and where it started.
     """
-    if upstream.split:
-        window = reads.TailWindow(keep)
-        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS), follow=False):
-            window.feed(chunk)
-        return window, None
     lines = reads.first_tail_lines(offset)
     while True:
+        if upstream.split:
+            first, got_lines = await upstream.combined_tail(lines)
+            whole = got_lines < lines
+            start = reads.TailStart(since=None if whole else reads.since_time(first))
+        else:
+            start = reads.TailStart(lines=lines)
         window = reads.TailWindow(keep)
-        response = await upstream.open(READ_IDLE_SECONDS, tail_lines=lines)
-        async for chunk in _chunks(response, follow=False):
+        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS, start=start), False):
             window.feed(chunk)
-        following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
+        if upstream.split:
+            # The suffix holds the stream's share of the combined tail: grow until enough.
+            done = window.seen >= offset or start.since is None
+            following = None if done else lines * 2
+        else:
+            following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
         if following is None:
-            return window, lines
+            return window, start
         lines = following
 
 
@@ -361,18 +381,18 @@ async def read_log(
         if offset == 0 and not follow:
             return Response(b"", media_type="text/plain", headers=_headers(upstream))
         counted = 0  # follow from the end with offset 0: only what comes next
-        tail_lines: int | None = 0
+        start = reads.TailStart(lines=0)
         if offset or upstream.split:
             # Small tails are kept from the counting pass; larger ones (and followed
             # ones) are streamed by one more pass instead of being held in memory.
             keep = offset if offset <= max_bytes and not follow else 0
-            window, tail_lines = await _count_tail(upstream, offset, keep)
+            window, start = await _count_tail(upstream, offset, keep)
             if keep:
                 body = window.tail()[:max_bytes]
                 return Response(body, media_type="text/plain", headers=_headers(upstream))
             counted = window.seen
         part = reads.end_slice(counted, offset, max_bytes, follow)
-        response = await upstream.open(idle, tail_lines=tail_lines, **follow_query)
+        response = await upstream.open(idle, start=start, **follow_query)
     return StreamingResponse(
         reads.sliced(_chunks(response, follow=follow), part),
         media_type="text/plain",

@@ -312,9 +312,18 @@ async def test_log_view_follows_downloads_and_sets_levels(
         with log_file.open("a") as f:
             f.write(cri_log([("stdout", "a brand new line")]).replace("00:00:00", "00:01:00"))
         await expect(log).to_contain_text("a brand new line", timeout=10_000)
-        at_bottom = await log.evaluate("e => e.scrollTop + e.clientHeight >= e.scrollHeight - 8")
-        assert at_bottom
+        at_bottom = "e => e.scrollTop + e.clientHeight >= e.scrollHeight - 8"
+        assert await log.evaluate(at_bottom)
         await ui.shot("log-followed")
+        # Scrolled up by the reader: new lines arrive, the view stays where it was.
+        await log.evaluate("e => { e.scrollTop = 0; e.dispatchEvent(new Event('scroll')); }")
+        await expect(page.get_by_role("button", name="Jump to the end")).to_be_visible()
+        with log_file.open("a") as f:
+            f.write(cri_log([("stdout", "one more line")]).replace("00:00:00", "00:01:01"))
+        await expect(log).to_contain_text("one more line", timeout=10_000)
+        assert await log.evaluate("e => e.scrollTop") == 0
+        await page.get_by_role("button", name="Jump to the end").click()
+        assert await log.evaluate(at_bottom)
 
         # Download: the whole log, as the API serves it.
         async with page.expect_download() as download_info:
@@ -324,7 +333,7 @@ async def test_log_view_follows_downloads_and_sets_levels(
         await download.save_as(saved)
         whole = await api.get(f"/v1/log/fs/{pod}/main/stdout")
         assert saved.read_bytes() == whole.content
-        assert b"a brand new line" in whole.content
+        assert b"a brand new line\none more line\n" in whole.content
 
         # stderr: its own deep link; combined clusters say so on the page.
         await page.get_by_label("Stream").select_option("stderr")

@@ -12,7 +12,7 @@ export async function mount(main, params, query, { navigate, renderWho }) {
   const summary = h("div");
   add(main, h("h1", {}, "Access"), status, summary);
 
-  const input = h("input", { type: "password", id: "token", autocomplete: "off", spellcheck: false, required: true });
+  const input = h("input", { type: "password", id: "token", autocomplete: "off", spellcheck: "false", required: true });
   const form = h(
     "form",
     { class: "token" },

@@ -23,7 +23,7 @@ function format(value) {
 export async function mount(main) {
   const errors = h("div", { "aria-live": "polite" });
   const stored = h("div");
-  const editor = h("textarea", { class: "json", rows: 22, spellcheck: false, "aria-label": "Events documents (JSON)" });
+  const editor = h("textarea", { class: "json", rows: 22, spellcheck: "false", "aria-label": "Events documents (JSON)" });
   const paths = h("ul", { class: "paths" });
   const saveStatus = h("span", { role: "status", class: "muted" });
   const save = guard(h("button", { type: "submit", class: "primary" }, "Save documents"), "events.write");

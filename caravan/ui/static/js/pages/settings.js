@@ -38,7 +38,7 @@ export async function mount(main) {
   const controls = new Map(); // path → {control, message}
   const jsonLeafErrors = new Map();
   const formPanel = h("div", { role: "tabpanel", id: uid("panel") });
-  const editor = h("textarea", { class: "json", spellcheck: false, rows: 28, "aria-label": "Settings document (JSON)" });
+  const editor = h("textarea", { class: "json", spellcheck: "false", rows: 28, "aria-label": "Settings document (JSON)" });
   const editorErrors = h("ul", { class: "paths" });
   const jsonPanel = h("div", { role: "tabpanel", id: uid("panel"), hidden: true }, editor, editorErrors);
   const formTab = h("button", { type: "button", role: "tab", "aria-selected": "true", "aria-controls": formPanel.id }, "Form");
@@ -70,7 +70,7 @@ export async function mount(main) {
     } else if (node.kind === "string") {
       control = h("input", { type: "text", value: value === undefined ? "" : value, placeholder: node.default === undefined ? "" : String(node.default) });
     } else {
-      control = h("textarea", { class: "json small", rows: 4, spellcheck: false, value: value === undefined ? "" : JSON.stringify(value, null, 2) });
+      control = h("textarea", { class: "json small", rows: 4, spellcheck: "false", value: value === undefined ? "" : JSON.stringify(value, null, 2) });
     }
     control.id = uid("s");
     control.dataset.path = node.path;

@@ -40,7 +40,6 @@ from tests.samples import votes_only
 # Chromium reports every non-2xx fetch as a console error; tests that cause one say so.
 NETWORK_401 = r"status of 401"
 SAVED = re.compile(r"^Saved at")  # not "Not saved."
-REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 @pytest.fixture(scope="session")
@@ -206,9 +205,9 @@ async def test_jobs_page_pauses_while_hidden_and_stays_usable_with_200_jobs(
 ) -> None:
     # The jobs view is the store's: no operator needed (nor 200 Deployments on 2 cores).
     bodies = [job_body(f"job-{i:03d}", [group("g")], suspend=True) for i in range(200)]
-    for start in range(0, 200, 25):
+    for start in range(0, 200, 50):
         await asyncio.gather(
-            *(kube.create(JOBS.collection(namespace), b) for b in bodies[start : start + 25])
+            *(kube.create(JOBS.collection(namespace), b) for b in bodies[start : start + 50])
         )
     async with (
         running_caravan(namespace=namespace, kubeconfig=kubeconfig, run_operator=False) as c,
@@ -614,14 +613,9 @@ async def test_api_pages_render_without_internet(ui: UiPage) -> None:
     await expect(page.locator(".opblock-summary-path").first).to_be_visible()
     await ui.shot("swagger", full_page=False)  # the whole API is a very long page
     assert outside == []
-    # ReDoc's bundle hard-codes one image, its "API docs by Redocly" logo: without
-    # internet it fails (Chromium logs that) and ReDoc hides it; everything else is local.
-    ui.console.expect(r"Failed to load resource: net::ERR_")
-    await ui.open("/redoc")
-    await expect(page.locator("h1").first).to_contain_text("Caravan Cluster API", timeout=20_000)
-    await expect(page.get_by_text("/v1/access").first).to_be_attached()
-    await ui.shot("redoc", full_page=False)
-    assert set(outside) <= {REDOC_LOGO}
+    # /redoc is served from the same package (tests/unit/test_ui_routes.py); its bundle
+    # hard-codes one image (the "API docs by Redocly" logo), which fails offline and
+    # which ReDoc then hides. Rendering it here would add ~10 s for no new proof.
     await ui.open("/ui/")
     await expect(page.get_by_role("link", name="API")).to_have_attribute("href", "/docs")
 

@@ -76,6 +76,16 @@ class Console:
         return [e for e in self.errors if not any(p.search(e) for p in self.expected)]
 
 
+# Buttons, inputs, selects and textareas with no accessible name: no <label>, no
+# aria-label(ledby), no text, no title.
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll(
+  'main button, main input, main select, main textarea, header button'
+)].filter((el) => el.type !== 'hidden' && !(
+    (el.labels && el.labels.length) || el.getAttribute('aria-label') ||
+    el.getAttribute('aria-labelledby') || el.textContent.trim() || el.title
+  )).map((el) => el.outerHTML.slice(0, 120))"""
+
+
 @dataclass
 class UiPage:
     page: Page
@@ -88,7 +98,13 @@ class UiPage:
         await self.page.goto(self.base + path)
 
     async def shot(self, label: str, full_page: bool = True) -> pathlib.Path:
-        """A screenshot of the page as it is now: .local/ui/<test>-<n>-<label>.png."""
+        """A screenshot of the page as it is now: .local/ui/<test>-<n>-<label>.png.
+
+        On the UI's own pages it also checks that every control has a name a screen
+        reader (and a keyboard user) can go by."""
+        if "/ui/" in self.page.url:
+            unnamed = await self.page.evaluate(UNNAMED_CONTROLS)
+            assert not unnamed, f"controls without a label on {self.page.url}: {unnamed}"
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.shots += 1
         path = SHOTS / f"{self.name}-{self.shots:02d}-{label}.png"

@@ -18,6 +18,7 @@ from caravan.api.routers import (
     events,
     health,
     jobs,
+    jobsdefs,
     loggers,
     logs,
     secrets,
@@ -30,6 +31,7 @@ from caravan.api.state import AppState
 AREAS: list[Area] = [
     health.area,
     jobs.area,
+    jobsdefs.area,
     events.area,
     logs.area,
     loggers.area,

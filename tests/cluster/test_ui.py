@@ -174,6 +174,23 @@ async def test_jobs_page_scales_with_debounced_clicks_and_follows_kubectl(
     )
     await expect(front.locator(".count")).to_have_text("1")
 
+    # Stop All, then Start All: every job, proven on the API.
+    async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as api:
+
+        async def statuses() -> set[str]:
+            return {j["status"] for j in (await api.get("/v1/jobs")).json()}
+
+        await page.get_by_role("button", name="Stop All").click()
+        await eventually(statuses, lambda s: s == {"dead"}, what="every job stopped")
+        await expect(page.locator('tbody[data-job="batch"]')).to_have_attribute(
+            "data-status", "dead"
+        )
+        await page.get_by_role("button", name="Start All").click()
+        await eventually(statuses, lambda s: "dead" not in s, what="every job started")
+    await eventually(
+        lambda: replicas(kube, namespace, "batch", "work"), lambda n: n == 1, what="batch back"
+    )
+
     # The filter keeps only matching jobs.
     await page.get_by_label("Filter").fill("bat")
     await expect(page.locator('tbody[data-job="web"]')).to_be_hidden()

@@ -13,6 +13,8 @@ from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import (
+    access,
+    allocations,
     events,
     health,
     jobs,
@@ -21,6 +23,7 @@ from caravan.api.routers import (
     logs,
     secrets,
     settings,
+    ui,
 )
 from caravan.api.state import AppState
 
@@ -34,6 +37,9 @@ AREAS: list[Area] = [
     loggers.area,
     secrets.area,
     settings.area,
+    allocations.area,
+    access.area,
+    ui.area,
 ]
 
 
@@ -42,6 +48,9 @@ def create_app(state: AppState) -> FastAPI:
         title="Caravan Cluster API",
         version=__version__,
         description="The Genvid Cluster API, served from Kubernetes.",
+        # The ui area serves both from installed packages: FastAPI's load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.caravan = state
     install_error_handlers(app)

@@ -1,8 +1,7 @@
-"""The `caravan` command."""
+"""The `caravan` command: `caravan run` serves the API; every other command is a client of it."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -10,44 +9,137 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
+import click
+
+from caravan.client.areas import events, monitor, secrets, settings
+from caravan.client.jobs import jobsdefs, scale, start, status, stop
+from caravan.client.load import load
+from caravan.client.logs import loggers_commands
 from caravan.config import Config, ConfigMapNames, env_defaults, nats_from_env
 
+_ENV = env_defaults()
 
-def _parser() -> argparse.ArgumentParser:
-    env = env_defaults()
-    parser = argparse.ArgumentParser(prog="caravan", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="serve the Cluster API and run the operator")
-    run.add_argument("--host", default=env["host"], help="listen address [CARAVAN_LISTEN_HOST]")
-    run.add_argument("--port", type=int, default=int(env["port"]), help="[CARAVAN_LISTEN_PORT]")
-    run.add_argument(
-        "--namespace",
-        default=None,
-        help="namespace served [CARAVAN_NAMESPACE, else the pod's, else default]",
+
+class _ConfigRefused(click.ClickException):
+    """A configuration `caravan run` refuses to serve: a usage mistake (exit 2)."""
+
+    exit_code = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="caravan")
+def cli() -> None:
+    """Caravan: the Genvid Cluster API on Kubernetes.
+
+    `caravan run` serves the API and runs the operator; the other commands talk to a
+    running Caravan over HTTP (--url, CARAVAN_URL; default http://127.0.0.1:8080).
+    """
+
+
+@cli.command()
+@click.option(
+    "--host", default=_ENV["host"], show_default=True, help="listen address [CARAVAN_LISTEN_HOST]"
+)
+@click.option(
+    "--port", type=int, default=int(_ENV["port"]), show_default=True, help="[CARAVAN_LISTEN_PORT]"
+)
+@click.option(
+    "--namespace",
+    default=None,
+    help="namespace served [CARAVAN_NAMESPACE, else the pod's, else default]",
+)
+@click.option(
+    "--auth-mode",
+    type=click.Choice(["none", "kubernetes"]),
+    default=_ENV["auth_mode"],
+    show_default=True,
+    help="API authentication [CARAVAN_AUTH_MODE]; none only on loopback",
+)
+@click.option("--kubeconfig", default=None, help="kubeconfig file [KUBECONFIG]")
+@click.option("--context", default=None, help="kubeconfig context")
+@click.option("--no-operator", is_flag=True, help="serve the API only")
+@click.option(
+    "--configmap-prefix",
+    default=_ENV["prefix"],
+    show_default=True,
+    help="prefix of Caravan's ConfigMaps [CARAVAN_CONFIGMAP_PREFIX]",
+)
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=_ENV["leader_elect"].lower() in ("1", "true", "yes"),
+    help="run the operator only while holding the caravan-operator Lease, for several"
+    " replicas [CARAVAN_LEADER_ELECT]",
+)
+@click.option(
+    "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
+)
+def run(
+    host: str,
+    port: int,
+    namespace: str | None,
+    auth_mode: str,
+    kubeconfig: str | None,
+    context: str | None,
+    no_operator: bool,
+    configmap_prefix: str,
+    leader_elect: bool,
+    log_level: str,
+) -> None:
+    """Serve the Cluster API and run the operator."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run.add_argument(
-        "--auth-mode",
-        choices=["none", "kubernetes"],
-        default=env["auth_mode"],
-        help="API authentication [CARAVAN_AUTH_MODE]; none only on loopback",
+    if kubeconfig:
+        # Kopf reads KUBECONFIG itself; one source of truth for both halves.
+        os.environ["KUBECONFIG"] = kubeconfig
+    config = Config(
+        namespace=namespace or Config.default_namespace(),
+        host=host,
+        port=port,
+        auth_mode="kubernetes" if auth_mode == "kubernetes" else "none",
+        kubeconfig=kubeconfig,
+        context=context,
+        run_operator=not no_operator,
+        configmaps=ConfigMapNames.with_prefix(configmap_prefix),
+        leader_election=leader_elect,
+        log_level=log_level.upper(),
+        # Only from the environment: credentials stay out of the process's arguments.
+        nats=nats_from_env(),
     )
-    run.add_argument("--kubeconfig", default=None, help="kubeconfig file [KUBECONFIG]")
-    run.add_argument("--context", default=None, help="kubeconfig context")
-    run.add_argument("--no-operator", action="store_true", help="serve the API only")
-    run.add_argument(
-        "--configmap-prefix",
-        default=env["prefix"],
-        help="prefix of Caravan's ConfigMaps [CARAVAN_CONFIGMAP_PREFIX]",
-    )
-    run.add_argument(
-        "--leader-elect",
-        action=argparse.BooleanOptionalAction,
-        default=env["leader_elect"].lower() in ("1", "true", "yes"),
-        help="run the operator only while holding the caravan-operator Lease, for several"
-        " replicas [CARAVAN_LEADER_ELECT]",
-    )
-    run.add_argument("--log-level", default=env["log_level"], help="[CARAVAN_LOG_LEVEL]")
-    return parser
+    try:
+        config.check()
+    except ValueError as exc:
+        raise _ConfigRefused(str(exc)) from None
+    from caravan.runner import serve  # heavy imports only when running
+
+    run_loop(serve(config))
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(caravan completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    assert completer is not None
+    click.echo(completer(cli, {}, "caravan", "_CARAVAN_COMPLETE").source())
+
+
+for command in (
+    status,
+    start,
+    stop,
+    scale,
+    jobsdefs,
+    *loggers_commands,
+    settings,
+    secrets,
+    events,
+    monitor,
+    load,
+):
+    cli.add_command(command)
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -63,35 +155,12 @@ def run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.kubeconfig:
-        # Kopf reads KUBECONFIG itself; one source of truth for both halves.
-        os.environ["KUBECONFIG"] = args.kubeconfig
-    config = Config(
-        namespace=args.namespace or Config.default_namespace(),
-        host=args.host,
-        port=args.port,
-        auth_mode=args.auth_mode,
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-        run_operator=not args.no_operator,
-        configmaps=ConfigMapNames.with_prefix(args.configmap_prefix),
-        leader_election=args.leader_elect,
-        log_level=args.log_level.upper(),
-        # Only from the environment: credentials stay out of the process's arguments.
-        nats=nats_from_env(),
-    )
+    """Exit codes: 0 success, 1 an API error (its sentence printed), 2 a usage mistake."""
     try:
-        config.check()
-    except ValueError as exc:
-        print(f"caravan: {exc}", file=sys.stderr)
-        return 2
-    from caravan.runner import serve  # heavy imports only when running
-
-    run_loop(serve(config))
+        cli.main(args=argv, prog_name="caravan", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
 
 

@@ -213,6 +213,8 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     await caravan.start()
+    # Printed whatever the log level: the address people open first.
+    print(f"caravan UI: {caravan.url}/ui/  (API pages: {caravan.url}/docs)", flush=True)
     try:
         await caravan.wait_stopped()
     finally:

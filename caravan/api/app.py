@@ -12,18 +12,34 @@ from caravan.api import metrics
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
-from caravan.api.routers import events, health, jobs, loggers, logs, secrets, settings
+from caravan.api.routers import (
+    access,
+    allocations,
+    events,
+    health,
+    jobs,
+    jobsdefs,
+    loggers,
+    logs,
+    secrets,
+    settings,
+    ui,
+)
 from caravan.api.state import AppState
 
 # Every area of API.md; each router module exposes `area`.
 AREAS: list[Area] = [
     health.area,
     jobs.area,
+    jobsdefs.area,
     events.area,
     logs.area,
     loggers.area,
     secrets.area,
     settings.area,
+    allocations.area,
+    access.area,
+    ui.area,
 ]
 
 
@@ -32,6 +48,9 @@ def create_app(state: AppState) -> FastAPI:
         title="Caravan Cluster API",
         version=__version__,
         description="The Genvid Cluster API, served from Kubernetes.",
+        # The ui area serves both from installed packages: FastAPI's load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.caravan = state
     install_error_handlers(app)

@@ -121,6 +121,24 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+async def authenticate(request: Request) -> Caller:
+    """Who the caller is (401 without a valid bearer token); no permission is checked."""
+    state: AppState = request.app.state.caravan
+    if state.config.auth_mode == "none":
+        return ANONYMOUS_LOCAL
+    reviewer: AccessReviewer = state.services["auth"]
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+    try:
+        who = await reviewer.caller(token)
+    except KubeError as exc:
+        raise ApiError(503, f"could not review the token: {exc.message}") from exc
+    if who is None:
+        raise ApiError(401, "invalid or expired bearer token")
+    return who
+
+
 async def check_access(
     request: Request,
     verb: str,
@@ -135,15 +153,7 @@ async def check_access(
     if state.config.auth_mode == "none":
         return ANONYMOUS_LOCAL
     reviewer: AccessReviewer = state.services["auth"]
-    token = _bearer(request)
-    if token is None:
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
-    try:
-        who = await reviewer.caller(token)
-    except KubeError as exc:
-        raise ApiError(503, f"could not review the token: {exc.message}") from exc
-    if who is None:
-        raise ApiError(401, "invalid or expired bearer token")
+    who = await authenticate(request)
     try:
         ok, reason = await reviewer.allowed(who, verb, resource, group, subresource, name)
     except KubeError as exc:

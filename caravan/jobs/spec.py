@@ -20,6 +20,10 @@ class JobSpec:
     name: str
     suspend: bool
     task_groups: tuple[TaskGroupSpec, ...]
+    # Started by "start all" (Genvid SDK 1.30's `autostart`; the CRD defaults it to true).
+    autostart: bool = True
+    # Jobs "start all" starts before this one.
+    dependencies: tuple[str, ...] = ()
 
     def group(self, name: str) -> TaskGroupSpec | None:
         return next((g for g in self.task_groups if g.name == name), None)
@@ -50,8 +54,11 @@ def read_job(body: dict[str, Any]) -> JobSpec:
                 template=raw.get("template") or {},
             )
         )
+    dependencies = spec.get("dependencies")
     return JobSpec(
         name=str(body.get("metadata", {}).get("name", "")),
         suspend=bool(spec.get("suspend", False)),
         task_groups=tuple(groups),
+        autostart=spec.get("autostart") is not False,
+        dependencies=tuple(str(d) for d in dependencies) if isinstance(dependencies, list) else (),
     )

@@ -27,4 +27,11 @@ def job_view(spec: JobSpec, pods_by_group: Mapping[str, Iterable[PodFacts]]) -> 
         }
         for group, summary in zip(spec.task_groups, summaries, strict=True)
     ]
-    return {"name": spec.name, "status": job_status(spec, summaries), "taskGroups": groups}
+    return {
+        "name": spec.name,
+        "status": job_status(spec, summaries),
+        "autostart": spec.autostart,
+        # Genvid starts a byCluster job once per cluster; one installation serves one cluster.
+        "byCluster": False,
+        "taskGroups": groups,
+    }

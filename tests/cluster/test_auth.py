@@ -18,7 +18,11 @@ from tests.cluster.kubeutil import eventually, group, job_body, service_account_
 
 READ_JOBS = [{"apiGroups": ["caravan.dev"], "resources": ["jobs"], "verbs": ["get", "list"]}]
 EVERYTHING = [
-    {"apiGroups": ["caravan.dev"], "resources": ["jobs"], "verbs": ["get", "list", "patch"]},
+    {
+        "apiGroups": ["caravan.dev"],
+        "resources": ["jobs"],
+        "verbs": ["get", "list", "patch", "create", "update", "delete"],
+    },
     {
         "apiGroups": [""],
         "resources": ["pods", "pods/log", "configmaps", "secrets"],
@@ -26,14 +30,26 @@ EVERYTHING = [
     },
 ]
 
+DEFINITION = {"template": {"taskGroups": [group("g", count_max=2)]}}
+
 # Every area's routes: (method, path, body, allowed for the jobs reader). The permission
 # each needs is the table of docs/install.md; the admin account holds them all.
 ROUTES: list[tuple[str, str, Any, bool]] = [
     ("GET", "/v1/jobs", None, True),
     ("GET", "/v1/jobs/web", None, True),
+    ("GET", "/v1/jobs/web/allocations", None, False),
     ("POST", "/v1/jobs/updatecounts", {"jobID": "web", "taskGroup": "g", "count": 1}, False),
     ("POST", "/v1/jobs/stop/web", None, False),
     ("POST", "/v1/jobs/start/web", None, False),
+    ("GET", "/v1/job/web/summary", None, True),
+    ("POST", "/v1/jobs/stop", None, False),
+    ("POST", "/v1/jobs/start", None, False),
+    ("GET", "/v1/jobsdefs", None, True),
+    ("GET", "/v1/jobsdef/web", None, True),
+    ("POST", "/v1/jobsdef/extra", DEFINITION, False),
+    ("POST", "/v1/jobsdefs", {"web": DEFINITION, "other": DEFINITION}, False),
+    ("DELETE", "/v1/jobsdef/extra", None, False),
+    ("DELETE", "/v1/jobsdefs", None, False),
     ("GET", "/v1/log/logs", None, False),
     ("POST", "/v1/log/logs", [], False),
     ("GET", "/v1/log/meta/none", None, False),

@@ -7,6 +7,7 @@ inferred from a pod spec.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 from typing import Any
@@ -88,9 +89,10 @@ async def test_the_readme_example_runs_real_processes_with_readable_logs(
     fronts = [p for p in pods if "-front-" in p]
     assert len(fronts) == 2
     for pod in fronts:
+        path = f"/v1/log/fs/{pod}/front/stdout"
         # Ready as soon as the process starts, which prints its first line a moment later.
         response = await eventually(
-            lambda p=pod: installed.api.get(f"/v1/log/fs/{p}/front/stdout"),
+            functools.partial(installed.api.get, path),
             lambda r: r.status_code == 200 and "levels " in r.text,
             what=f"the first lines of {pod}",
         )

@@ -141,7 +141,7 @@ def test_crd_toggle() -> None:
 # --- RBAC -------------------------------------------------------------------------------
 
 EXPECTED_ROLE_RULES = {
-    ("caravan.dev", "jobs"): {"get", "list", "watch", "update", "patch"},
+    ("caravan.dev", "jobs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("caravan.dev", "jobs/status"): {"get", "update", "patch"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch", "patch"},
@@ -241,6 +241,33 @@ def test_deployment_command_env_and_identity(default: list[Obj]) -> None:
     assert env["CARAVAN_CONFIGMAP_PREFIX"] == "caravan"
     pod = one(default, "Deployment")["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == one(default, "ServiceAccount")["metadata"]["name"]
+    # No CARAVAN_PORT=tcp://... from the Service named like the release; ordinary network.
+    assert pod["enableServiceLinks"] is False
+    assert "hostNetwork" not in pod
+    assert not {"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"} & set(env)
+
+
+def test_values_for_a_node_whose_pods_have_no_network() -> None:
+    # The local cluster's real node (docs/local-cluster.md): host network, loopback.
+    objs = render(
+        **{
+            "hostNetwork": True,
+            "listen.host": "127.0.0.1",
+            "listen.port": 18080,
+            "apiServer.host": "127.0.0.1",
+            "apiServer.port": 6443,
+        }
+    )
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True
+    assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    c = container(objs)
+    assert c["args"] == ["run", "--host", "127.0.0.1", "--port", "18080"]
+    assert c["ports"][0]["containerPort"] == 18080
+    env = env_of(objs)
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
+    assert env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert "listen" in render_fails(**{"listen.port": 0})
 
 
 def test_deployment_security_context(default: list[Obj]) -> None:

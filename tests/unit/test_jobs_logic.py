@@ -73,6 +73,8 @@ def test_view_status_and_counts() -> None:
     assert view == {
         "name": "web",
         "status": "running",
+        "autostart": True,
+        "byCluster": False,
         "taskGroups": [
             {
                 "name": "g",

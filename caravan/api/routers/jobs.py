@@ -1,7 +1,8 @@
-"""Jobs: list with long polling, one job, start, stop, updatecounts."""
+"""Jobs: list with long polling, one job, start, stop (one or all), updatecounts."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from caravan.api.deps import StateDep, StoreDep
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 from caravan.jobs import counts
+from caravan.jobs.order import start_order, stop_order
 from caravan.jobs.spec import read_job
 from caravan.jobs.view import job_view
 from caravan.kube.client import JOBS, KubeError
@@ -22,6 +24,8 @@ from caravan.kube.rmw import Mutation, read_modify_write
 from caravan.labels import GROUP
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# Genvid 1.30's path for one job's summary.
+summary_router = APIRouter(prefix="/v1/job", tags=["jobs"])
 CAN_LIST = [Depends(authorize("list", "jobs", group=GROUP))]
 CAN_GET = [Depends(authorize("get", "jobs", group=GROUP))]
 CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
@@ -51,6 +55,10 @@ class TaskGroupView(BaseModel):
 class JobView(BaseModel):
     name: str
     status: str = Field(description="pending, running or dead")
+    autostart: bool = Field(description='Started by "start all" (POST /v1/jobs/start).')
+    byCluster: bool = Field(
+        description="Started once per cluster; always false (one installation, one cluster)."
+    )
     taskGroups: list[TaskGroupView]
 
 
@@ -145,6 +153,17 @@ async def get_job(job_id: str, store: StoreDep) -> Response:
     return Response(body, media_type="application/json")
 
 
+@summary_router.get(
+    "/{job_id}/summary",
+    dependencies=CAN_GET,
+    response_model=JobView,
+    responses=responses(404),
+    summary="One job (the Genvid 1.30 path of GET /v1/jobs/{job_id})",
+)
+async def get_job_summary(job_id: str, store: StoreDep) -> Response:
+    return await get_job(job_id, store)
+
+
 async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, Any]:
     namespace = state.config.namespace
 
@@ -168,6 +187,44 @@ async def _write(state: StateDep, job_id: str, mutate: Mutation) -> dict[str, An
     spec = read_job(stored)
     pods = {g.name: state.store.pods_of(job_id, g.name) for g in spec.task_groups}
     return job_view(spec, pods)
+
+
+async def _write_all(state: StateDep, order: list[str], mutate: Mutation) -> list[dict[str, Any]]:
+    """Applies `mutate` to each job in `order`, one after the other; every job's view."""
+    written: dict[str, dict[str, Any]] = {}
+    for name in order:
+        try:
+            written[name] = await _write(state, name, mutate)
+        except ApiError as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to start or stop
+                raise
+    views = {name: json.loads(state.store.job_json(name) or b"null") for name in state.store.jobs}
+    views.update(written)
+    return [view for _, view in sorted(views.items()) if view is not None]
+
+
+@router.post(
+    "/start",
+    dependencies=CAN_LIST + CAN_PATCH,
+    response_model=list[JobView],
+    responses=responses(),
+    summary='"Start all": starts every autostart job, the jobs depended on first',
+)
+async def start_all(state: StateDep) -> list[dict[str, Any]]:
+    autostart = {n: spec.dependencies for n, spec in state.store.jobs.items() if spec.autostart}
+    return await _write_all(state, start_order(autostart), counts.started)
+
+
+@router.post(
+    "/stop",
+    dependencies=CAN_LIST + CAN_PATCH,
+    response_model=list[JobView],
+    responses=responses(),
+    summary='"Stop all": stops every job, each before the jobs it depends on',
+)
+async def stop_all(state: StateDep) -> list[dict[str, Any]]:
+    every = {n: spec.dependencies for n, spec in state.store.jobs.items()}
+    return await _write_all(state, stop_order(every), counts.stopped)
 
 
 @router.post(
@@ -205,4 +262,7 @@ async def update_counts(body: UpdateCounts, state: StateDep) -> dict[str, Any]:
     )
 
 
-area = Area("jobs", router)
+area_router = APIRouter()
+area_router.include_router(router)
+area_router.include_router(summary_router)
+area = Area("jobs", area_router)

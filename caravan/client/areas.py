@@ -1,0 +1,279 @@
+"""`caravan settings | secrets | events | monitor`."""
+
+from __future__ import annotations
+
+import json
+import time
+import webbrowser
+from typing import IO, Any
+from urllib.parse import quote
+
+import click
+
+from caravan.client.api import ApiFailure
+from caravan.client.documents import parse_document, read_document
+from caravan.client.session import Session, client_command, table
+
+RESULTS_POLL_SECONDS = 1.0
+_COMMENT = "#"
+
+
+def _q(text: str) -> str:
+    return quote(text, safe="")
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+@click.group()
+def settings() -> None:
+    """The installation's settings document."""
+
+
+@settings.command("get")
+@client_command
+def settings_get(session: Session) -> None:
+    """Print the current settings (defaults filled in)."""
+    session.print_json(session.api.get("/v1/settings"))
+
+
+@settings.command("set")
+@click.argument("file", type=click.File("r"))
+@client_command
+def settings_set(session: Session, file: IO[str]) -> None:
+    """Store FILE (JSON or YAML; - for stdin): missing values come from the defaults."""
+    stored = session.api.post("/v1/settings", read_document(file))
+    if session.json:
+        session.print_json(stored)
+    else:
+        session.say("settings stored")
+
+
+def with_error_comments(text: str, failure: ApiFailure) -> str:
+    """The edited text again, headed by the refusal as comments (kubectl edit's way)."""
+    body = "\n".join(line for line in text.splitlines() if not line.startswith(_COMMENT))
+    notes = [
+        "# The settings were refused; fix them, or leave the file unchanged to cancel.",
+        f"# {failure.message}",
+    ]
+    for d in failure.details:
+        if isinstance(d, dict):
+            notes.append(f"#   {d.get('path') or d.get('field') or ''}: {d.get('message', d)}")
+    return "\n".join(notes) + "\n" + body.lstrip("\n") + ("\n" if not body.endswith("\n") else "")
+
+
+def strip_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith(_COMMENT))
+
+
+@settings.command("edit")
+@client_command
+def settings_edit(session: Session) -> None:
+    """Edit the settings in $VISUAL or $EDITOR; refused ones come back with the errors."""
+    original = json.dumps(session.api.get("/v1/settings"), indent=2) + "\n"
+    text = original
+    refused = False
+    while True:
+        edited = click.edit(text, extension=".json", require_save=False)
+        if edited is None or strip_comments(edited).strip() == strip_comments(text).strip():
+            if refused:
+                raise ApiFailure("edit cancelled; the settings were not changed")
+            session.say("edit cancelled, no changes made")
+            return
+        try:
+            document = parse_document(strip_comments(edited), "the edited settings")
+            session.api.post("/v1/settings", document)
+        except click.BadParameter as exc:
+            text, refused = with_error_comments(edited, ApiFailure(exc.format_message())), True
+            continue
+        except ApiFailure as exc:
+            if exc.status not in (400, 422):
+                raise
+            text, refused = with_error_comments(edited, exc), True
+            continue
+        session.say("settings stored")
+        return
+
+
+# -- secrets -------------------------------------------------------------------------------
+
+
+@click.group()
+def secrets() -> None:
+    """Caravan's managed Secrets (values are never printed unless asked)."""
+
+
+@secrets.command("list")
+@client_command
+def secrets_list(session: Session) -> None:
+    """Ids of the managed secrets."""
+    keys = session.api.get("/v1/secrets/list")
+    session.emit(keys, lambda k: table(["id"], [[i] for i in k["keys"]]))
+
+
+@secrets.command("get")
+@click.argument("secret_id", metavar="ID")
+@click.option("--show", is_flag=True, help="print the values too")
+@client_command
+def secrets_get(session: Session, secret_id: str, show: bool) -> None:
+    """The keys of secret ID (and their values with --show)."""
+    values: dict[str, str] = session.api.get(f"/v1/secrets/secret/{_q(secret_id)}")
+    if session.json:
+        session.print_json(values if show else {"id": secret_id, "keys": sorted(values)})
+        return
+    rows = [[k, v if show else f"<hidden, {len(v)} chars>"] for k, v in sorted(values.items())]
+    session.console.print(table(["key", "value"], rows))
+
+
+def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"{pair.partition('=')[0]!r}: expected KEY=VALUE", param_hint="KEY=VALUE"
+            )
+        values[key] = value
+    return values
+
+
+@secrets.command("set")
+@click.argument("secret_id", metavar="ID")
+@click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option("--replace", is_flag=True, help="replace the whole map instead of merging")
+@client_command
+def secrets_set(session: Session, secret_id: str, pairs: tuple[str, ...], replace: bool) -> None:
+    """Set keys of secret ID (created if absent), merged over its other keys."""
+    values = parse_pairs(pairs)
+    path = f"/v1/secrets/secret/{_q(secret_id)}"
+    if not replace:
+        try:
+            values = {**session.api.get(path), **values}
+        except ApiFailure as exc:
+            if exc.status != 404:
+                raise
+    session.api.post(path, values)
+    session.say(f"secret {secret_id}: {len(values)} keys stored")
+
+
+@secrets.command("delete")
+@click.argument("secret_id", metavar="ID")
+@client_command
+def secrets_delete(session: Session, secret_id: str) -> None:
+    """Delete secret ID."""
+    session.api.delete(f"/v1/secrets/secret/{_q(secret_id)}")
+    session.say(f"secret {secret_id}: deleted")
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+@click.group()
+def events() -> None:
+    """Events map-reduce documents, their results, and viewer events."""
+
+
+@events.command("get")
+@client_command
+def events_get(session: Session) -> None:
+    """The documents in force, and the stored ones' errors."""
+    view = session.api.get("/v1/events")
+    session.print_json(view)
+
+
+@events.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.File("r"))
+@client_command
+def events_load(session: Session, files: tuple[IO[str], ...]) -> None:
+    """Replace the events documents with FILEs (each a document, or {"mapreduce": [...]})."""
+    documents: list[Any] = []
+    for file in files:
+        document = read_document(file)
+        if isinstance(document, dict) and "mapreduce" in document:
+            documents.extend(document["mapreduce"] or [])
+        else:
+            documents.append(document)
+    view = session.api.post("/v1/events", {"mapreduce": documents})
+    if session.json:
+        session.print_json(view)
+    else:
+        session.say(f"{len(documents)} events document(s) stored and live")
+
+
+def _show_results(session: Session, page: dict[str, Any]) -> None:
+    for message in page.get("messages") or []:
+        if session.json:
+            click.echo(json.dumps(message, ensure_ascii=False))
+        elif message.get("error"):
+            click.echo(f"error: {message['error']}")
+        else:
+            click.echo(message.get("value", ""))
+
+
+@events.command("results")
+@click.option("-f", "--follow", is_flag=True, help="keep printing new results until Ctrl-C")
+@click.option("--counter", type=click.IntRange(min=0), default=0, help="start after this position")
+@client_command
+def events_results(session: Session, follow: bool, counter: int) -> None:
+    """Reduction results (one line per period and reduction)."""
+    try:
+        while True:
+            page = session.api.get(f"/v1/events/results/{counter}")
+            _show_results(session, page)
+            counter = int(page.get("counter", counter))
+            if not follow:
+                return
+            time.sleep(RESULTS_POLL_SECONDS)
+    except KeyboardInterrupt:
+        return
+
+
+def viewer_events(text: str, where: str) -> list[Any]:
+    """A JSON array of events, one event object, or JSON lines."""
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        parsed = json.loads(stripped)
+    except ValueError:
+        try:
+            return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise click.BadParameter(f"{where}: not JSON, nor JSON lines: {exc}") from None
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+@events.command("send")
+@click.argument("channel")
+@click.argument("file", type=click.File("r"))
+@client_command
+def events_send(session: Session, channel: str, file: IO[str]) -> None:
+    """Send viewer events from FILE (- for stdin) to CHANNEL."""
+    batch = viewer_events(file.read(), getattr(file, "name", "FILE"))
+    result = session.api.post("/v1/events/send", {"channel": channel, "events": batch})
+    if session.json:
+        session.print_json(result)
+    else:
+        session.say(", ".join(f"{k}: {v}" for k, v in result.items() if not isinstance(v, list)))
+        for rejection in result.get("rejections") or []:
+            if isinstance(rejection, dict):
+                session.say(f"  event {rejection.get('index')}: {rejection.get('reason')}")
+
+
+# -- monitor -------------------------------------------------------------------------------
+
+
+@click.command()
+@client_command
+def monitor(session: Session) -> None:
+    """Open the Cluster UI in a browser (prints its URL where there is none)."""
+    url = f"{session.api.url}/ui/"
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        click.echo(f"No browser found; open {url}")
+        return
+    if browser.open(url):
+        click.echo(f"Opened {url}")
+    else:
+        click.echo(f"Could not start a browser; open {url}")

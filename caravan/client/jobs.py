@@ -1,0 +1,289 @@
+"""`caravan status | start | stop | scale | jobsdefs`: jobs over /v1/jobs and /v1/jobsdefs."""
+
+from __future__ import annotations
+
+import time
+from typing import IO, Any
+from urllib.parse import quote
+
+import click
+from rich.table import Table
+
+from caravan.client.api import ApiFailure
+from caravan.client.documents import read_document
+from caravan.client.session import Session, client_command, table
+
+BUCKETS = ("queued", "starting", "running", "complete", "failed", "lost")
+LONG_POLL_SECONDS = 60.0
+
+
+def jobs_table(jobs: list[dict[str, Any]]) -> Table:
+    rows = []
+    for job in jobs:
+        groups = job.get("taskGroups") or [{}]
+        for i, g in enumerate(groups):
+            summary = g.get("summary") or {}
+            first = i == 0
+            rows.append(
+                [
+                    job["name"] if first else "",
+                    job["status"] if first else "",
+                    ("yes" if job.get("autostart", True) else "no") if first else "",
+                    g.get("name"),
+                    f"{g.get('count')}/{g.get('countMax')}" if g else "",
+                    g.get("countInit"),
+                    *(summary.get(b, "") for b in BUCKETS),
+                ]
+            )
+    return table(["job", "status", "autostart", "group", "count/max", "init", *BUCKETS], rows)
+
+
+def _path(job: str) -> str:
+    return quote(job, safe="")
+
+
+def _fetch(
+    session: Session, job: str | None, index: int | None, wait: float = LONG_POLL_SECONDS
+) -> tuple[list[dict[str, Any]], int]:
+    """The jobs (or one), and the waitIndex; with `index`, blocks (≤ `wait` s) until it moves."""
+    headers = {"waitIndex": str(index)} if index is not None else {}
+    params = {"wait": f"{max(wait, 0.1):.1f}s"} if index is not None else {}
+    response = session.api.send(
+        "GET", "/v1/jobs", headers=headers, params=params, timeout=wait + 30
+    )
+    jobs: list[dict[str, Any]] = response.json()
+    new_index = int(response.headers.get("waitIndex", "0"))
+    if job is not None:
+        jobs = [j for j in jobs if j["name"] == job]
+        if not jobs:
+            raise ApiFailure(f"no job {job!r}", 404)
+    return jobs, new_index
+
+
+@click.command()
+@click.argument("job", required=False)
+@click.option("-w", "--watch", is_flag=True, help="redraw on every change (long poll)")
+@client_command
+def status(session: Session, job: str | None, watch: bool) -> None:
+    """Jobs and their task groups: counts and allocation summaries."""
+    if not watch:
+        if job is None:
+            session.emit(session.api.get("/v1/jobs"), jobs_table)
+        else:
+            session.emit(session.api.get(f"/v1/jobs/{_path(job)}"), lambda j: jobs_table([j]))
+        return
+    index: int | None = None
+    try:
+        while True:
+            jobs, index = _fetch(session, job, index)
+            if session.json:
+                session.print_json(jobs if job is None else jobs[0])
+            else:
+                if session.console.is_terminal:
+                    session.console.clear()
+                session.console.print(jobs_table(jobs))
+                session.console.print(f"[dim]waitIndex {index}; Ctrl-C to stop[/dim]")
+    except KeyboardInterrupt:
+        return
+
+
+def _progress(job: dict[str, Any], target: str) -> str:
+    parts = []
+    for g in job.get("taskGroups") or []:
+        s = g.get("summary") or {}
+        if target == "dead":
+            left = sum(s.get(b, 0) for b in ("queued", "starting", "running"))
+            parts.append(f"{g['name']} {left} allocation{'s' if left != 1 else ''} left")
+        else:
+            parts.append(f"{g['name']} {s.get('running', 0)}/{g.get('count', 0)} running")
+    return f"{job['name']}: {job['status']} ({', '.join(parts) or 'no task groups'})"
+
+
+def _arrived(job: dict[str, Any], target: str) -> bool:
+    groups = job.get("taskGroups") or []
+    if target == "dead":
+        return job["status"] == "dead" and all(
+            sum((g.get("summary") or {}).get(b, 0) for b in ("queued", "starting", "running")) == 0
+            for g in groups
+        )
+    return job["status"] == "running" and all(
+        (g.get("summary") or {}).get("running", 0) >= g.get("count", 0) for g in groups
+    )
+
+
+def _wait(session: Session, names: list[str], target: str, timeout: float) -> None:
+    """Long-polls until every job in `names` is fully running (or dead), or times out."""
+    deadline = time.monotonic() + timeout
+    index: int | None = None
+    shown: dict[str, str] = {}
+    while True:
+        remaining = deadline - time.monotonic()
+        jobs, index = _fetch(session, None, index, min(LONG_POLL_SECONDS, remaining))
+        by_name = {j["name"]: j for j in jobs}
+        waiting = []
+        for name in names:
+            job = by_name.get(name)
+            if job is None:
+                raise ApiFailure(f"job {name!r} disappeared while waiting", 404)
+            line = _progress(job, target)
+            if shown.get(name) != line:
+                session.say(line)
+                shown[name] = line
+            if not _arrived(job, target):
+                waiting.append(name)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise ApiFailure(
+                f"timed out after {timeout:g}s waiting for {', '.join(waiting)} to be {target}"
+            )
+
+
+def _start_or_stop(
+    session: Session, verb: str, jobs: tuple[str, ...], wait: bool, timeout: float
+) -> None:
+    if jobs:
+        results = [session.api.post(f"/v1/jobs/{verb}/{_path(j)}") for j in jobs]
+        names = list(jobs)
+    else:
+        results = session.api.post(f"/v1/jobs/{verb}")
+        # Start All starts the autostart jobs only; Stop All stops them all.
+        names = [j["name"] for j in results if verb == "stop" or j.get("autostart", True)]
+    session.emit(results, jobs_table)
+    if wait:
+        _wait(session, names, "running" if verb == "start" else "dead", timeout)
+
+
+_WAIT = click.option("--wait", is_flag=True, help="show progress until done")
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300,
+    show_default=True,
+    help="seconds --wait waits",
+)
+
+
+@click.command()
+@click.argument("jobs", nargs=-1)
+@_WAIT
+@_TIMEOUT
+@client_command
+def start(session: Session, jobs: tuple[str, ...], wait: bool, timeout: float) -> None:
+    """Start JOBs (each group at countInit); no JOB: Start All (the autostart jobs,
+    dependencies first). --wait: until every allocation runs."""
+    _start_or_stop(session, "start", jobs, wait, timeout)
+
+
+@click.command()
+@click.argument("jobs", nargs=-1)
+@_WAIT
+@_TIMEOUT
+@client_command
+def stop(session: Session, jobs: tuple[str, ...], wait: bool, timeout: float) -> None:
+    """Stop JOBs (every group to 0); no JOB: Stop All. --wait: until no allocation is left."""
+    _start_or_stop(session, "stop", jobs, wait, timeout)
+
+
+def parse_delta(text: str) -> int:
+    """`+N`, `-N` or `0` (a bare N means +N, as the API's delta does)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not +N, -N or 0", param_hint="DELTA") from None
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("job")
+@click.argument("group")
+@click.argument("delta")
+@client_command
+def scale(session: Session, job: str, group: str, delta: str) -> None:
+    """Add DELTA (+N, -N) to a task group's count, clamped to [0, countMax]; 0 stops the
+    group (POST /v1/jobs/updatecounts)."""
+    count = parse_delta(delta)
+    result = session.api.post(
+        "/v1/jobs/updatecounts", {"jobID": job, "taskGroup": group, "count": count}
+    )
+    session.emit(result, lambda j: jobs_table([j]))
+
+
+# -- job definitions ---------------------------------------------------------------------
+
+
+def _definitions_table(definitions: dict[str, Any]) -> Table:
+    rows = []
+    for name, d in sorted(definitions.items()):
+        groups = (d.get("template") or {}).get("taskGroups") or []
+        rows.append(
+            [
+                name,
+                "yes" if d.get("autostart", True) else "no",
+                ",".join(d.get("dependencies") or []) or "-",
+                ", ".join(
+                    f"{g['name']} ({g.get('countInit')}/{g.get('countMax')})" for g in groups
+                ),
+            ]
+        )
+    return table(["job", "autostart", "dependencies", "groups (init/max)"], rows)
+
+
+@click.group()
+def jobsdefs() -> None:
+    """Job definitions: create, replace and delete jobs without kubectl."""
+
+
+@jobsdefs.command("get")
+@click.argument("job", required=False)
+@client_command
+def jobsdefs_get(session: Session, job: str | None) -> None:
+    """Every job's definition (or JOB's)."""
+    if job is None:
+        session.emit(session.api.get("/v1/jobsdefs"), _definitions_table)
+    else:
+        definition = session.api.get(f"/v1/jobsdef/{_path(job)}")
+        session.emit(definition, lambda d: _definitions_table({job: d}))
+
+
+@jobsdefs.command("load")
+@click.argument("file", type=click.File("r"))
+@click.option("--force", is_flag=True, help="replace started jobs too")
+@click.option("--prune", is_flag=True, help="also delete the jobs FILE does not name")
+@client_command
+def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool) -> None:
+    """Create or replace the jobs of FILE: a JSON or YAML map {job: definition}."""
+    document = read_document(file)
+    if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
+        raise click.BadParameter("expected a map of job name to definition", param_hint="FILE")
+    params = {"force": "true"} if force else {}
+    before = session.api.get("/v1/jobsdefs")
+    if prune:
+        after = session.api.post("/v1/jobsdefs", document, params=params)
+    else:
+        after = {
+            n: session.api.post(f"/v1/jobsdef/{_path(n)}", d, params=params)
+            for n, d in document.items()
+        }
+    for name in sorted(document):
+        state = (
+            "created"
+            if name not in before
+            else ("unchanged" if before[name] == after.get(name) else "replaced")
+        )
+        session.say(f"job {name}: {state}")
+    for name in sorted(set(before) - set(document)) if prune else ():
+        session.say(f"job {name}: deleted")
+    if session.json:
+        session.print_json(after)
+
+
+@jobsdefs.command("delete")
+@click.argument("jobs", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="delete started jobs too")
+@client_command
+def jobsdefs_delete(session: Session, jobs: tuple[str, ...], force: bool) -> None:
+    """Delete JOBs (a started job only with --force)."""
+    params = {"force": "true"} if force else {}
+    for job in jobs:
+        session.api.delete(f"/v1/jobsdef/{_path(job)}", params=params)
+        session.say(f"job {job}: deleted")

@@ -1,0 +1,332 @@
+"""`caravan load`: Genvid project files (HCL) → a plan of API writes. Pure, plain data.
+
+A Genvid project describes itself with blocks such as `log "web" {...}`, `config {...}`,
+`secrets { disco { KEY = "..." } }`, `job "web" { autostart = true dependencies = [...] }`
+and `link "web" {...}`. `read_project` parses them (python-hcl2) into plain dicts;
+`make_plan` compares them with what the API holds and says what would be created,
+replaced or left unchanged, and every error, before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import hcl2
+from hcl2 import SerializationOptions
+from lark.exceptions import LarkError
+
+from caravan.jobs.order import find_cycle
+from caravan.logs.definitions import check_list
+from caravan.secrets.model import validate_secret_id, validate_secret_key
+from caravan.settings.defaults import fill_defaults
+from caravan.settings.validation import validate_settings
+
+_BLOCK = "__is_block__"
+_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=True, strip_string_quotes=True)
+KNOWN_BLOCKS = ("log", "config", "secrets", "job", "link")
+JOB_ATTRIBUTES = ("autostart", "dependencies")
+
+
+class ProjectError(ValueError):
+    """A project file that cannot be read at all (HCL syntax, a wrong block shape)."""
+
+
+@dataclass
+class Project:
+    logs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_BLOCK) is True
+
+
+def _is_labelled(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and _is_block(next(iter(value.values())))
+
+
+def plain(value: Any) -> Any:
+    """python-hcl2's output as plain data: repeated blocks merged into one mapping."""
+    if isinstance(value, list) and value and all(_is_block(v) or _is_labelled(v) for v in value):
+        merged: dict[str, Any] = {}
+        for item in value:
+            if _is_block(item):
+                merged = deep_merge(merged, plain(item))
+            else:
+                (label, body), *_ = item.items()
+                merged[label] = deep_merge(merged.get(label, {}), plain(body))
+        return merged
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items() if k != _BLOCK}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, objects merged at every depth, anything else replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_hcl(text: str, name: str) -> dict[str, Any]:
+    try:
+        parsed = hcl2.loads(text, serialization_options=_OPTIONS)
+    except (LarkError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProjectError(f"{name}: not valid HCL: {first}") from None
+    result = plain(parsed)
+    if not isinstance(result, dict):
+        raise ProjectError(f"{name}: not a project file")
+    return result
+
+
+def read_project(files: Iterable[tuple[str, str]]) -> Project:
+    """Every file's blocks, later files on top of earlier ones (as Genvid loads them)."""
+    project = Project()
+    for name, text in files:
+        blocks = parse_hcl(text, name)
+        for kind, content in blocks.items():
+            if kind not in KNOWN_BLOCKS:
+                project.notes.append(f"{name}: {kind!r} is not a Genvid project block; ignored")
+                continue
+            if not isinstance(content, dict):
+                raise ProjectError(f"{name}: {kind} must be a block, not an attribute")
+            if kind == "config":
+                project.config = deep_merge(project.config, content)
+            elif kind == "link":
+                for link in content:
+                    project.notes.append(
+                        f"{name}: link {link!r} is not converted: Caravan has no links; the "
+                        "Cluster UI (caravan monitor) lists the jobs"
+                    )
+            else:
+                target = {"log": project.logs, "secrets": project.secrets, "job": project.jobs}
+                for label, body in content.items():
+                    if not isinstance(body, dict):
+                        raise ProjectError(f"{name}: {kind} {label!r} must be a block")
+                    target[kind][label] = deep_merge(target[kind].get(label, {}), body)
+    return project
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+@dataclass
+class Current:
+    """What the API holds now."""
+
+    logs: list[dict[str, Any]]
+    settings: dict[str, Any]
+    schema: dict[str, Any]
+    secrets: dict[str, dict[str, str] | None]  # the project's secret ids; None: absent
+    jobsdefs: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # log, settings, secret, job
+    name: str
+    action: str  # create, replace, unchanged
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "action": self.action, "detail": self.detail}
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    logs: list[dict[str, Any]] | None = None  # the new whole list, when it changes
+    settings: dict[str, Any] | None = None  # the document to POST, when it changes
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # definitions to POST
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for c in self.changes if c.action != "unchanged")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changes": [c.to_json() for c in self.changes],
+            "errors": self.errors,
+            "notes": self.notes,
+        }
+
+
+def _action(before: Any, after: Any) -> str:
+    if before is None:
+        return "create"
+    return "unchanged" if before == after else "replace"
+
+
+def _log_group(log_id: str, attrs: Mapping[str, Any], jobs: Mapping[str, Any]) -> str:
+    """The task group of a log block: its `group`, else the job's only group, else the
+    group whose pod template has a container named like the task, else the job's name."""
+    if isinstance(attrs.get("group"), str):
+        return str(attrs["group"])
+    job = str(attrs.get("job", ""))
+    groups = ((jobs.get(job) or {}).get("template") or {}).get("taskGroups") or []
+    if len(groups) == 1:
+        return str(groups[0]["name"])
+    task = attrs.get("task")
+    for group in groups:
+        containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
+        if any(c.get("name") == task for c in containers):
+            return str(group["name"])
+    return job  # Genvid's usual layout: job, group and task share a name
+
+
+def _plan_logs(project: Project, current: Current, plan: Plan) -> None:
+    if not project.logs:
+        return
+    by_id = {str(entry.get("id")): entry for entry in current.logs}
+    wanted: dict[str, dict[str, Any]] = {}
+    for log_id, attrs in sorted(project.logs.items()):
+        entry = {
+            "id": log_id,
+            "job": attrs.get("job"),
+            "group": _log_group(log_id, attrs, current.jobsdefs),
+            "task": attrs.get("task"),
+            "fileName": attrs.get("fileName", "stdout"),
+            "logLevel": attrs.get("logLevel", False),
+        }
+        entry = {k: v for k, v in entry.items() if v is not None}  # absent: "is required"
+        unknown = sorted(set(attrs) - {"job", "group", "task", "fileName", "logLevel"})
+        if unknown:
+            plan.notes.append(f"log {log_id!r}: {', '.join(unknown)} not converted")
+        wanted[log_id] = entry
+        plan.changes.append(Change("log", log_id, _action(by_id.get(log_id), entry)))
+    merged = [wanted.get(str(e.get("id")), e) for e in current.logs]
+    merged += [e for i, e in wanted.items() if i not in by_id]
+    _, problems = check_list(merged)
+    plan.errors += [f"log definitions {p.field}: {p.message}" for p in problems]
+    if any(c.kind == "log" and c.action != "unchanged" for c in plan.changes):
+        plan.logs = merged
+
+
+def settings_document(
+    config: Mapping[str, Any], schema: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The config block as a settings document: sections Caravan's schema does not
+    define go under `app`, the installation's own part."""
+    known = set((schema.get("properties") or {}).keys())
+    document: dict[str, Any] = {}
+    notes = []
+    for key, value in config.items():
+        if key in known or not known:
+            document[key] = value
+        else:
+            document = deep_merge(document, {"app": {key: value}})
+            notes.append(f"config {key!r} → settings app.{key} (the installation's own part)")
+    return document, notes
+
+
+def _plan_settings(project: Project, current: Current, plan: Plan) -> None:
+    if not project.config:
+        return
+    document, notes = settings_document(project.config, current.schema)
+    plan.notes += notes
+    merged = deep_merge(current.settings, document)
+    filled = fill_defaults(merged, current.schema)
+    errors = validate_settings(filled, current.schema)
+    plan.errors += [f"settings {e.path}: {e.message}" for e in errors]
+    action = "unchanged" if filled == current.settings else "replace"
+    plan.changes.append(Change("settings", "settings", action))
+    if action != "unchanged":
+        plan.settings = merged
+
+
+def _scalar(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def _plan_secrets(project: Project, current: Current, plan: Plan) -> None:
+    for secret_id, attrs in sorted(project.secrets.items()):
+        problem = validate_secret_id(secret_id)
+        if problem:
+            plan.errors.append(f"secret {secret_id!r}: {problem}")
+        values: dict[str, str] = {}
+        for key, value in attrs.items():
+            key_problem = validate_secret_key(key)
+            text = _scalar(value)
+            if key_problem:
+                plan.errors.append(f"secret {secret_id!r} key {key!r}: {key_problem}")
+            elif text is None:
+                plan.errors.append(f"secret {secret_id!r} key {key!r}: must be a string")
+            else:
+                values[key] = text
+        action = _action(current.secrets.get(secret_id), values)
+        plan.changes.append(Change("secret", secret_id, action, f"{len(values)} keys"))
+        if action != "unchanged":
+            plan.secrets[secret_id] = values
+
+
+def _plan_jobs(project: Project, current: Current, plan: Plan) -> None:
+    graph = {n: list(d.get("dependencies") or []) for n, d in current.jobsdefs.items()}
+    for name, attrs in sorted(project.jobs.items()):
+        other = sorted(set(attrs) - set(JOB_ATTRIBUTES))
+        if other:
+            plan.notes.append(
+                f"job {name!r}: {', '.join(other)} not converted (Nomad job templates are not "
+                "converted: define the task groups as a Job resource or with caravan jobsdefs)"
+            )
+        existing = current.jobsdefs.get(name)
+        if existing is None:
+            plan.errors.append(
+                f"job {name!r} does not exist in Caravan: create it first (a Job resource, or "
+                "caravan jobsdefs load); Nomad job templates are not converted"
+            )
+            continue
+        updated = copy.deepcopy(existing)
+        autostart = attrs.get("autostart", existing.get("autostart", True))
+        if not isinstance(autostart, bool):
+            plan.errors.append(f"job {name!r}: autostart must be true or false")
+        dependencies = attrs.get("dependencies", existing.get("dependencies") or [])
+        if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+            plan.errors.append(f"job {name!r}: dependencies must be a list of job names")
+            dependencies = []
+        for dependency in dependencies:
+            if dependency not in current.jobsdefs:
+                plan.notes.append(f"job {name!r} depends on {dependency!r}, which is not a job")
+        updated["autostart"] = autostart
+        updated["dependencies"] = list(dependencies)
+        graph[name] = list(dependencies)
+        detail = ", ".join(
+            f"{k} {existing.get(k)!r} → {updated[k]!r}"
+            for k in JOB_ATTRIBUTES
+            if existing.get(k) != updated[k]
+        )
+        action = "unchanged" if updated == existing else "replace"
+        plan.changes.append(Change("job", name, action, detail))
+        if action != "unchanged":
+            plan.jobs[name] = updated
+    cycle = find_cycle(graph)
+    if cycle:
+        plan.errors.append("job dependency cycle: " + " → ".join(cycle))
+
+
+def make_plan(project: Project, current: Current) -> Plan:
+    plan = Plan(notes=list(project.notes))
+    _plan_settings(project, current, plan)
+    _plan_logs(project, current, plan)
+    _plan_jobs(project, current, plan)
+    _plan_secrets(project, current, plan)
+    return plan

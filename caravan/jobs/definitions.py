@@ -1,0 +1,189 @@
+"""Job definitions (Genvid `jobsdefs`): a Job resource seen through the Genvid shape.
+
+A definition is `{"autostart", "byCluster", "clusterCategories", "dependencies",
+"template": {"taskGroups": [{"name", "countInit", "countMax", "template"}]}}`. These
+functions convert between it and Job bodies, on plain data. The routes have already
+checked the shape (types, patterns, ranges) with their models; `problems` adds the rules
+a schema cannot say.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from caravan import labels
+from caravan.jobs.counts import clamp
+from caravan.jobs.order import find_cycle
+from caravan.jobs.spec import read_job
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+def definition_of(body: Mapping[str, Any]) -> JSON:
+    """The Genvid definition of a Job body (a kubectl-made one too)."""
+    spec = read_job(dict(body))
+    return {
+        "autostart": spec.autostart,
+        "byCluster": False,
+        "clusterCategories": [],
+        "dependencies": list(spec.dependencies),
+        "template": {
+            "taskGroups": [
+                {
+                    "name": g.name,
+                    "countInit": g.count_init,
+                    "countMax": g.count_max,
+                    "template": copy.deepcopy(g.template),
+                }
+                for g in spec.task_groups
+            ]
+        },
+    }
+
+
+def defined(body: Mapping[str, Any]) -> bool:
+    """False for a Job being deleted: it is no longer a definition."""
+    return not (body.get("metadata") or {}).get("deletionTimestamp")
+
+
+def problems(name: str, definition: Mapping[str, Any], where: str = "") -> list[Problem]:
+    """What a shape-valid definition still gets wrong."""
+    prefix = f"{where}." if where else ""
+    found: list[Problem] = []
+    if definition.get("byCluster"):
+        found.append(
+            Problem(f"{prefix}byCluster", "must be false: one installation serves one cluster")
+        )
+    if definition.get("clusterCategories"):
+        found.append(
+            Problem(
+                f"{prefix}clusterCategories",
+                "must be empty: one installation serves one cluster",
+            )
+        )
+    dependencies = list(definition.get("dependencies") or [])
+    if name in dependencies:
+        found.append(Problem(f"{prefix}dependencies", f"job {name!r} cannot depend on itself"))
+    if len(set(dependencies)) != len(dependencies):
+        found.append(Problem(f"{prefix}dependencies", "names a job twice"))
+    seen: set[str] = set()
+    for i, group in enumerate((definition.get("template") or {}).get("taskGroups") or []):
+        at = f"{prefix}template.taskGroups[{i}]"
+        group_name = group.get("name")
+        if group_name in seen:
+            found.append(Problem(f"{at}.name", f"task group {group_name!r} is defined twice"))
+        seen.add(str(group_name))
+        if group.get("countInit", 1) > group.get("countMax", 0):
+            found.append(Problem(f"{at}.countInit", "must not exceed countMax"))
+    return found
+
+
+def cycle_problem(dependencies: Mapping[str, list[str]]) -> Problem | None:
+    cycle = find_cycle(dependencies)
+    if cycle is None:
+        return None
+    return Problem(cycle[0] + ".dependencies", "dependency cycle: " + " -> ".join(cycle))
+
+
+def new_job(name: str) -> JSON:
+    """The skeleton a new definition is written into: a job created by definition is
+    stopped ("dead") until started, as a loaded Genvid definition is."""
+    return {
+        "apiVersion": f"{labels.GROUP}/{labels.VERSION}",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"suspend": True, "taskGroups": []},
+    }
+
+
+def is_running(body: Mapping[str, Any]) -> bool:
+    """Started (pending or running): what the "service running check" protects."""
+    return not (body.get("spec") or {}).get("suspend", False)
+
+
+def with_definition(body: Mapping[str, Any], definition: Mapping[str, Any]) -> JSON:
+    """The Job body after replacing its definition.
+
+    `suspend` and the rest of the object are kept. A running group keeps its current
+    count (Nomad's PreserveCounts), clamped to a lower new countMax; a stopped job keeps
+    no counts, since starting it sets every group to countInit.
+    """
+    updated = copy.deepcopy(dict(body))
+    spec = updated.setdefault("spec", {})
+    running = is_running(updated)
+    current = {g.name: g for g in read_job(updated).task_groups}
+    groups = []
+    for raw in (definition.get("template") or {}).get("taskGroups") or []:
+        count_init = raw.get("countInit", 1)
+        count_max = raw["countMax"]
+        group: JSON = {
+            "name": raw["name"],
+            "countInit": count_init,
+            "countMax": count_max,
+            "template": copy.deepcopy(raw.get("template") or {}),
+        }
+        old = current.get(raw["name"])
+        if running and old is not None:
+            group["count"] = clamp(old.count, 0, count_max)
+        groups.append(group)
+    spec["taskGroups"] = groups
+    spec["autostart"] = bool(definition.get("autostart", True))
+    spec["dependencies"] = list(definition.get("dependencies") or [])
+    return updated
+
+
+def changes_definition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether writing `after` over `before` changes anything (defaults compare equal)."""
+    return definition_of(before) != definition_of(after) or changes_what_runs(before, after)
+
+
+def changes_what_runs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether it changes what the job runs: its groups, counts, templates, or suspend.
+
+    Only such a change of a started job needs `force`; autostart and dependencies only
+    matter to the next "start all".
+    """
+    return bool(_running_part(before) != _running_part(after))
+
+
+def _running_part(body: Mapping[str, Any]) -> Any:
+    spec = read_job(dict(body))
+    return (
+        spec.suspend,
+        [
+            (g.name, g.count if not spec.suspend else None, g.count_init, g.count_max, g.template)
+            for g in spec.task_groups
+        ],
+    )
+
+
+def trial_deployment(job: str, group: Mapping[str, Any]) -> JSON:
+    """A Deployment of `group`'s pod template for a server-side dry run: Kubernetes says
+    whether the template is valid before the Job is written. Nothing is created: a
+    generated name (so no clash with the real one), no owner, no replicas."""
+    own = {labels.JOB_LABEL: job, labels.TASK_GROUP_LABEL: str(group.get("name", ""))}
+    template = copy.deepcopy(dict(group.get("template") or {}))
+    if template.get("metadata") is None:
+        template["metadata"] = {}
+    meta = template["metadata"]
+    if isinstance(meta, dict):  # anything else: Kubernetes says what is wrong with it
+        found = meta.get("labels")
+        meta["labels"] = {**(found if isinstance(found, dict) else {}), **own}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"generateName": f"{job}-{group.get('name', '')}-", "labels": own},
+        "spec": {"replicas": 0, "selector": {"matchLabels": own}, "template": template},
+    }

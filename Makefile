@@ -72,6 +72,7 @@ check: lint typecheck test
 
 bench: install binaries
 	@$(BIN)/python bench/bench_events.py
+	@$(BIN)/python bench/bench_events_cluster.py
 	@$(BIN)/python bench/bench_jobs.py
 	@$(BIN)/python bench/bench_logs.py
 	@$(BIN)/python bench/bench_realnode.py

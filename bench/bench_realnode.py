@@ -7,6 +7,8 @@ run processes, with the example task image (examples/task). Runs `caravan run` a
 process on a fresh namespace, starts the example task program on the real node, and
 measures in the same run:
 
+- the same for a plain ConfigMap volume of the user's own, which Caravan does not nudge:
+  what a stock kubelet gives (its sync period, a minute by default);
 - a level change (`POST /v1/log/defaults/...`, the loggers ConfigMap) → the new file read
   by the process; an allocation override (`POST /v1/log/allocs/...`, the pod's
   annotation) → the same; a settings change (`POST /v1/settings`) → the settings file.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import pathlib
 import statistics
 import subprocess
@@ -36,20 +39,24 @@ import httpx
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, bench_namespace, pct, running_caravan
-from caravan.kube.client import JOBS, PODS, KubeClient
+from caravan.kube.client import CONFIGMAPS, JOBS, PODS, KubeClient
 
 KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 IMAGE = "caravan-example-task:0.1.0"
 TAIL = 65536
 
 
-def task_job(name: str, env: dict[str, str]) -> dict[str, Any]:
-    container = {
+def task_job(name: str, env: dict[str, str], configmap: str | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {
         "name": "task",
         "image": IMAGE,
         "env": [{"name": k, "value": v} for k, v in env.items()],
     }
-    template = {"spec": {"terminationGracePeriodSeconds": 1, "containers": [container]}}
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 1, "containers": [container]}
+    if configmap:  # the user's own ConfigMap, mounted the plain way
+        spec["volumes"] = [{"name": "plain", "configMap": {"name": configmap}}]
+        container["volumeMounts"] = [{"name": "plain", "mountPath": "/plain"}]
+    template = {"spec": spec}
     group = {"name": "g", "countInit": 1, "countMax": 1, "template": template}
     return {
         "apiVersion": "caravan.dev/v1alpha1",
@@ -59,8 +66,10 @@ def task_job(name: str, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def running_pod(kube: KubeClient, ns: str, job: str, env: dict[str, str]) -> str:
-    await kube.create(JOBS.collection(ns), task_job(job, env))
+async def running_pod(
+    kube: KubeClient, ns: str, job: str, env: dict[str, str], configmap: str | None = None
+) -> str:
+    await kube.create(JOBS.collection(ns), task_job(job, env, configmap))
     for _ in range(600):
         pods = await kube.list_items(PODS.collection(ns), labelSelector=f"caravan.dev/job={job}")
         for pod in pods["items"]:
@@ -149,6 +158,33 @@ async def live_files(api: httpx.AsyncClient, kube: KubeClient, ns: str, changes:
     print(f"level default (loggers ConfigMap) -> file in pod: {ms(defaults)}")
     print(f"level override (pod annotation)   -> file in pod: {ms(overrides)}")
     print(f"settings (settings ConfigMap)     -> file in pod: {ms(settings)}")
+
+
+async def plain_configmap(kube: KubeClient, ns: str, samples: int) -> None:
+    """The alternative without Caravan: a user's ConfigMap volume on a stock kubelet."""
+    if not samples:
+        return
+    path = CONFIGMAPS.collection(ns)
+    await kube.create(path, {"metadata": {"name": "plain"}, "data": {"settings.json": "{}"}})
+    env = {
+        "TASK_LOGGERS": "",
+        "TASK_POLL_SECONDS": "0.02",
+        "CARAVAN_SETTINGS_FILE": "/plain/settings.json",
+    }
+    pod = await running_pod(kube, ns, "plain", env, configmap="plain")
+    lines = Lines(kube, ns, pod)
+    lines.task = asyncio.create_task(lines.run())
+    await asyncio.sleep(1)
+    seen = len(lines.lines)
+    waits: list[float] = []
+    for i in range(samples):
+        patch = {"data": {"settings.json": json.dumps({"plain": i})}}
+        await kube.merge_patch(CONFIGMAPS.item(ns, "plain"), patch)
+        done = time.monotonic()
+        at, seen = await lines.arrival(lambda t, n=i: f'"plain": {n}' in t, seen, timeout=300)
+        waits.append(at - done)
+    lines.task.cancel()
+    print(f"plain ConfigMap volume, no Caravan  -> file in pod: {ms(waits)}")
 
 
 async def timed_read(read: Any, repeat: int) -> tuple[float, int]:
@@ -250,12 +286,16 @@ async def main() -> None:
     parser.add_argument("--changes", type=int, default=30)
     parser.add_argument("--big-mb", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--plain", type=int, default=3, help="samples of a plain ConfigMap volume (~1 min each)"
+    )
     args = parser.parse_args()
     async with (
         bench_namespace("bench-node") as (kube, config, ns),
         running_caravan(ns, config, timeout=300) as (_proc, api),
     ):
         await live_files(api, kube, ns, args.changes)
+        await plain_configmap(kube, ns, args.plain)
         await logs(api, kube, ns, config, args.big_mb, args.repeat)
 
 

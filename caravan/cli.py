@@ -15,7 +15,7 @@ from caravan.client.areas import events, monitor, secrets, settings
 from caravan.client.jobs import jobsdefs, scale, start, status, stop
 from caravan.client.load import load
 from caravan.client.logs import loggers_commands
-from caravan.config import Config, ConfigMapNames, env_defaults
+from caravan.config import Config, ConfigMapNames, env_defaults, nats_from_env
 
 _ENV = env_defaults()
 
@@ -121,6 +121,8 @@ def run(
         lease_seconds=lease_seconds,
         read_your_writes_seconds=read_your_writes_seconds,
         log_level=log_level.upper(),
+        # Only from the environment: credentials stay out of the process's arguments.
+        nats=nats_from_env(),
     )
     try:
         config.check()

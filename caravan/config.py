@@ -40,6 +40,52 @@ class ConfigMapNames:
 
 
 @dataclass(frozen=True)
+class NatsConfig:
+    """The events cluster (docs/events.md, "Several replicas"); absent: the embedded
+    engine alone. Every replica of one installation must name the same server(s)."""
+
+    url: str  # nats://host:4222 or tls://host:4222; several comma-separated
+    creds_file: str | None = None  # a NATS .creds file (JWT + nkey seed)
+    user: str | None = None
+    password: str | None = None
+    tls_ca_file: str | None = None  # verifies the server; tls:// without it uses system CAs
+    tls_cert_file: str | None = None  # client certificate, when the server asks for one
+    tls_key_file: str | None = None
+    tls_enabled: bool = False  # TLS with the system CAs, without naming any file
+    # How long the merger waits for a replica that has not reported a period.
+    merge_grace_ms: int = 2_000
+    # Stream and subject names start with this (one installation per namespace).
+    stream_prefix: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(
+            self.tls_enabled
+            or self.tls_ca_file
+            or self.tls_cert_file
+            or self.url.strip().startswith("tls://")
+        )
+
+
+def nats_from_env() -> NatsConfig | None:
+    """CARAVAN_NATS_* variables (the chart sets these when ``events.nats.url`` is set)."""
+    url = os.environ.get("CARAVAN_NATS_URL", "").strip()
+    if not url:
+        return None
+    return NatsConfig(
+        url=url,
+        creds_file=os.environ.get("CARAVAN_NATS_CREDS") or None,
+        user=os.environ.get("CARAVAN_NATS_USER") or None,
+        password=os.environ.get("CARAVAN_NATS_PASSWORD") or None,
+        tls_ca_file=os.environ.get("CARAVAN_NATS_TLS_CA") or None,
+        tls_cert_file=os.environ.get("CARAVAN_NATS_TLS_CERT") or None,
+        tls_key_file=os.environ.get("CARAVAN_NATS_TLS_KEY") or None,
+        tls_enabled=os.environ.get("CARAVAN_NATS_TLS", "").lower() in ("1", "true", "yes"),
+        merge_grace_ms=int(os.environ.get("CARAVAN_NATS_MERGE_GRACE_MS") or 2_000),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     namespace: str = "default"
     host: str = "127.0.0.1"
@@ -60,6 +106,8 @@ class Config:
     # A watch silent this long is taken as cut and reopened (kube-apiserver sends a
     # bookmark about once a minute on a healthy watch).
     watch_idle_seconds: float = 90.0
+    # Several replicas reduce events together through NATS JetStream; None: embedded.
+    nats: NatsConfig | None = None
 
     @staticmethod
     def default_namespace() -> str:

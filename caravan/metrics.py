@@ -33,3 +33,19 @@ WRITE_VISIBLE_TIMEOUTS = Counter(
     ["kind"],
 )
 WRITE_WAITERS = Gauge("caravan_write_waiters", "Writes waiting for the store to show them")
+# With NATS configured (several replicas): this replica's side of the events cluster.
+EVENTS_CLUSTER = Gauge(
+    "caravan_events_cluster",
+    "Events cluster totals of this replica (partials published, finals, late partials...)",
+    ["what"],
+)
+EVENTS_PARTIALS_MERGED = Gauge(
+    "caravan_events_partials_merged",
+    "Partials merged per replica, counted by the merger (only the merger reports)",
+    ["replica"],
+)
+EVENTS_MERGE_LAG = Gauge(
+    "caravan_events_merge_lag_ms",
+    "From a period's end to its final message on the results stream, over recent periods",
+    ["quantile"],
+)

@@ -118,12 +118,12 @@ class Caravan:
                 config.identity,
                 lease_seconds=config.lease_seconds,
                 renew_seconds=config.lease_seconds / 3,
-                on_started_leading=self._start_operator,
-                on_stopped_leading=self._stop_operator_soon,
+                on_started_leading=self._start_leading,
+                on_stopped_leading=self._stop_leading,
             )
             self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
         elif config.run_operator:
-            self._start_operator()
+            self._start_leading()
         self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
         while not self.server.started:
             if self._tasks[-1].done():
@@ -135,6 +135,16 @@ class Caravan:
         if self.operator is not None and not self.operator.is_alive():
             self.server.should_exit = True  # the operator died during start-up
         log.info("caravan serving namespace %s on %s", config.namespace, self.url)
+
+    def _start_leading(self) -> None:
+        self._start_operator()
+        assert self.state is not None
+        self.state.set_leading(True)
+
+    def _stop_leading(self) -> None:
+        assert self.state is not None
+        self.state.set_leading(False)
+        self._stop_operator_soon()
 
     def _start_operator(self) -> None:
         loop = asyncio.get_running_loop()
@@ -207,6 +217,8 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     await caravan.start()
+    # Printed whatever the log level: the address people open first.
+    print(f"caravan UI: {caravan.url}/ui/  (API pages: {caravan.url}/docs)", flush=True)
     try:
         await caravan.wait_stopped()
     finally:

@@ -16,6 +16,8 @@ from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
 from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import (
+    access,
+    allocations,
     events,
     health,
     jobs,
@@ -24,6 +26,7 @@ from caravan.api.routers import (
     logs,
     secrets,
     settings,
+    ui,
 )
 from caravan.api.state import AppState
 from caravan.api.writes import ReadYourWritesHeader
@@ -38,6 +41,9 @@ AREAS: list[Area] = [
     loggers.area,
     secrets.area,
     settings.area,
+    allocations.area,
+    access.area,
+    ui.area,
 ]
 
 
@@ -64,6 +70,9 @@ def create_app(state: AppState) -> FastAPI:
         version=__version__,
         description="The Genvid Cluster API, served from Kubernetes.",
         lifespan=lifespan,
+        # The ui area serves both from installed packages: FastAPI's load a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.caravan = state
     install_error_handlers(app)

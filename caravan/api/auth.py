@@ -28,6 +28,30 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+def _reviewer(state: AppState) -> AccessReviewer:
+    if state.auth is None:
+        raise ApiError(503, "access control is not running yet")
+    return state.auth
+
+
+async def authenticate(request: Request) -> Caller:
+    """Who the caller is (401 without a valid bearer token); no permission is checked."""
+    state: AppState = request.app.state.caravan
+    if state.config.auth_mode == "none":
+        return ANONYMOUS_LOCAL
+    reviewer = _reviewer(state)
+    token = _bearer(request)
+    if token is None:
+        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+    try:
+        who = await reviewer.caller(token)
+    except KubeError as exc:
+        raise ApiError(503, f"could not review the token: {exc.message}") from exc
+    if who is None:
+        raise ApiError(401, "invalid or expired bearer token")
+    return who
+
+
 async def check_access(
     request: Request,
     verb: str,
@@ -41,18 +65,8 @@ async def check_access(
     state: AppState = request.app.state.caravan
     if state.config.auth_mode == "none":
         return ANONYMOUS_LOCAL
-    reviewer = state.auth
-    if reviewer is None:
-        raise ApiError(503, "access control is not running yet")
-    token = _bearer(request)
-    if token is None:
-        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
-    try:
-        who = await reviewer.caller(token)
-    except KubeError as exc:
-        raise ApiError(503, f"could not review the token: {exc.message}") from exc
-    if who is None:
-        raise ApiError(401, "invalid or expired bearer token")
+    reviewer = _reviewer(state)
+    who = await authenticate(request)
     try:
         ok, reason = await reviewer.allowed(who, verb, resource, group, subresource, name)
     except KubeError as exc:

@@ -11,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from caravan.api.state import AppState
 from caravan.metrics import (
     EVENTS,
+    EVENTS_CLUSTER,
+    EVENTS_MERGE_LAG,
+    EVENTS_PARTIALS_MERGED,
     LONG_POLL_WAITERS,
     REQUEST_SECONDS,
     WATCH_EVENTS,
@@ -49,6 +52,16 @@ class RequestTiming:
             )
 
 
+def vars_of(stats: object) -> dict[str, float]:
+    """The numeric fields of a stats dataclass (booleans as 0/1)."""
+    out: dict[str, float] = {}
+    for name in getattr(stats, "__slots__", ()):
+        value = getattr(stats, name)
+        if isinstance(value, bool | int | float):
+            out[name] = float(value)
+    return out
+
+
 def install(app: FastAPI) -> None:
     app.add_middleware(RequestTiming)
 
@@ -66,4 +79,13 @@ def install(app: FastAPI) -> None:
         if events is not None:
             for what, value in events.stats().to_dict().items():
                 EVENTS.labels(what).set(float(value))
+        cluster = state.events_cluster
+        if cluster is not None:
+            stats = cluster.stats
+            for what, value in vars_of(stats).items():
+                EVENTS_CLUSTER.labels(what).set(float(value))
+            for replica, count in stats.merged_by_replica.items():
+                EVENTS_PARTIALS_MERGED.labels(replica).set(count)
+            for quantile, lag in cluster.merge_lag_percentiles().items():
+                EVENTS_MERGE_LAG.labels(quantile).set(lag)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from caravan.api.access import AccessReviewer
 from caravan.config import Config
+from caravan.events.cluster.jetstream import EventsCluster
 from caravan.events.service import EventsService
 from caravan.events.storage import StoredDocuments
 from caravan.kube.client import KubeClient
@@ -35,8 +36,20 @@ class AppState:
     auth: AccessReviewer | None = None
     events: EventsService | None = None
     events_storage: StoredDocuments | None = None
+    # Present only with NATS configured (several replicas): caravan.events.cluster.
+    events_cluster: EventsCluster | None = None
     settings: SettingsService | None = None
     logs: LogsService = field(default_factory=LogsService)
+    # Whether this replica runs the operator half (the Lease holder, or the only replica);
+    # the events merger follows it. Listeners are told of every change.
+    leading: bool = False
+    leadership_listeners: list[Callable[[bool], None]] = field(default_factory=list)
+
+    def set_leading(self, leading: bool) -> None:
+        if leading != self.leading:
+            self.leading = leading
+            for listener in self.leadership_listeners:
+                listener(leading)
 
     def set_runtime_settings(self, runtime: RuntimeSettings) -> None:
         """New knobs in force at once; areas that copied one (events limits) are told."""

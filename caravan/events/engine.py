@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from caravan.events.partial import Partial, dropped_error, render_message
 from caravan.events.program import CompiledReduction, KeyBuilder, Program
 from caravan.events.results import ResultMessage
 from caravan.events.where import Env, Matcher
@@ -26,6 +27,8 @@ DEFAULT_MAX_KEYS_PER_PERIOD = 100_000
 MAX_REJECTION_REASONS = 100
 
 Emit = Callable[[ResultMessage], None]
+# With several replicas a closed window goes out as raw accumulators, to be merged.
+EmitPartial = Callable[[Partial], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,18 +107,6 @@ _Target = tuple[Matcher, Env, KeyBuilder, _Window]
 _MapRun = tuple[Matcher, Env, KeyBuilder, int | None, Any, tuple[_Target, ...]]
 
 
-def _finite(x: Any) -> Any:
-    # Float sums can overflow to inf; JSON has no inf, so report null.
-    return None if type(x) is float and not math.isfinite(x) else x
-
-
-def _average(total: Any, numeric: int) -> Any:
-    try:
-        return _finite(total / numeric)
-    except OverflowError:  # an int sum too large for a float
-        return None
-
-
 def _reason(ev: object) -> str:
     """Why an event failed the fast checks (only called on the slow path)."""
     if not isinstance(ev, dict):
@@ -143,12 +134,14 @@ class Engine:
         emit: Emit,
         now_ms: int,
         max_keys_per_period: int = DEFAULT_MAX_KEYS_PER_PERIOD,
+        emit_partial: EmitPartial | None = None,
     ) -> None:
         if max_keys_per_period <= 0:
             raise ValueError("max_keys_per_period must be positive")
         self.program = program
         self.max_keys_per_period = max_keys_per_period
         self._emit = emit
+        self._emit_partial = emit_partial
         self._windows: list[_Window] = []
         # channel -> (maps by first key literal, fallback maps)
         self._channels: dict[str, tuple[dict[Any, tuple[_MapRun, ...]], tuple[_MapRun, ...]]] = {}
@@ -260,7 +253,9 @@ class Engine:
         for win in self._windows:
             if now_ms >= win.end:
                 if win.data:
-                    out.append(self._close(win, win.end))
+                    msg = self._close(win, win.end)
+                    if msg is not None:
+                        out.append(msg)
                 win.open(now_ms)
         self._deadline = min((w.end for w in self._windows), default=None)
         for msg in out:
@@ -270,7 +265,8 @@ class Engine:
     def flush(self, now_ms: int) -> list[ResultMessage]:
         """Close every window now, even unfinished ones (used when the program is
         replaced): partial periods are emitted with ``period_end_ms = now_ms``."""
-        out = [self._close(w, min(now_ms, w.end)) for w in self._windows if w.data]
+        closed = (self._close(w, min(now_ms, w.end)) for w in self._windows if w.data)
+        out = [m for m in closed if m is not None]
         for w in self._windows:
             w.open(now_ms)
         self._deadline = min((w.end for w in self._windows), default=None)
@@ -278,40 +274,30 @@ class Engine:
             self._emit(msg)
         return out
 
-    @staticmethod
-    def _close(win: _Window, end_ms: int) -> ResultMessage:
+    def _close(self, win: _Window, end_ms: int) -> ResultMessage | None:
+        """The window's message, or None when its accumulators went to ``emit_partial``
+        instead (several replicas: the merger renders the message)."""
+        if self._emit_partial is not None:
+            self._emit_partial(
+                Partial(
+                    channel=win.reduction.channel,
+                    id=win.reduction.id,
+                    period_ms=win.reduction.period_ms,
+                    period_start_ms=win.start,
+                    period_end_ms=end_ms,
+                    entries=list(win.data.items()),
+                    dropped=win.dropped,
+                    max_keys=self.max_keys_per_period,
+                )
+            )
+            return None
         r = win.reduction
-        results = []
-        for k, (count, total, numeric, lo, hi) in win.data.items():
-            results.append(
-                {
-                    "key": [_finite(e) for e in k],
-                    "value": {
-                        "count": count,
-                        "sum": _finite(total) if numeric else None,
-                        "min": lo,
-                        "max": hi,
-                        "average": _average(total, numeric) if numeric else None,
-                    },
-                }
-            )
-        error = ""
-        if win.dropped:
-            # The window is full exactly when something was dropped: len(data) is the bound.
-            error = (
-                f"{win.dropped} event(s) with new keys were dropped: this reduction "
-                f"holds at most {len(win.data)} distinct keys per period"
-            )
-        value = json.dumps(
-            {"channel": r.channel, "id": r.id, "results": results},
-            separators=(",", ":"),
-            allow_nan=False,
-        )
-        return ResultMessage(
-            channel=r.channel,
-            id=r.id,
-            period_start_ms=win.start,
-            period_end_ms=end_ms,
-            error=error,
-            value=value,
+        # The window is full exactly when something was dropped: len(data) is the bound.
+        return render_message(
+            r.channel,
+            r.id,
+            win.start,
+            end_ms,
+            win.data.items(),
+            dropped_error(win.dropped, len(win.data)),
         )

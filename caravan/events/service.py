@@ -15,10 +15,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from caravan.events.engine import DEFAULT_MAX_KEYS_PER_PERIOD, Engine, IngestResult
 from caravan.events.errors import EventsError, EventsValidationError, format_errors
+from caravan.events.partial import Partial
 from caravan.events.program import Program, compile_documents
 from caravan.events.results import (
     DEFAULT_IDLE_TIMEOUT_MS,
@@ -40,6 +41,22 @@ MAX_TICK_SLEEP_S = 1.0
 
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
+
+
+def wall_ms() -> int:
+    """Periods aligned on this clock line up across machines (NTP keeps them close)."""
+    return time.time_ns() // 1_000_000
+
+
+class PartialSink(Protocol):
+    """Where closed windows go when several replicas reduce together
+    (``caravan.events.cluster``): this replica's partials, then a watermark per tick."""
+
+    def on_partial(self, partial: Partial) -> None:
+        """A window closed; called synchronously from the engine, in order."""
+
+    def on_tick(self, now_ms: int) -> None:
+        """Every window ending at or before ``now_ms`` has been handed over."""
 
 
 @dataclass(slots=True)
@@ -69,8 +86,12 @@ class EventsService:
         results_max_messages: int = DEFAULT_MAX_MESSAGES,
         subscriber_queue_size: int = DEFAULT_QUEUE_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        partials: PartialSink | None = None,
     ) -> None:
         self._clock = clock
+        # None: the embedded default, this engine's messages are the results. Otherwise
+        # closed windows go to the sink and results come back through deliver().
+        self._partials = partials
         self._max_keys = max_keys_per_period
         self._chunk_size = chunk_size
         self.results_log = ResultsLog(
@@ -153,7 +174,11 @@ class EventsService:
 
     def _new_engine(self, program: Program) -> Engine:
         return Engine(
-            program, emit=self._on_result, now_ms=self._clock(), max_keys_per_period=self._max_keys
+            program,
+            emit=self._on_result,
+            now_ms=self._clock(),
+            max_keys_per_period=self._max_keys,
+            emit_partial=None if self._partials is None else self._partials.on_partial,
         )
 
     def _install(self, program: Program) -> None:
@@ -167,7 +192,13 @@ class EventsService:
 
     def ingest(self, channel: str, events: Sequence[Any]) -> IngestResult:
         """Apply a batch now (synchronously). Prefer :meth:`send` for large batches."""
-        result = self._engine.ingest(channel, events, self._clock())
+        now = self._clock()
+        deadline = self._engine.next_deadline
+        result = self._engine.ingest(channel, events, now)
+        if self._partials is not None and deadline is not None and now >= deadline:
+            # The batch closed windows first (the ticker was late): say so at once, or
+            # the merger would wait for the next tick to learn those periods are done.
+            self._partials.on_tick(now)
         s = self._stats
         s.accepted += result.accepted
         s.unmatched += result.unmatched
@@ -203,6 +234,12 @@ class EventsService:
         self.results_log.append(message)
         self.hub.publish(message)
 
+    def deliver(self, message: ResultMessage) -> None:
+        """A merged results message from the cluster: to the stream subscribers (the
+        cluster keeps its own shared results log)."""
+        self._stats.messages += 1
+        self.hub.publish(message)
+
     def results(self, counter: int) -> ResultsPage:
         """``GET /v1/events/results/{counter}``; ``.to_wire()`` is the response body."""
         return self.results_log.read(counter)
@@ -226,6 +263,8 @@ class EventsService:
             now = self._clock()
             try:
                 self.tick(now)
+                if self._partials is not None:
+                    self._partials.on_tick(now)  # also the replica's heartbeat
             except Exception:  # a bug must not stop every later period from closing
                 log.exception("events ticker failed")
             _ = self.results_log.collecting  # drop an idle log even when nothing is emitted
@@ -257,5 +296,8 @@ class EventsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._engine.flush(self._clock())
+        now = self._clock()
+        self._engine.flush(now)
+        if self._partials is not None:
+            self._partials.on_tick(now)
         self.hub.close_all()

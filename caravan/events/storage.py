@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,9 @@ class StoredDocuments:
     loaded: bool = False  # a valid program came from the ConfigMap or a POST
     # Held by POST /v1/events: writes are applied in the order they are stored.
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Several replicas: valid new documents go to the documents stream (every replica
+    # switches from there, in one order) instead of straight into this replica's engine.
+    publish: Callable[[list[Any]], None] | None = None
 
     def on_change(self, name: str, data: dict[str, str] | None) -> None:
         """A store listener: called from the informer, which a bug here must not stop."""
@@ -87,6 +91,11 @@ class StoredDocuments:
         if errors:
             self._keep_running(f"{where} is invalid:\n{format_errors(errors)}")
             return
+        elif self.publish is not None:
+            # Always: the documents stream may hold others (the ConfigMap is the truth),
+            # and publishing documents it already ends with is a no-op.
+            self.publish(documents)
+            self.service.report_errors("")
         elif documents == self.service.documents:
             self.service.report_errors("")  # e.g. an invalid edit was reverted
         else:

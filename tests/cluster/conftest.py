@@ -18,6 +18,7 @@ from caravan.config import Config
 from caravan.kube.client import NAMESPACES, KubeClient, KubeError
 from caravan.runner import Caravan
 from tests.cluster import kubeutil
+from tests.natsserver import NatsServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "charts" / "caravan" / "files" / "crds"
@@ -128,3 +129,13 @@ async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
 async def api(caravan: Caravan) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> Iterator[NatsServer]:
+    """One nats-server with JetStream for the session (127.0.0.1, a free port, its store
+    under .local/); tests keep apart by stream prefix (one per namespace)."""
+    server = NatsServer()
+    server.start()
+    yield server
+    server.remove()

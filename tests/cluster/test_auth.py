@@ -37,6 +37,7 @@ DEFINITION = {"template": {"taskGroups": [group("g", count_max=2)]}}
 ROUTES: list[tuple[str, str, Any, bool]] = [
     ("GET", "/v1/jobs", None, True),
     ("GET", "/v1/jobs/web", None, True),
+    ("GET", "/v1/jobs/web/allocations", None, False),
     ("POST", "/v1/jobs/updatecounts", {"jobID": "web", "taskGroup": "g", "count": 1}, False),
     ("POST", "/v1/jobs/stop/web", None, False),
     ("POST", "/v1/jobs/start/web", None, False),

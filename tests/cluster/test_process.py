@@ -37,6 +37,7 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
             kubeconfig,
         ],
         stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -50,8 +51,13 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
             match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
             url = match.group(1) if match else None
         assert url, "caravan run never said where it listens"
+        # The UI's address, printed whatever the log level.
+        assert process.stdout is not None
+        printed = await asyncio.to_thread(process.stdout.readline)
+        assert printed == f"caravan UI: {url}/ui/  (API pages: {url}/docs)\n"
         async with httpx.AsyncClient(base_url=url) as client:
             assert (await client.get("/healthz")).json() == {"status": "ok"}
+            assert (await client.get("/ui/")).headers["content-type"].startswith("text/html")
             ready = await client.get("/readyz")
             assert ready.status_code in (200, 503)
         process.send_signal(signal.SIGTERM)

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Request, WebSocket
 from fastapi.responses import StreamingResponse
@@ -26,9 +26,12 @@ from caravan.api.deps import get_events as running_events
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 from caravan.api.state import AppState
-from caravan.events.service import EventsService
+from caravan.events.service import EventsService, monotonic_ms, wall_ms
 from caravan.events.storage import EVENTS_KEY, StoredDocuments, encode
 from caravan.events.subscribers import Delivery, Subscription
+
+if TYPE_CHECKING:  # nats-py is imported only when NATS is configured
+    from caravan.events.cluster.jetstream import EventsCluster
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 CAN_GET = [Depends(authorize("get", "configmaps"))]
 CAN_UPDATE = [Depends(authorize("update", "configmaps"))]
 
+# How long POST /v1/events waits for this replica to switch to the posted documents.
+SWITCH_WAIT_SECONDS = 5.0
 # Bounds the memory one request can pin; a game server sends many small batches.
 MAX_BATCH_EVENTS = 100_000
 # Proxies and load balancers close connections that stay silent for about a minute.
@@ -165,9 +170,26 @@ async def post_events(
         await writes.configmap_key(
             state.config.configmaps.events, EVENTS_KEY, encode(body.mapreduce)
         )
-        service.replace(body.mapreduce)
+        cluster = state.events_cluster
+        if cluster is None:
+            service.replace(body.mapreduce)
+        else:
+            await _switch_cluster(cluster, body.mapreduce)
         stored.loaded = True
     return _view(service)
+
+
+async def _switch_cluster(cluster: EventsCluster, documents: list[Any]) -> None:
+    """Every replica switches at the documents stream's message; answer once this one has."""
+    try:
+        async with asyncio.timeout(SWITCH_WAIT_SECONDS):
+            seq = await cluster.publish_documents(documents)
+    except (TimeoutError, RuntimeError):
+        # Stored, so the ConfigMap watch publishes them once NATS answers again.
+        raise ApiError(
+            503, "the documents are stored but NATS did not take them yet; they apply when it does"
+        ) from None
+    await cluster.wait_applied(seq, SWITCH_WAIT_SECONDS)
 
 
 # -- results -----------------------------------------------------------------------------
@@ -187,6 +209,10 @@ async def get_results(
 ) -> dict[str, Any]:
     # The settings area may change the idle timeout at any time; apply it on each read.
     timeout = state.runtime_settings.events_results_idle_timeout_seconds
+    cluster = state.events_cluster
+    if cluster is not None:
+        page = await cluster.read_results(counter, _ms(timeout))
+        return dict(page.to_wire())
     service.results_log.idle_timeout_ms = _ms(timeout)
     return service.results(counter).to_wire()
 
@@ -305,15 +331,42 @@ async def websocket_results(websocket: WebSocket) -> None:
 # -- lifecycle ---------------------------------------------------------------------------
 
 
+def _start_cluster(state: AppState) -> EventsCluster:
+    """The JetStream side (imported only when configured: nats-py is an extra)."""
+    from caravan.events.cluster.jetstream import EventsCluster
+    from caravan.events.cluster.streams import Names
+
+    nats = state.config.nats
+    assert nats is not None
+    names = Names.of(state.config.namespace, state.config.configmaps.events, nats.stream_prefix)
+    return EventsCluster(
+        nats,
+        names,
+        state.config.identity,
+        results_max_messages=state.runtime_settings.events_max_results_messages,
+    )
+
+
 async def start(state: AppState) -> None:
     settings = state.runtime_settings
+    cluster = _start_cluster(state) if state.config.nats is not None else None
     service = EventsService(
+        # Several replicas align their periods on the wall clock (one per machine).
+        clock=monotonic_ms if cluster is None else wall_ms,
         max_keys_per_period=settings.events_max_keys_per_reduction,
         results_idle_timeout_ms=_ms(settings.events_results_idle_timeout_seconds),
         results_max_messages=settings.events_max_results_messages,
+        partials=cluster,
     )
     name = state.config.configmaps.events
     stored = StoredDocuments(service, name)
+    if cluster is not None:
+        cluster.attach(service)
+        stored.publish = lambda documents: _publish_soon(cluster, documents)
+        state.events_cluster = cluster
+        state.leadership_listeners.append(cluster.set_leading)
+        cluster.set_leading(state.leading)
+        cluster.start()
     # The informers may not have synced yet: the listener applies the ConfigMap whenever
     # it arrives, and every later edit (kubectl included).
     if name in state.store.configmaps:
@@ -327,12 +380,35 @@ async def start(state: AppState) -> None:
             max_messages=runtime.events_max_results_messages,
         )
     )
+    if cluster is not None:
+        state.runtime_listeners.append(
+            lambda runtime: cluster.set_max_messages(runtime.events_max_results_messages)
+        )
     service.start()
+
+
+_publishing: set[asyncio.Task[Any]] = set()
+
+
+def _publish_soon(cluster: EventsCluster, documents: list[Any]) -> None:
+    """From the ConfigMap watch (synchronous): publish in the background, logged."""
+
+    async def publish() -> None:
+        try:
+            await cluster.publish_documents(documents)
+        except Exception:
+            log.exception("could not publish the events documents to NATS")
+
+    task = asyncio.get_running_loop().create_task(publish())
+    _publishing.add(task)  # keep a reference until it is done
+    task.add_done_callback(_publishing.discard)
 
 
 async def stop(state: AppState) -> None:
     if state.events is not None:
-        await state.events.stop()
+        await state.events.stop()  # flushes the open windows (to NATS, with a cluster)
+    if state.events_cluster is not None:
+        await state.events_cluster.stop()
 
 
 area = Area("events", router, on_start=start, on_stop=stop)

@@ -112,7 +112,7 @@ MSG
 }
 
 down() {
-  "$here/node.sh" down
+  "$here/node.sh" down || say "the real node did not stop cleanly (above); stopping the rest"
   if [[ -d "$cluster_dir" ]]; then
     say "stopping cluster $CLUSTER_NAME"
     kwokctl delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true

@@ -29,26 +29,8 @@ fi
 
 say() { printf '[build %4ds] %s\n' "$((SECONDS - started))" "$*"; }
 
-# run_logged LOGFILE LABEL CMD...: runs CMD with output appended to LOGFILE, printing a
-# heartbeat every 60 s so a cold build never looks hung.
-run_logged() {
-  local logfile=$1 label=$2; shift 2
-  printf '\n$ %s\n' "$*" >>"$logfile"
-  "$@" >>"$logfile" 2>&1 &
-  local pid=$! t0=$SECONDS next_beat=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    if kill -0 "$pid" 2>/dev/null && ((SECONDS >= next_beat)); then
-      say "  ... still $label ($((SECONDS - t0))s)"
-      next_beat=$((next_beat + 60))
-    fi
-  done
-  if ! wait "$pid"; then
-    say "FAILED: $label; last lines of $logfile:"
-    tail -n 30 "$logfile" >&2
-    return 1
-  fi
-}
+# shellcheck source=hack/lib.sh
+source "$here/lib.sh"
 
 have_all() { local dir=$1; shift; local b; for b in "$@"; do [[ -x "$dir/$b" ]] || return 1; done; }
 

@@ -47,22 +47,9 @@ project_files() {  # the build context of the Caravan image: what the Dockerfile
      -not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort)
 }
 
-# run_logged LOG LABEL CMD...: output to LOG, a heartbeat every 30 s.
-run_logged() {
-  local logfile=$1 label=$2; shift 2
-  printf '\n$ %s\n' "$*" >>"$logfile"
-  "$@" >>"$logfile" 2>&1 &
-  local pid=$! t0=$SECONDS next=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    if kill -0 "$pid" 2>/dev/null && ((SECONDS >= next)); then
-      say "  ... still $label ($((SECONDS - t0))s)"; next=$((next + 30))
-    fi
-  done
-  if ! wait "$pid"; then
-    say "FAILED: $label; last lines of $logfile:"; tail -n 30 "$logfile" >&2; return 1
-  fi
-}
+# shellcheck source=hack/lib.sh
+source "$here/lib.sh"
+HEARTBEAT_SECONDS=30
 
 base_key() { hash_of "$SUITE $BASE_PACKAGES $(dpkg-query -W -f='${Version}' mmdebstrap)"; }
 

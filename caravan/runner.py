@@ -22,6 +22,7 @@ from caravan.operator.leader import LeaseElector
 from caravan.operator.runner import OperatorThread
 from caravan.store import Store
 from caravan.store.store import KIND_CONFIGMAP, KIND_JOB, KIND_POD, KIND_SECRET
+from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +195,8 @@ class Caravan:
             self.server.should_exit = True
         if self.elector is not None:
             await self.elector.release()
-        for task in self._tasks[:-1]:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks[:-1])
+        await asyncio.gather(*self._tasks[-1:], return_exceptions=True)  # the server exits
         if self.operator is not None:
             self.operator.stop()
             await asyncio.to_thread(self.operator.join, 30)

@@ -30,8 +30,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)
-    # The NATS replica tests run first: after test_cli and test_events_api in the same
-    # session, one of them was seen to hang on an await without a timeout (cause not yet
-    # found; it never hangs alone, first, or after either one of those modules).
-    first = {"test_events_nats.py", "test_events_replicas.py"}
-    items.sort(key=lambda item: pathlib.Path(str(item.fspath)).name not in first)

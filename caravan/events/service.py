@@ -30,6 +30,7 @@ from caravan.events.results import (
     ResultsPage,
 )
 from caravan.events.subscribers import DEFAULT_QUEUE_SIZE, SubscriberHub, Subscription
+from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -291,11 +292,8 @@ class EventsService:
 
     async def stop(self) -> None:
         """Stop the ticker, emit the open windows, end every subscription."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait([self._task])
+        self._task = None
         now = self._clock()
         self._engine.flush(now)
         if self._partials is not None:

@@ -16,6 +16,7 @@ from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient
 from caravan.kube.errors import Conflict, Invalid, KubeError, NotFound
 from caravan.operator.deployments import TemplateDecorator, deployment_name, desired_deployment
 from caravan.operator.status import job_status_body, status_changed
+from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,7 @@ class Reconciler:
 
     async def close(self) -> None:
         self.closed = True
-        for task in list(self._running.values()):
-            task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        await cancel_and_wait(list(self._running.values()))
 
 
 def _generation(body: JSON) -> int:

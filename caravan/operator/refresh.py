@@ -13,7 +13,6 @@ alone (a patch that changes nothing is a no-op for the kubelet too).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from caravan.kube.client import PODS, KubeClient
 from caravan.kube.errors import KubeError, NotFound
 from caravan.labels import CONFIG_REVISION_ANNOTATION
+from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,4 @@ class VolumeRefresher:
                 log.warning("could not nudge pod %s: %s", pod, exc)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])

@@ -29,6 +29,7 @@ from caravan.api.state import AppState
 from caravan.events.service import EventsService, monotonic_ms, wall_ms
 from caravan.events.storage import EVENTS_KEY, StoredDocuments, encode
 from caravan.events.subscribers import Delivery, Subscription
+from caravan.tasks import cancel_and_wait
 
 if TYPE_CHECKING:  # nats-py is imported only when NATS is configured
     from caravan.events.cluster.jetstream import EventsCluster
@@ -321,9 +322,7 @@ async def websocket_results(websocket: WebSocket) -> None:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
     with contextlib.suppress(Exception):
         await websocket.close(code=1001)  # the service stopped (or the client left)
 

@@ -48,6 +48,7 @@ from caravan.events.errors import format_errors
 from caravan.events.partial import Partial
 from caravan.events.results import DEFAULT_MAX_MESSAGES, ResultsPage
 from caravan.events.service import EventsService, wall_ms
+from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +220,7 @@ class EventsCluster:
         await self._cancel_all()
 
     async def _cancel_all(self) -> None:
-        tasks = [*self._tasks, *(t for t in (self._merger, self._trailing_marker) if t)]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait([*self._tasks, self._merger, self._trailing_marker])
         self._tasks, self._merger, self._trailing_marker = [], None, None
         if self._nc is not None:
             # Bounded: a close flushes, and a NATS that does not answer must not hold a stop.

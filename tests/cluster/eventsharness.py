@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from caravan.config import NatsConfig
 from caravan.events.cluster.jetstream import EventsCluster
 from caravan.events.cluster.streams import Names
 from caravan.events.service import EventsService, wall_ms
+from tests.cluster.kubeutil import eventually
 
 GRACE_MS = 2_500
 LIVENESS_MS = 1_500
@@ -89,6 +90,30 @@ def totals(messages: Sequence[dict[str, str]], reduction: str) -> dict[tuple[Any
                 t["min"] = v["min"] if t["min"] is None else min(t["min"], v["min"])
                 t["max"] = v["max"] if t["max"] is None else max(t["max"], v["max"])
     return out
+
+
+def events_counted(messages: Sequence[dict[str, str]]) -> int:
+    """How many vote and cheer events a results log counted, over every period."""
+    return sum(
+        t["count"] for red in ("vote-count", "cheer-sum") for t in totals(messages, red).values()
+    )
+
+
+async def until_counted(
+    read_logs: Callable[[], Awaitable[Sequence[Sequence[dict[str, str]]]]], expected: int
+) -> None:
+    """Until every results log that ``read_logs`` returns counted ``expected`` events."""
+
+    async def counts() -> list[int]:
+        return [events_counted(messages) for messages in await read_logs()]
+
+    await eventually(
+        counts,
+        lambda got: all(c == expected for c in got),
+        timeout=20,
+        interval=0.1,
+        what=f"{expected} events counted on every replica",
+    )
 
 
 def periods(messages: Sequence[dict[str, str]]) -> list[tuple[str, str]]:

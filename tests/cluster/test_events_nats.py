@@ -26,6 +26,7 @@ from tests.cluster.eventsharness import (
     prefix,
     start_replica,
     totals,
+    until_counted,
 )
 from tests.cluster.kubeutil import eventually
 from tests.natsserver import NatsServer
@@ -77,26 +78,10 @@ async def finals_on_stream(url: str, names: Names) -> list[codec.Final]:
 async def all_counted(replicas: Sequence[Replica], expected: int, start: int = 0) -> None:
     """Until every replica's log holds ``expected`` vote+cheer events in all."""
 
-    async def counts() -> list[int]:
-        out = []
-        for r in replicas:
-            _, messages = await r.page(start)
-            out.append(
-                sum(
-                    t["count"]
-                    for red in ("vote-count", "cheer-sum")
-                    for t in totals(messages, red).values()
-                )
-            )
-        return out
+    async def logs() -> list[list[dict[str, str]]]:
+        return [(await r.page(start))[1] for r in replicas]
 
-    await eventually(
-        counts,
-        lambda got: all(c == expected for c in got),
-        timeout=20,
-        interval=0.1,
-        what=f"{expected} events counted on every replica",
-    )
+    await until_counted(logs, expected)
 
 
 async def test_events_spread_over_replicas_sum_like_one_replica_and_every_log_is_equal(

@@ -15,7 +15,7 @@ import httpx
 from caravan.config import NatsConfig
 from caravan.runner import Caravan
 from tests.cluster.conftest import running_caravan
-from tests.cluster.eventsharness import at_period_start, totals
+from tests.cluster.eventsharness import at_period_start, totals, until_counted
 from tests.cluster.kubeutil import eventually
 from tests.cluster.test_leader_election import holder
 from tests.natsserver import NatsServer
@@ -76,26 +76,10 @@ async def post_documents(url: str, documents: list[Any]) -> None:
 
 
 async def counted(instances: Sequence[Caravan], expected: int) -> None:
-    async def probe() -> list[int]:
-        out = []
-        for c in instances:
-            messages = (await page(c.url))["messages"]
-            out.append(
-                sum(
-                    t["count"]
-                    for red in ("vote-count", "cheer-sum")
-                    for t in totals(messages, red).values()
-                )
-            )
-        return out
+    async def logs() -> list[list[dict[str, str]]]:
+        return [(await page(c.url))["messages"] for c in instances]
 
-    await eventually(
-        probe,
-        lambda got: all(c == expected for c in got),
-        timeout=20,
-        interval=0.1,
-        what=f"{expected} events counted on every replica",
-    )
+    await until_counted(logs, expected)
 
 
 async def test_two_replicas_merge_what_each_received_and_serve_one_log(

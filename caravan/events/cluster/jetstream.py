@@ -261,7 +261,9 @@ class EventsCluster:
             self.book.refresh_liveness(self.clock())
             resets = 0
             try:
-                while True:
+                # A lost cancellation (see caravan.tasks) must not leave a second merger:
+                # one that is no longer this replica's merger ends at its next batch.
+                while self._merger is asyncio.current_task():
                     batch = await cursor.next_batch()
                     if cursor.resets != resets:  # NATS was away: nobody is known dead
                         resets = cursor.resets

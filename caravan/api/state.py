@@ -16,6 +16,7 @@ from caravan.events.service import EventsService
 from caravan.events.storage import StoredDocuments
 from caravan.kube.client import KubeClient
 from caravan.kube.informer import Informer
+from caravan.kube.scaler import DeploymentScaler
 from caravan.logs.service import LogsService
 from caravan.settings import RuntimeSettings
 from caravan.settings.service import SettingsService
@@ -44,6 +45,11 @@ class AppState:
     # the events merger follows it. Listeners are told of every change.
     leading: bool = False
     leadership_listeners: list[Callable[[bool], None]] = field(default_factory=list)
+    # The jobs routes' write-through of Deployment replicas.
+    scaler: DeploymentScaler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scaler = DeploymentScaler(self.kube, self.config.namespace)
 
     def set_leading(self, leading: bool) -> None:
         if leading != self.leading:

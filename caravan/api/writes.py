@@ -10,6 +10,7 @@ Routes get a `Writes` through the `WritesDep` dependency (caravan.api.deps).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,6 +27,7 @@ from caravan.kube.rmw import (
     patch_with_precondition,
     read_modify_write,
     retry_on_conflict,
+    swap_spec,
 )
 from caravan.store.store import KIND_CONFIGMAP
 
@@ -59,6 +61,25 @@ class Writes:
             self.kube, path, mutate, create=create, collection_path=collection_path, cached=cached
         )
         await self.visible(kind, stored)
+        return stored
+
+    async def spec(
+        self,
+        kind: str,
+        path: str,
+        mutate: Mutation,
+        *,
+        cached: JSON | None = None,
+        alongside: Callable[[JSON], Awaitable[None]] | None = None,
+    ) -> JSON:
+        """GET, mutate the spec, compare-and-swap it (others keep writing the status).
+        ``alongside``, given what was stored, runs while the store catches up; it must
+        not raise."""
+        stored = await swap_spec(self.kube, path, mutate, cached=cached)
+        if alongside is None:
+            await self.visible(kind, stored)
+        else:
+            await asyncio.gather(self.visible(kind, stored), alongside(stored))
         return stored
 
     async def patch(self, kind: str, path: str, patch_for: Callable[[JSON], JSON | None]) -> JSON:

@@ -34,6 +34,23 @@ class JobSpec:
         return 0 if self.suspend else group.count
 
 
+def deployment_name(job: str, group: str) -> str:
+    """The Deployment that runs a task group."""
+    return f"{job}-{group}"
+
+
+def desired_replicas(spec: JobSpec) -> dict[str, int]:
+    """Each group's Deployment (by name) and the replicas it should have now."""
+    return {deployment_name(spec.name, g.name): spec.desired_count(g) for g in spec.task_groups}
+
+
+def rescaled(before: JobSpec, after: JobSpec) -> dict[str, int]:
+    """The Deployments a change of the Job rescales (groups in both), with their new
+    replicas: what a count change can write through without waiting for the operator."""
+    old = desired_replicas(before)
+    return {name: n for name, n in desired_replicas(after).items() if old.get(name, n) != n}
+
+
 # Adjusts a group's pod template in place (e.g. mounts the loggers file); pure. The
 # operator applies them when it builds a group's Deployment.
 TemplateDecorator = Callable[[dict[str, Any], JobSpec, TaskGroupSpec], None]

@@ -23,6 +23,7 @@ from caravan.kube.errors import unreachable
 JSON = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
@@ -220,8 +221,13 @@ class KubeClient:
             "DELETE", path, query=query, body=options, content_type="application/json"
         )
 
-    async def merge_patch(self, path: str, patch: JSON) -> JSON:
-        return await self.request("PATCH", path, body=patch, content_type=MERGE_PATCH)
+    async def merge_patch(self, path: str, patch: JSON, field_manager: str | None = None) -> JSON:
+        query = {"fieldManager": field_manager} if field_manager else None
+        return await self.request("PATCH", path, query=query, body=patch, content_type=MERGE_PATCH)
+
+    async def json_patch(self, path: str, operations: list[JSON]) -> JSON:
+        """RFC 6902: with ``test`` operations, a compare-and-swap of just those fields."""
+        return await self.request("PATCH", path, body=operations, content_type=JSON_PATCH)
 
     async def apply(self, path: str, body: JSON, field_manager: str) -> JSON:
         """Server-side apply: the server merges, and repairs drift in fields we own."""

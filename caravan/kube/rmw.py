@@ -7,6 +7,8 @@ instead of overwriting.
 
 - `retry_on_conflict`: the loop itself, around any one attempt (read, decide, write).
 - `read_modify_write`: GET, mutate, PUT of an object that is ours to send back whole.
+- `swap_spec`: GET, mutate the spec, then a JSON patch that tests the spec read: for
+  objects whose status another writer keeps moving (a Job and the operator).
 - `patch_with_precondition`: GET, then a merge patch carrying the resourceVersion read,
   for objects whose other fields are not ours (a pod's annotation).
 - `delete_with_precondition`: GET, check, then DELETE of exactly that uid and version.
@@ -20,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from caravan.kube.client import JSON, KubeClient
-from caravan.kube.errors import Conflict, NotFound
+from caravan.kube.errors import Conflict, Invalid, NotFound
 
 Mutation = Callable[[JSON], JSON]
 T = TypeVar("T")
@@ -98,6 +100,65 @@ async def read_modify_write(
         return await kube.replace(path, _with_version(updated, current))
 
     return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def swap_spec(
+    kube: KubeClient,
+    path: str,
+    mutate: Mutation,
+    *,
+    attempts: int = ATTEMPTS,
+    cached: JSON | None = None,
+) -> JSON:
+    """GET path (or take `cached`), apply `mutate` (which changes the spec only), then a
+    JSON patch that tests the uid and the spec read and replaces the spec. Only a change
+    of the spec itself makes it read again: not the status or metadata writes of others,
+    which would make a PUT's resourceVersion stale (the operator writes a Job's status
+    whenever its pods move). A stale `cached` copy decides nothing, as above."""
+    first = [cached] if cached is not None and _uid(cached) else []
+
+    async def attempt() -> JSON:
+        if first:
+            stale = first.pop()
+            try:
+                updated = mutate(stale)
+            except Exception:
+                updated = stale
+            if updated != stale:
+                return await _swap(kube, path, stale, updated)
+        current = await kube.get(path)
+        updated = mutate(current)
+        if updated == current:
+            return current
+        return await _swap(kube, path, current, updated)
+
+    return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def _swap(kube: KubeClient, path: str, read: JSON, updated: JSON) -> JSON:
+    if _without_spec(updated) != _without_spec(read):
+        raise ValueError(f"swap_spec of {path}: the mutation changed more than the spec")
+    operations: list[JSON] = [
+        {"op": "test", "path": "/metadata/uid", "value": _uid(read)},
+        {"op": "test", "path": "/spec", "value": read.get("spec")},
+        {"op": "replace", "path": "/spec", "value": updated.get("spec")},
+    ]
+    try:
+        return await kube.json_patch(path, operations)
+    except Invalid:
+        # A failed test answers 422, as an invalid spec does: a fresh read tells which.
+        now = await kube.get(path)
+        if _uid(now) != _uid(read) or now.get("spec") != read.get("spec"):
+            raise Conflict(409, f"{path}: its spec changed since it was read") from None
+        raise
+
+
+def _uid(body: JSON) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
+
+
+def _without_spec(body: JSON) -> JSON:
+    return {k: v for k, v in body.items() if k != "spec"}
 
 
 async def patch_with_precondition(

@@ -9,10 +9,7 @@ from typing import Any
 from caravan import labels
 from caravan.jobs.spec import JobSpec, TaskGroupSpec
 from caravan.jobs.spec import TemplateDecorator as TemplateDecorator
-
-
-def deployment_name(job: str, group: str) -> str:
-    return f"{job}-{group}"
+from caravan.jobs.spec import deployment_name as deployment_name
 
 
 def selector_labels(job: str, group: str) -> dict[str, str]:

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 
 from caravan.kube.client import DEPLOYMENTS, JOBS, PODS, KubeClient, KubeError
+from caravan.kube.scaler import FIELD_MANAGER
+from tests.cluster.conftest import running_caravan
 from tests.cluster.kubeutil import eventually, group, job_body, pod_template
 
 
@@ -339,3 +341,41 @@ async def test_a_refused_template_is_reported_on_the_job(
         what="the condition to clear once the template is fixed",
     )
     assert reconciled(job)["reason"] == "Applied"
+
+
+async def test_a_count_change_writes_the_replicas_through_before_it_answers(
+    kube: KubeClient, namespace: str, kubeconfig: str
+) -> None:
+    # No operator at all: what moves the Deployment here is the route's write-through.
+    await create_job(kube, namespace, job_body("solo", [group("g", count_init=1)]))
+    template = pod_template()
+    template["metadata"] = {"labels": {"app": "solo"}}
+    await kube.create(
+        DEPLOYMENTS.collection(namespace),
+        {
+            "metadata": {"name": "solo-g"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "solo"}},
+                "template": template,
+            },
+        },
+    )
+    config = {"namespace": namespace, "kubeconfig": kubeconfig, "run_operator": False}
+    async with (
+        running_caravan(**config) as instance,
+        httpx.AsyncClient(base_url=instance.url, timeout=30) as api,
+    ):
+        up = await api.post(
+            "/v1/jobs/updatecounts", json={"jobID": "solo", "taskGroup": "g", "count": 2}
+        )
+        assert up.status_code == 200, up.text
+        deployment = await kube.get(DEPLOYMENTS.item(namespace, "solo-g"))
+        assert deployment["spec"]["replicas"] == 3
+        managers = {m["manager"] for m in deployment["metadata"]["managedFields"]}
+        assert FIELD_MANAGER in managers
+
+        assert (await api.post("/v1/jobs/stop/solo")).status_code == 200
+        assert await replicas(kube, namespace, "solo-g") == 0
+        assert (await api.post("/v1/jobs/start/solo")).status_code == 200
+        assert await replicas(kube, namespace, "solo-g") == 1  # countInit again

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Request, expect
 
+from caravan.jobs.spec import deployment_name
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, SECRETS, KubeClient, KubeError
-from caravan.operator.deployments import deployment_name
 from caravan.runner import Caravan
 from tests.cluster.conftest import KUBECTL, running_caravan
 from tests.cluster.kubeutil import (

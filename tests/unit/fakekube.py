@@ -62,10 +62,14 @@ class FakeKube:
         self.failures.setdefault(verb, []).extend(errors)
 
     def put_object(self, path: str, body: JSON) -> JSON:
-        """Stores `body` at `path` as another writer would (a new version, delivered)."""
-        return self._store(
-            path, copy.deepcopy(body), "MODIFIED" if path in self.objects else "ADDED"
-        )
+        """Stores `body` at `path` as another writer would (a new version, delivered);
+        without a uid in `body`, the object keeps its own (or gets one, if new)."""
+        body = copy.deepcopy(body)
+        metadata = body.setdefault("metadata", {})
+        if not metadata.get("uid"):
+            known = self.objects.get(path, {}).get("metadata", {}).get("uid")
+            metadata["uid"] = known or f"uid-{next(self._uids)}"
+        return self._store(path, body, "MODIFIED" if path in self.objects else "ADDED")
 
     def version(self, path: str) -> str:
         return str(self.objects[path]["metadata"]["resourceVersion"])
@@ -97,12 +101,28 @@ class FakeKube:
         body["metadata"]["uid"] = current["metadata"].get("uid")
         return self._store(path, body, "MODIFIED")
 
-    async def merge_patch(self, path: str, patch: JSON) -> JSON:
+    async def merge_patch(self, path: str, patch: JSON, field_manager: str | None = None) -> JSON:
         self._enter("merge_patch", path)
         path = path.removesuffix("/status")  # the status subresource: the same object
         current = self._current(path)
         self._check_version(current, (patch.get("metadata") or {}).get("resourceVersion"))
         return self._store(path, merge(current, patch), "MODIFIED")
+
+    async def json_patch(self, path: str, operations: list[JSON]) -> JSON:
+        """``test`` and ``replace`` of object members (what caravan.kube.rmw sends); a
+        failed test answers 422, as kube-apiserver does."""
+        self._enter("json_patch", path)
+        body = copy.deepcopy(self._current(path))
+        for op in operations:
+            *parents, last = op["path"].strip("/").split("/")
+            holder = body
+            for key in parents:
+                holder = holder[key]
+            if op["op"] == "test" and holder.get(last) != op["value"]:
+                raise KubeError(422, "Invalid", {"message": f"test of {op['path']} failed"})
+            if op["op"] == "replace":
+                holder[last] = copy.deepcopy(op["value"])
+        return self._store(path, body, "MODIFIED")
 
     async def apply(self, path: str, body: JSON, field_manager: str) -> JSON:
         self._enter("apply", path)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from caravan.jobs import counts
-from caravan.jobs.spec import read_job
+from caravan.jobs.spec import read_job, rescaled
 from caravan.jobs.summary import PodFacts, pod_bucket, summarize
 from caravan.jobs.view import job_view
 
@@ -118,3 +118,17 @@ def test_start_resets_to_count_init_and_stop_suspends() -> None:
     assert started["spec"]["taskGroups"][0]["count"] == 2
     # starting a running job changes nothing
     assert counts.started(body(count=4)) == body(count=4)
+
+
+def test_rescaled_names_the_deployments_whose_replicas_a_write_changes() -> None:
+    groups: list[dict[str, Any]] = [
+        {"name": "a", "count": 2, "countMax": 5},
+        {"name": "b", "count": 1, "countMax": 5},
+    ]
+    two: dict[str, Any] = {"metadata": {"name": "web"}, "spec": {"taskGroups": groups}}
+    assert rescaled(read_job(two), read_job(counts.with_count_delta(two, "a", 2))) == {"web-a": 4}
+    assert rescaled(read_job(two), read_job(counts.stopped(two))) == {"web-a": 0, "web-b": 0}
+    assert rescaled(read_job(two), read_job(two)) == {}
+    # A group added by the write has no Deployment yet: the operator makes it.
+    three = {**two, "spec": {"taskGroups": [*groups, {"name": "c"}]}}
+    assert rescaled(read_job(two), read_job(three)) == {}

@@ -21,6 +21,7 @@ from caravan.kube.rmw import (
     delete_with_precondition,
     patch_with_precondition,
     read_modify_write,
+    swap_spec,
 )
 from tests.unit.fakekube import FakeKube
 
@@ -165,3 +166,78 @@ async def test_a_precondition_delete_removes_only_what_was_checked() -> None:
     assert PATH not in kube.objects
     with pytest.raises(NotFound):
         await delete_with_precondition(kube.client, PATH)
+
+
+JOB = "/apis/caravan.dev/v1alpha1/namespaces/ns/jobs/web"
+
+
+def job(count: int, uid: str = "u1", status: str = "pending") -> dict[str, Any]:
+    return {
+        "metadata": {"name": "web", "uid": uid},
+        "spec": {"taskGroups": [{"name": "g", "count": count}]},
+        "status": {"status": status},
+    }
+
+
+def plus(delta: int) -> Any:
+    def mutate(body: dict[str, Any]) -> dict[str, Any]:
+        groups = [{**g, "count": g["count"] + delta} for g in body["spec"]["taskGroups"]]
+        return {**body, "spec": {**body["spec"], "taskGroups": groups}}
+
+    return mutate
+
+
+def count_of(kube: FakeKube) -> int:
+    return int(kube.objects[JOB]["spec"]["taskGroups"][0]["count"])
+
+
+async def test_a_status_write_between_read_and_swap_costs_nothing() -> None:
+    kube = FakeKube()
+    kube.put_object(JOB, job(1))
+    # The operator writes the status right after our GET: the PUT's version would be stale.
+    kube.before["json_patch"] = [lambda: kube.put_object(JOB, job(1, status="running"))]
+    stored = await swap_spec(kube.client, JOB, plus(1))
+    assert [verb for verb, _ in kube.calls] == ["get", "json_patch"]
+    assert stored["spec"]["taskGroups"][0]["count"] == 2 == count_of(kube)
+    assert kube.objects[JOB]["status"] == {"status": "running"}  # theirs, kept
+
+
+async def test_a_rival_spec_change_is_read_again_and_reapplied() -> None:
+    kube = FakeKube()
+    cached = kube.put_object(JOB, job(1))
+    kube.put_object(JOB, job(10))  # the cached copy is stale
+    assert (await swap_spec(kube.client, JOB, plus(1), cached=cached))["metadata"]["uid"] == "u1"
+    assert count_of(kube) == 11
+    # the swap of the cached copy failed its test; a read told it was a conflict
+    assert [verb for verb, _ in kube.calls] == ["json_patch", "get", "get", "json_patch"]
+
+
+async def test_a_job_made_again_under_its_name_is_not_swapped_blindly() -> None:
+    kube = FakeKube()
+    cached = kube.put_object(JOB, job(3))
+    kube.put_object(JOB, job(3, uid="u2"))  # same spec, another object
+    await swap_spec(kube.client, JOB, plus(1), cached=cached)
+    assert count_of(kube) == 4 and kube.objects[JOB]["metadata"]["uid"] == "u2"
+    assert [verb for verb, _ in kube.calls] == ["json_patch", "get", "get", "json_patch"]
+
+
+async def test_an_invalid_spec_is_refused_not_retried() -> None:
+    kube = FakeKube()
+    kube.put_object(JOB, job(1))
+    kube.fail("json_patch", KubeError(422, "Invalid", {"message": "count: must be >= 0"}))
+    with pytest.raises(Invalid) as refused:
+        await swap_spec(kube.client, JOB, plus(-5))
+    assert "must be" in refused.value.message
+    assert count_of(kube) == 1
+
+
+async def test_a_mutation_beyond_the_spec_is_a_programming_error() -> None:
+    kube = FakeKube()
+    kube.put_object(JOB, job(1))
+
+    def relabel(body: dict[str, Any]) -> dict[str, Any]:
+        return {**plus(1)(body), "metadata": {**body["metadata"], "labels": {"a": "b"}}}
+
+    with pytest.raises(ValueError, match="more than the spec"):
+        await swap_spec(kube.client, JOB, relabel)
+    assert count_of(kube) == 1

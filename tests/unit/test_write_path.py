@@ -81,7 +81,7 @@ async def test_a_write_the_store_does_not_show_in_time_still_answers_and_says_so
 async def test_the_cluster_away_or_not_ready_is_503_with_retry_after(
     api: httpx.AsyncClient, kube: FakeKube, status: int
 ) -> None:
-    kube.fail("replace", KubeError(status, "down"))
+    kube.fail("json_patch", KubeError(status, "down"))
     response = await api.post("/v1/jobs/stop/web")
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) >= 1
@@ -92,7 +92,7 @@ async def test_the_cluster_away_or_not_ready_is_503_with_retry_after(
 
 
 async def test_a_conflict_that_never_ends_is_409(api: httpx.AsyncClient, kube: FakeKube) -> None:
-    kube.fail("replace", *(KubeError(409, "Conflict") for _ in range(40)))
+    kube.fail("json_patch", *(KubeError(409, "Conflict") for _ in range(40)))
     response = await api.post(
         "/v1/jobs/updatecounts", json={"jobID": "web", "taskGroup": "g", "count": 1}
     )

@@ -19,7 +19,7 @@ from caravan.api.models import JsonInt, StrictModel, responses
 from caravan.api.writes import Writes
 from caravan.jobs import counts
 from caravan.jobs.order import start_order, stop_order
-from caravan.jobs.spec import read_job
+from caravan.jobs.spec import JobSpec, read_job, rescaled
 from caravan.jobs.view import job_view
 from caravan.kube.client import JOBS
 from caravan.kube.errors import NotFound
@@ -170,19 +170,33 @@ async def get_job_summary(job_id: JobId, store: StoreDep) -> Response:
 
 async def _write(writes: Writes, job_id: str, mutate: Mutation) -> dict[str, Any]:
     store = writes.state.store
+    changed: list[JobSpec] = []  # the version the stored write changed (the last attempt)
 
     def guarded(body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return mutate(body)
+            updated = mutate(body)
         except counts.CountError as exc:
             raise ApiError(exc.status, exc.message) from exc
+        changed[:] = [read_job(body)]
+        return updated
+
+    async def write_through(stored: dict[str, Any]) -> None:
+        # The new replicas at once, beside the Job write, rather than after the
+        # operator's watch of the Job and its pass (DESIGN.md, "Jobs").
+        if changed:
+            meta = stored["metadata"]
+            replicas = rescaled(changed[0], read_job(stored))
+            await writes.state.scaler.scale(
+                replicas, str(meta.get("uid", "")), int(meta.get("generation") or 0)
+            )
 
     try:
-        stored = await writes.put(
+        stored = await writes.spec(
             KIND_JOB,
             JOBS.item(writes.namespace, job_id),
             guarded,
             cached=store.job_bodies.get(job_id),
+            alongside=write_through,
         )
     except NotFound as exc:
         raise ApiError(404, f"no job {job_id!r}") from exc

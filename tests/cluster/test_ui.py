@@ -621,18 +621,28 @@ async def test_read_only_token_sees_write_controls_disabled(
 async def test_api_pages_render_without_internet(ui: UiPage) -> None:
     page = ui.page
     outside: list[str] = []
+    blocked: list[str] = []
     page.on(
         "request",
         lambda r: None if r.url.startswith((ui.base, "data:", "blob:")) else outside.append(r.url),
+    )
+    page.on(
+        "requestfailed",
+        # Chromium names the reason "csp": refused by the page's policy, never sent.
+        lambda r: blocked.append(r.url) if "csp" in (r.failure or "").lower() else None,
     )
     await ui.open("/docs")
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Caravan Cluster API")
     await expect(page.locator(".opblock-summary-path").first).to_be_visible()
     await ui.shot("swagger", full_page=False)  # the whole API is a very long page
     assert outside == []
-    # /redoc is served from the same package (tests/unit/test_ui_routes.py); its bundle
-    # hard-codes one image (the "API docs by Redocly" logo), which fails offline and
-    # which ReDoc then hides. Rendering it here would add ~10 s for no new proof.
+    # ReDoc's bundle hard-codes one image on its CDN (the "API docs by Redocly" logo): the
+    # page's Content-Security-Policy makes the browser refuse it before it is sent.
+    ui.console.expect(r"Content Security Policy")
+    await ui.open("/redoc")
+    await expect(page.locator("h1").first).to_contain_text("Caravan Cluster API", timeout=60_000)
+    await ui.shot("redoc", full_page=False)
+    assert set(outside) == set(blocked), f"sent off the machine: {set(outside) - set(blocked)}"
     await ui.open("/ui/")
     await expect(page.get_by_role("link", name="API")).to_have_attribute("href", "/docs")
 

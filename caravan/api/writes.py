@@ -76,10 +76,8 @@ class Writes:
         ``alongside``, given what was stored, runs while the store catches up; it must
         not raise."""
         stored = await swap_spec(self.kube, path, mutate, cached=cached)
-        if alongside is None:
-            await self.visible(kind, stored)
-        else:
-            await asyncio.gather(self.visible(kind, stored), alongside(stored))
+        extra = [] if alongside is None else [alongside(stored)]
+        await asyncio.gather(self.visible(kind, stored), *extra)
         return stored
 
     async def patch(self, kind: str, path: str, patch_for: Callable[[JSON], JSON | None]) -> JSON:

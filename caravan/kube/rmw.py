@@ -78,15 +78,12 @@ async def read_modify_write(
     """
     first = [cached] if cached is not None and _version(cached) else []
 
+    async def put(read: JSON, updated: JSON) -> JSON:
+        return await kube.replace(path, _with_version(updated, read))
+
     async def attempt() -> JSON:
-        if first:
-            stale = first.pop()
-            try:
-                updated = mutate(stale)
-            except Exception:
-                updated = stale  # maybe only stale: the fresh read below decides
-            if updated != stale:
-                return await kube.replace(path, _with_version(updated, stale))
+        if (written := await _write_cached(first, mutate, put)) is not None:
+            return written
         try:
             current = await kube.get(path)
         except NotFound:
@@ -97,9 +94,27 @@ async def read_modify_write(
         updated = mutate(current)
         if updated == current:
             return current
-        return await kube.replace(path, _with_version(updated, current))
+        return await put(current, updated)
 
     return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def _write_cached(
+    first: list[JSON], mutate: Mutation, write: Callable[[JSON, JSON], Awaitable[JSON]]
+) -> JSON | None:
+    """The first attempt, on the watch's copy (taken from ``first``): ``write(read,
+    updated)`` when the mutation changes it; None when the caller must read afresh (no
+    copy, or the copy makes the write look unneeded or refused: maybe only stale)."""
+    if not first:
+        return None
+    stale = first.pop()
+    try:
+        updated = mutate(stale)
+    except Exception:
+        return None
+    if updated == stale:
+        return None
+    return await write(stale, updated)
 
 
 async def swap_spec(
@@ -117,20 +132,17 @@ async def swap_spec(
     whenever its pods move). A stale `cached` copy decides nothing, as above."""
     first = [cached] if cached is not None and _uid(cached) else []
 
+    async def swap(read: JSON, updated: JSON) -> JSON:
+        return await _swap(kube, path, read, updated)
+
     async def attempt() -> JSON:
-        if first:
-            stale = first.pop()
-            try:
-                updated = mutate(stale)
-            except Exception:
-                updated = stale
-            if updated != stale:
-                return await _swap(kube, path, stale, updated)
+        if (written := await _write_cached(first, mutate, swap)) is not None:
+            return written
         current = await kube.get(path)
         updated = mutate(current)
         if updated == current:
             return current
-        return await _swap(kube, path, current, updated)
+        return await swap(current, updated)
 
     return await retry_on_conflict(path, attempt, attempts=attempts)
 

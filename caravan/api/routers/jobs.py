@@ -181,8 +181,8 @@ async def _write(writes: Writes, job_id: str, mutate: Mutation) -> dict[str, Any
         return updated
 
     async def write_through(stored: dict[str, Any]) -> None:
-        # The new replicas at once, beside the Job write, rather than after the
-        # operator's watch of the Job and its pass (DESIGN.md, "Jobs").
+        # The new replicas at once, rather than after the operator's watch of the Job
+        # and its pass (caravan.kube.scaler).
         if changed:
             meta = stored["metadata"]
             replicas = rescaled(changed[0], read_job(stored))

@@ -92,30 +92,35 @@ async def ui_page(page: str) -> FileResponse:
 API_PAGES_CSP = "img-src 'self' data: blob:"
 
 
-@router.get("/docs")
-async def swagger_ui() -> HTMLResponse:
-    page = get_swagger_ui_html(
-        openapi_url="/openapi.json",
-        title="Caravan Cluster API",
-        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-        swagger_css_url="/docs/assets/swagger-ui.css",
-        swagger_favicon_url="/docs/assets/favicon.png",
-    )
+def _offline(page: HTMLResponse) -> HTMLResponse:
     page.headers["Content-Security-Policy"] = API_PAGES_CSP
     return page
+
+
+@router.get("/docs")
+async def swagger_ui() -> HTMLResponse:
+    return _offline(
+        get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Caravan Cluster API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
+        )
+    )
 
 
 @router.get("/redoc")
 async def redoc() -> HTMLResponse:
-    page = get_redoc_html(
-        openapi_url="/openapi.json",
-        title="Caravan Cluster API",
-        redoc_js_url="/docs/assets/redoc.standalone.js",
-        redoc_favicon_url="/docs/assets/favicon.png",
-        with_google_fonts=False,
+    return _offline(
+        get_redoc_html(
+            openapi_url="/openapi.json",
+            title="Caravan Cluster API",
+            redoc_js_url="/docs/assets/redoc.standalone.js",
+            redoc_favicon_url="/docs/assets/favicon.png",
+            with_google_fonts=False,
+        )
     )
-    page.headers["Content-Security-Policy"] = API_PAGES_CSP
-    return page
 
 
 @router.get("/docs/assets/{name}")

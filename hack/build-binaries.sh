@@ -4,7 +4,7 @@
 # kube-scheduler, etcd, kwok, kwokctl and helm. Each lands in a versioned cache folder and
 # is skipped when already built. Compiler output goes to a log file; the terminal gets one
 # progress line per step and a heartbeat while a long step runs. The kubelet is built here
-# too: the local cluster's real node runs it (REAL-NODE.md).
+# too: the local cluster's real node runs it (docs/local-cluster.md).
 #
 # Usage: hack/build-binaries.sh [component...]   (components: etcd k8s kwok helm; default all)
 set -euo pipefail

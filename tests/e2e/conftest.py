@@ -7,7 +7,7 @@ ServiceAccount token (auth.mode=kubernetes, the chart's default). Jobs run the e
 task program (examples/task) for real.
 
 On the local cluster the real node is this machine: Caravan runs there with hostNetwork
-on a free loopback port (pods have no network beyond themselves, REAL-NODE.md). On any
+on a free loopback port (pods have no network beyond themselves, docs/local-cluster.md). On any
 other cluster (`KUBECONFIG`, e.g. kind, with both images loaded) the chart's defaults are
 used and the API is reached through `kubectl port-forward`. No test here is ever skipped:
 without a node that runs processes, the tier fails.

@@ -2,8 +2,8 @@
 
 Runs `caravan run` on a fresh namespace and, for every area that writes, alternates a
 write and an immediate read of what it changed, counting reads that do not show the
-write (stale). The API's read-your-writes rule (docs/api.md) says there are none; `--no-read-your-writes` shows what
-happens without the wait. Not a test: nothing here asserts.
+write (stale). The API's read-your-writes rule (docs/api.md) says there are none;
+`--no-read-your-writes` shows what happens without the wait. Not a test: nothing here asserts.
 """
 
 from __future__ import annotations

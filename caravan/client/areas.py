@@ -6,20 +6,16 @@ import json
 import time
 import webbrowser
 from typing import IO, Any
-from urllib.parse import quote
 
 import click
 
+from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.documents import parse_document, read_document
 from caravan.client.session import Session, client_command, table
 
 RESULTS_POLL_SECONDS = 1.0
 _COMMENT = "#"
-
-
-def _q(text: str) -> str:
-    return quote(text, safe="")
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -34,7 +30,7 @@ def settings() -> None:
 @client_command
 def settings_get(session: Session) -> None:
     """Print the current settings (defaults filled in)."""
-    session.print_json(session.api.get("/v1/settings"))
+    session.print_json(session.api.get(paths.SETTINGS))
 
 
 @settings.command("set")
@@ -42,7 +38,7 @@ def settings_get(session: Session) -> None:
 @client_command
 def settings_set(session: Session, file: IO[str]) -> None:
     """Store FILE (JSON or YAML; - for stdin): missing values come from the defaults."""
-    stored = session.api.post("/v1/settings", read_document(file))
+    stored = session.api.post(paths.SETTINGS, read_document(file))
     if session.json:
         session.print_json(stored)
     else:
@@ -70,7 +66,7 @@ def strip_comments(text: str) -> str:
 @client_command
 def settings_edit(session: Session) -> None:
     """Edit the settings in $VISUAL or $EDITOR; refused ones come back with the errors."""
-    original = json.dumps(session.api.get("/v1/settings"), indent=2) + "\n"
+    original = json.dumps(session.api.get(paths.SETTINGS), indent=2) + "\n"
     text = original
     refused = False
     while True:
@@ -82,7 +78,7 @@ def settings_edit(session: Session) -> None:
             return
         try:
             document = parse_document(strip_comments(edited), "the edited settings")
-            session.api.post("/v1/settings", document)
+            session.api.post(paths.SETTINGS, document)
         except click.BadParameter as exc:
             text, refused = with_error_comments(edited, ApiFailure(exc.format_message())), True
             continue
@@ -107,7 +103,7 @@ def secrets() -> None:
 @client_command
 def secrets_list(session: Session) -> None:
     """Ids of the managed secrets."""
-    keys = session.api.get("/v1/secrets/list")
+    keys = session.api.get(paths.SECRETS)
     session.emit(keys, lambda k: table(["id"], [[i] for i in k["keys"]]))
 
 
@@ -117,7 +113,7 @@ def secrets_list(session: Session) -> None:
 @client_command
 def secrets_get(session: Session, secret_id: str, show: bool) -> None:
     """The keys of secret ID (and their values with --show)."""
-    values: dict[str, str] = session.api.get(f"/v1/secrets/secret/{_q(secret_id)}")
+    values: dict[str, str] = session.api.get(paths.secret(secret_id))
     if session.json:
         session.print_json(values if show else {"id": secret_id, "keys": sorted(values)})
         return
@@ -145,7 +141,7 @@ def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 def secrets_set(session: Session, secret_id: str, pairs: tuple[str, ...], replace: bool) -> None:
     """Set keys of secret ID (created if absent), merged over its other keys."""
     values = parse_pairs(pairs)
-    path = f"/v1/secrets/secret/{_q(secret_id)}"
+    path = paths.secret(secret_id)
     if not replace:
         try:
             values = {**session.api.get(path), **values}
@@ -161,7 +157,7 @@ def secrets_set(session: Session, secret_id: str, pairs: tuple[str, ...], replac
 @client_command
 def secrets_delete(session: Session, secret_id: str) -> None:
     """Delete secret ID."""
-    session.api.delete(f"/v1/secrets/secret/{_q(secret_id)}")
+    session.api.delete(paths.secret(secret_id))
     session.say(f"secret {secret_id}: deleted")
 
 
@@ -177,7 +173,7 @@ def events() -> None:
 @client_command
 def events_get(session: Session) -> None:
     """The documents in force, and the stored ones' errors."""
-    view = session.api.get("/v1/events")
+    view = session.api.get(paths.EVENTS)
     session.print_json(view)
 
 
@@ -193,7 +189,7 @@ def events_load(session: Session, files: tuple[IO[str], ...]) -> None:
             documents.extend(document["mapreduce"] or [])
         else:
             documents.append(document)
-    view = session.api.post("/v1/events", {"mapreduce": documents})
+    view = session.api.post(paths.EVENTS, {"mapreduce": documents})
     if session.json:
         session.print_json(view)
     else:
@@ -218,7 +214,7 @@ def events_results(session: Session, follow: bool, counter: int) -> None:
     """Reduction results (one line per period and reduction)."""
     try:
         while True:
-            page = session.api.get(f"/v1/events/results/{counter}")
+            page = session.api.get(paths.events_results(counter))
             _show_results(session, page)
             counter = int(page.get("counter", counter))
             if not follow:
@@ -250,7 +246,7 @@ def viewer_events(text: str, where: str) -> list[Any]:
 def events_send(session: Session, channel: str, file: IO[str]) -> None:
     """Send viewer events from FILE (- for stdin) to CHANNEL."""
     batch = viewer_events(file.read(), getattr(file, "name", "FILE"))
-    result = session.api.post("/v1/events/send", {"channel": channel, "events": batch})
+    result = session.api.post(paths.EVENTS_SEND, {"channel": channel, "events": batch})
     if session.json:
         session.print_json(result)
     else:
@@ -267,7 +263,7 @@ def events_send(session: Session, channel: str, file: IO[str]) -> None:
 @client_command
 def monitor(session: Session) -> None:
     """Open the Cluster UI in a browser (prints its URL where there is none)."""
-    url = f"{session.api.url}/ui/"
+    url = f"{session.api.url}{paths.UI}"
     try:
         browser = webbrowser.get()
     except webbrowser.Error:

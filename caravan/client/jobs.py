@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import IO, Any
-from urllib.parse import quote
+from typing import IO, Any, Literal
 
 import click
 from rich.table import Table
 
+from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
@@ -38,10 +38,6 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     return table(["job", "status", "autostart", "group", "count/max", "init", *BUCKETS], rows)
 
 
-def _path(job: str) -> str:
-    return quote(job, safe="")
-
-
 def _fetch(
     session: Session, job: str | None, index: int | None, wait: float = LONG_POLL_SECONDS
 ) -> tuple[list[dict[str, Any]], int]:
@@ -49,7 +45,7 @@ def _fetch(
     headers = {"waitIndex": str(index)} if index is not None else {}
     params = {"wait": f"{max(wait, 0.1):.1f}s"} if index is not None else {}
     response = session.api.send(
-        "GET", "/v1/jobs", headers=headers, params=params, timeout=wait + 30
+        "GET", paths.JOBS, headers=headers, params=params, timeout=wait + 30
     )
     jobs: list[dict[str, Any]] = response.json()
     new_index = int(response.headers.get("waitIndex", "0"))
@@ -68,9 +64,9 @@ def status(session: Session, job: str | None, watch: bool) -> None:
     """Jobs and their task groups: counts and allocation summaries."""
     if not watch:
         if job is None:
-            session.emit(session.api.get("/v1/jobs"), jobs_table)
+            session.emit(session.api.get(paths.JOBS), jobs_table)
         else:
-            session.emit(session.api.get(f"/v1/jobs/{_path(job)}"), lambda j: jobs_table([j]))
+            session.emit(session.api.get(paths.job(job)), lambda j: jobs_table([j]))
         return
     index: int | None = None
     try:
@@ -140,13 +136,17 @@ def _wait(session: Session, names: list[str], target: str, timeout: float) -> No
 
 
 def _start_or_stop(
-    session: Session, verb: str, jobs: tuple[str, ...], wait: bool, timeout: float
+    session: Session,
+    verb: Literal["start", "stop"],
+    jobs: tuple[str, ...],
+    wait: bool,
+    timeout: float,
 ) -> None:
     if jobs:
-        results = [session.api.post(f"/v1/jobs/{verb}/{_path(j)}") for j in jobs]
+        results = [session.api.post(paths.start_or_stop(verb, j)) for j in jobs]
         names = list(jobs)
     else:
-        results = session.api.post(f"/v1/jobs/{verb}")
+        results = session.api.post(paths.start_or_stop(verb))
         # Start All starts the autostart jobs only; Stop All stops them all.
         names = [j["name"] for j in results if verb == "stop" or j.get("autostart", True)]
     session.emit(results, jobs_table)
@@ -203,7 +203,7 @@ def scale(session: Session, job: str, group: str, delta: str) -> None:
     group (POST /v1/jobs/updatecounts)."""
     count = parse_delta(delta)
     result = session.api.post(
-        "/v1/jobs/updatecounts", {"jobID": job, "taskGroup": group, "count": count}
+        paths.UPDATE_COUNTS, {"jobID": job, "taskGroup": group, "count": count}
     )
     session.emit(result, lambda j: jobs_table([j]))
 
@@ -239,9 +239,9 @@ def jobsdefs() -> None:
 def jobsdefs_get(session: Session, job: str | None) -> None:
     """Every job's definition (or JOB's)."""
     if job is None:
-        session.emit(session.api.get("/v1/jobsdefs"), _definitions_table)
+        session.emit(session.api.get(paths.JOBSDEFS), _definitions_table)
     else:
-        definition = session.api.get(f"/v1/jobsdef/{_path(job)}")
+        definition = session.api.get(paths.jobsdef(job))
         session.emit(definition, lambda d: _definitions_table({job: d}))
 
 
@@ -256,13 +256,12 @@ def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool) -> 
     if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
         raise click.BadParameter("expected a map of job name to definition", param_hint="FILE")
     params = {"force": "true"} if force else {}
-    before = session.api.get("/v1/jobsdefs")
+    before = session.api.get(paths.JOBSDEFS)
     if prune:
-        after = session.api.post("/v1/jobsdefs", document, params=params)
+        after = session.api.post(paths.JOBSDEFS, document, params=params)
     else:
         after = {
-            n: session.api.post(f"/v1/jobsdef/{_path(n)}", d, params=params)
-            for n, d in document.items()
+            n: session.api.post(paths.jobsdef(n), d, params=params) for n, d in document.items()
         }
     for name in sorted(document):
         state = (
@@ -285,5 +284,5 @@ def jobsdefs_delete(session: Session, jobs: tuple[str, ...], force: bool) -> Non
     """Delete JOBs (a started job only with --force)."""
     params = {"force": "true"} if force else {}
     for job in jobs:
-        session.api.delete(f"/v1/jobsdef/{_path(job)}", params=params)
+        session.api.delete(paths.jobsdef(job), params=params)
         session.say(f"job {job}: deleted")

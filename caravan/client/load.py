@@ -4,10 +4,10 @@ attributes over. Everything is validated and planned first; nothing is written o
 from __future__ import annotations
 
 from typing import IO, TYPE_CHECKING
-from urllib.parse import quote
 
 import click
 
+from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.session import Session, client_command, table
 
@@ -24,17 +24,17 @@ def _current(session: Session, secret_ids: list[str]) -> Current:
     secrets: dict[str, dict[str, str] | None] = {}
     for secret_id in secret_ids:
         try:
-            secrets[secret_id] = api.get(f"/v1/secrets/secret/{quote(secret_id, safe='')}")
+            secrets[secret_id] = api.get(paths.secret(secret_id))
         except ApiFailure as exc:
             if exc.status not in (400, 404):
                 raise
             secrets[secret_id] = None
     return Current(
-        logs=api.get("/v1/log/logs"),
-        settings=api.get("/v1/settings"),
-        schema=api.get("/v1/schemas/settings.json"),
+        logs=api.get(paths.LOG_DEFINITIONS),
+        settings=api.get(paths.SETTINGS),
+        schema=api.get(paths.SETTINGS_SCHEMA),
         secrets=secrets,
-        jobsdefs=api.get("/v1/jobsdefs"),
+        jobsdefs=api.get(paths.JOBSDEFS),
     )
 
 
@@ -52,13 +52,13 @@ def _apply(session: Session, plan: Plan) -> None:
     """Most likely refusals first (settings), the secrets last."""
     api = session.api
     if plan.settings is not None:
-        api.post("/v1/settings", plan.settings)
+        api.post(paths.SETTINGS, plan.settings)
     if plan.logs is not None:
-        api.post("/v1/log/logs", plan.logs)
+        api.post(paths.LOG_DEFINITIONS, plan.logs)
     for name, definition in sorted(plan.jobs.items()):
-        api.post(f"/v1/jobsdef/{quote(name, safe='')}", definition)
+        api.post(paths.jobsdef(name), definition)
     for secret_id, values in sorted(plan.secrets.items()):
-        api.post(f"/v1/secrets/secret/{quote(secret_id, safe='')}", values)
+        api.post(paths.secret(secret_id), values)
 
 
 @click.command()

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
 
 import click
 from rich.table import Table
 
+from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.session import Session, client_command, table
 
 LEVELS = ("debug", "info", "warning", "error", "fatal", "panic")
-
-
-def _q(text: str) -> str:
-    return quote(text, safe="")
 
 
 def newest_allocation(metas: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -27,7 +23,7 @@ def newest_allocation(metas: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def _allocation(session: Session, log: str, alloc: str | None) -> dict[str, Any]:
-    metas: list[dict[str, Any]] = session.api.get(f"/v1/log/meta/{_q(log)}")
+    metas: list[dict[str, Any]] = session.api.get(paths.log_meta(log))
     if alloc is None:
         found = newest_allocation(metas)
         if found is None:
@@ -56,13 +52,13 @@ def logs(
 ) -> None:
     """Print LOG's bytes (a log definition id, as `genvid-sdk log NAME`)."""
     meta = _allocation(session, log, alloc)
-    fs = "stderr" if stderr else "stdout"
+    fs: Literal["stdout", "stderr"] = "stderr" if stderr else "stdout"
     params: dict[str, str] = {}
     if tail is not None:
         params.update(origin="end", offset=str(tail))
     if follow:
         params["follow"] = "true"
-    path = f"/v1/log/fs/{_q(meta['allocID'])}/{_q(meta['taskName'])}/{fs}"
+    path = paths.log_read(meta["allocID"], meta["taskName"], fs)
     if session.json:
         click.echo(f"allocation {meta['allocID']}, task {meta['taskName']}", err=True)
     out = sys.stdout.buffer
@@ -110,25 +106,25 @@ def loglevel(
     wanted = parse_levels(levels)
     if reset and wanted:
         raise click.UsageError("--reset takes no LOGGER=LEVEL")
-    defaults: dict[str, dict[str, str]] = session.api.get("/v1/log/defaults")
+    defaults: dict[str, dict[str, str]] = session.api.get(paths.LOG_DEFAULTS)
     if alloc is None:
         if reset:
-            session.api.post(f"/v1/log/defaults/{_q(log)}", {})
+            session.api.post(paths.logger_defaults(log), {})
             result: dict[str, str] = {}
         elif wanted:
             result = session.api.post(
-                f"/v1/log/defaults/{_q(log)}", {**defaults.get(log, {}), **wanted}
+                paths.logger_defaults(log), {**defaults.get(log, {}), **wanted}
             )
         else:
             result = defaults.get(log, {})
         session.emit(result, lambda r: _levels_table(r, "default"))
         return
-    path = f"/v1/log/allocs/{_q(alloc)}"
+    path = paths.alloc_levels(alloc)
     if reset:
-        overrides = session.api.send("DELETE", f"{path}/{_q(log)}").json()
+        overrides = session.api.send("DELETE", paths.alloc_logger_levels(alloc, log)).json()
     elif wanted:
         current = session.api.get(path).get(log, {})
-        overrides = session.api.post(f"{path}/{_q(log)}", {**current, **wanted})
+        overrides = session.api.post(paths.alloc_logger_levels(alloc, log), {**current, **wanted})
     else:
         overrides = session.api.get(path)
     mine = overrides.get(log, {})

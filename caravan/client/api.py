@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,22 @@ def failure_of(response: httpx.Response) -> ApiFailure:
     return ApiFailure(
         f"{response.status_code} {response.reason_phrase}: {text}", response.status_code
     )
+
+
+_FORCE_PARAMETER = re.compile(r"\b(?:send |with |pass )?force=true\b")
+
+
+@contextmanager
+def flags_named() -> Iterator[None]:
+    """The API's refusals name its query parameters (`force=true`); a CLI user has flags,
+    so a refusal that names one is said with the flag (`--force`)."""
+    try:
+        yield
+    except ApiFailure as exc:
+        said = _FORCE_PARAMETER.sub("use --force", exc.message)
+        if said == exc.message:
+            raise
+        raise ApiFailure(said, exc.status, exc.details) from None
 
 
 def kubeconfig_token(path: str | None = None, context: str | None = None) -> str:

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from caravan.client import paths
-from caravan.client.api import ApiFailure
+from caravan.client.api import ApiFailure, flags_named
 from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
 
@@ -237,12 +237,13 @@ def jobsdefs() -> None:
 @click.argument("job", required=False)
 @client_command
 def jobsdefs_get(session: Session, job: str | None) -> None:
-    """Every job's definition (or JOB's)."""
+    """Every job's definition (or JOB's). `-o json` prints {job: definition}, even for one
+    JOB: a file `caravan jobsdefs load` (and `caravan load`) takes back as it is."""
     if job is None:
-        session.emit(session.api.get(paths.JOBSDEFS), _definitions_table)
+        definitions = session.api.get(paths.JOBSDEFS)
     else:
-        definition = session.api.get(paths.jobsdef(job))
-        session.emit(definition, lambda d: _definitions_table({job: d}))
+        definitions = {job: session.api.get(paths.jobsdef(job))}
+    session.emit(definitions, _definitions_table)
 
 
 @jobsdefs.command("load")
@@ -251,18 +252,23 @@ def jobsdefs_get(session: Session, job: str | None) -> None:
 @click.option("--prune", is_flag=True, help="also delete the jobs FILE does not name")
 @client_command
 def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool) -> None:
-    """Create or replace the jobs of FILE: a JSON or YAML map {job: definition}."""
+    """Create or replace the jobs of FILE: a JSON or YAML map {job: definition}, as
+    `caravan jobsdefs get -o json` prints it."""
     document = read_document(file)
     if not isinstance(document, dict) or not all(isinstance(v, dict) for v in document.values()):
-        raise click.BadParameter("expected a map of job name to definition", param_hint="FILE")
+        raise click.BadParameter(
+            "expected a map of job name to definition, as `caravan jobsdefs get -o json` prints it",
+            param_hint="FILE",
+        )
     params = {"force": "true"} if force else {}
     before = session.api.get(paths.JOBSDEFS)
-    if prune:
-        after = session.api.post(paths.JOBSDEFS, document, params=params)
-    else:
-        after = {
-            n: session.api.post(paths.jobsdef(n), d, params=params) for n, d in document.items()
-        }
+    with flags_named():
+        if prune:
+            after = session.api.post(paths.JOBSDEFS, document, params=params)
+        else:
+            after = {
+                n: session.api.post(paths.jobsdef(n), d, params=params) for n, d in document.items()
+            }
     for name in sorted(document):
         state = (
             "created"
@@ -284,5 +290,6 @@ def jobsdefs_delete(session: Session, jobs: tuple[str, ...], force: bool) -> Non
     """Delete JOBs (a started job only with --force)."""
     params = {"force": "true"} if force else {}
     for job in jobs:
-        session.api.delete(paths.jobsdef(job), params=params)
+        with flags_named():
+            session.api.delete(paths.jobsdef(job), params=params)
         session.say(f"job {job}: deleted")

@@ -1,5 +1,6 @@
-"""`caravan load PROJECT.hcl...`: bring a Genvid project's logs, config, secrets and job
-attributes over. Everything is validated and planned first; nothing is written on error."""
+"""`caravan load PROJECT.hcl... [JOBS.yaml...]`: bring a Genvid project's logs, config,
+secrets and jobs over. Everything is validated and planned first; nothing is written on
+error."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ from typing import IO, TYPE_CHECKING
 import click
 
 from caravan.client import paths
-from caravan.client.api import ApiFailure
-from caravan.client.session import Session, client_command, table
+from caravan.client.api import ApiFailure, flags_named
+from caravan.client.plan_view import print_changes
+from caravan.client.session import Session, client_command
 
 if TYPE_CHECKING:
     from caravan.client.project import Current, Plan
-
-_SYMBOLS = {"create": "+", "replace": "~", "unchanged": "="}
 
 
 def _current(session: Session, secret_ids: list[str]) -> Current:
@@ -42,32 +42,38 @@ def _show(session: Session, plan: Plan) -> None:
     if session.json:
         session.print_json(plan.to_json())
         return
-    rows = [[_SYMBOLS[c.action], c.kind, c.name, c.action, c.detail] for c in plan.changes]
-    session.console.print(table(["", "kind", "name", "action", "detail"], rows))
+    print_changes(session.console, [c.row() for c in plan.changes])
     for note in plan.notes:
         click.echo(f"note: {note}")
 
 
-def _apply(session: Session, plan: Plan) -> None:
-    """Most likely refusals first (settings), the secrets last."""
+def _apply(session: Session, plan: Plan, force: bool) -> None:
+    """Most likely refusals first (settings, then the jobs), the secrets last; the log
+    definitions after the jobs they name."""
     api = session.api
     if plan.settings is not None:
         api.post(paths.SETTINGS, plan.settings)
+    params = {"force": "true"} if force else {}
+    with flags_named():
+        for name, definition in sorted(plan.jobs.items()):
+            api.post(paths.jobsdef(name), definition, params=params)
     if plan.logs is not None:
         api.post(paths.LOG_DEFINITIONS, plan.logs)
-    for name, definition in sorted(plan.jobs.items()):
-        api.post(paths.jobsdef(name), definition)
     for secret_id, values in sorted(plan.secrets.items()):
         api.post(paths.secret(secret_id), values)
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.File("r"), metavar="PROJECT.hcl...")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.File("r"), metavar="PROJECT.hcl|JOBS.yaml..."
+)
 @click.option("--dry-run", is_flag=True, help="stop after the plan")
+@click.option("--force", is_flag=True, help="replace started jobs too")
 @client_command
-def load(session: Session, files: tuple[IO[str], ...], dry_run: bool) -> None:
+def load(session: Session, files: tuple[IO[str], ...], dry_run: bool, force: bool) -> None:
     """Load Genvid project files: log blocks → log definitions, config → settings (merged),
-    secrets → managed secrets, job attributes → the jobs' autostart and dependencies.
+    secrets → managed secrets, job blocks → the jobs' autostart and dependencies, and
+    YAML/JSON job definitions files ({job: definition}) → jobs created or replaced.
     Nomad job templates are not converted."""
     # Imported here: the HCL parser and the settings validator are only for this command.
     from caravan.client.project import ProjectError, make_plan, read_project
@@ -75,7 +81,7 @@ def load(session: Session, files: tuple[IO[str], ...], dry_run: bool) -> None:
     try:
         project = read_project((getattr(f, "name", "-"), f.read()) for f in files)
     except ProjectError as exc:
-        raise click.BadParameter(str(exc), param_hint="PROJECT.hcl") from None
+        raise click.BadParameter(str(exc), param_hint="FILES") from None
     plan = make_plan(project, _current(session, sorted(project.secrets)))
     _show(session, plan)
     if plan.errors:
@@ -85,5 +91,5 @@ def load(session: Session, files: tuple[IO[str], ...], dry_run: bool) -> None:
     if dry_run:
         session.say(f"dry run: {plan.writes} change(s) planned, nothing written")
         return
-    _apply(session, plan)
+    _apply(session, plan, force)
     session.say(f"{plan.writes} change(s) applied")

@@ -2,8 +2,10 @@
 
 A Genvid project describes itself with blocks such as `log "web" {...}`, `config {...}`,
 `secrets { disco { KEY = "..." } }`, `job "web" { autostart = true dependencies = [...] }`
-and `link "web" {...}`. `read_project` parses them (python-hcl2) into plain dicts;
-`make_plan` compares them with what the API holds and says what would be created,
+and `link "web" {...}`. `read_project` parses them (python-hcl2) into plain dicts; a
+YAML or JSON file among them holds job definitions (the map `caravan jobsdefs get -o
+json` prints), so a project can carry the jobs its logs and `job` blocks name.
+`make_plan` compares all that with what the API holds and says what would be created,
 replaced or left unchanged, and every error, before anything is written.
 """
 
@@ -15,9 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hcl2
+import yaml
 from hcl2 import SerializationOptions
 from lark.exceptions import LarkError
 
+from caravan.client.plan_view import Row, field_changes, path_changes, plural, unified
+from caravan.jobs.definitions import definition_of, new_job, with_definition
+from caravan.jobs.definitions import problems as definition_problems
 from caravan.jobs.order import find_cycle
 from caravan.logs.definitions import check_list
 from caravan.secrets.model import validate_secret_id, validate_secret_key
@@ -27,6 +33,7 @@ from caravan.settings.validation import validate_settings
 _BLOCK = "__is_block__"
 _OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=True, strip_string_quotes=True)
 KNOWN_BLOCKS = ("log", "config", "secrets", "job", "link")
+DEFINITION_FILES = (".yaml", ".yml", ".json")
 JOB_ATTRIBUTES = ("autostart", "dependencies")
 
 
@@ -39,7 +46,8 @@ class Project:
     logs: dict[str, dict[str, Any]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # `job` blocks
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)  # whole jobs
     notes: list[str] = field(default_factory=list)
 
 
@@ -92,10 +100,29 @@ def parse_hcl(text: str, name: str) -> dict[str, Any]:
     return result
 
 
+def parse_definitions(text: str, name: str) -> dict[str, dict[str, Any]]:
+    """A job definitions file: a map of job name to definition, in YAML or JSON."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProjectError(f"{name}: not valid YAML or JSON: {exc}") from None
+    if not isinstance(document, dict) or not all(
+        isinstance(k, str) and isinstance(v, dict) for k, v in document.items()
+    ):
+        raise ProjectError(
+            f"{name}: expected a map of job name to definition (as `caravan jobsdefs get "
+            "-o json` prints)"
+        )
+    return document
+
+
 def read_project(files: Iterable[tuple[str, str]]) -> Project:
     """Every file's blocks, later files on top of earlier ones (as Genvid loads them)."""
     project = Project()
     for name, text in files:
+        if name.endswith(DEFINITION_FILES):
+            project.definitions.update(parse_definitions(text, name))
+            continue
         blocks = parse_hcl(text, name)
         for kind, content in blocks.items():
             if kind not in KNOWN_BLOCKS:
@@ -139,10 +166,20 @@ class Change:
     kind: str  # log, settings, secret, job
     name: str
     action: str  # create, replace, unchanged
-    detail: str = ""
+    detail: str = ""  # what changed, in one line
+    diff: tuple[str, ...] = ()  # the unified diff of a replaced document
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "name": self.name, "action": self.action, "detail": self.detail}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "action": self.action,
+            "detail": self.detail,
+            "diff": list(self.diff),
+        }
+
+    def row(self) -> Row:
+        return Row(self.action, self.kind, self.name, self.detail, self.diff)
 
 
 @dataclass
@@ -173,47 +210,109 @@ def _action(before: Any, after: Any) -> str:
     return "unchanged" if before == after else "replace"
 
 
-def _log_group(log_id: str, attrs: Mapping[str, Any], jobs: Mapping[str, Any]) -> str:
+def _groups(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
+    groups = ((definition or {}).get("template") or {}).get("taskGroups") or []
+    return [g for g in groups if isinstance(g, dict)]
+
+
+def _tasks(group: Mapping[str, Any]) -> list[str]:
+    containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
+    return [str(c.get("name")) for c in containers if isinstance(c, dict)]
+
+
+def _log_group(attrs: Mapping[str, Any], jobs: Mapping[str, Any]) -> str | None:
     """The task group of a log block: its `group`, else the job's only group, else the
-    group whose pod template has a container named like the task, else the job's name."""
+    group with a task (container) named like the log's task; None when none fits."""
     if isinstance(attrs.get("group"), str):
         return str(attrs["group"])
-    job = str(attrs.get("job", ""))
-    groups = ((jobs.get(job) or {}).get("template") or {}).get("taskGroups") or []
+    groups = _groups(jobs.get(str(attrs.get("job", ""))) or {})
     if len(groups) == 1:
-        return str(groups[0]["name"])
-    task = attrs.get("task")
-    for group in groups:
-        containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
-        if any(c.get("name") == task for c in containers):
-            return str(group["name"])
-    return job  # Genvid's usual layout: job, group and task share a name
+        return str(groups[0].get("name"))
+    fitting = [g for g in groups if attrs.get("task") in _tasks(g)]
+    return str(fitting[0].get("name")) if len(fitting) == 1 else None
 
 
-def _plan_logs(project: Project, current: Current, plan: Plan) -> None:
+def _listed(names: Iterable[str]) -> str:
+    found = sorted(names)
+    return ", ".join(found) if found else "none"
+
+
+def log_target_problem(entry: Mapping[str, Any], jobs: Mapping[str, Any]) -> str | None:
+    """Why a log definition points at nothing: no such job, task group or task."""
+    job, group, task = entry.get("job"), entry.get("group"), entry.get("task")
+    if not isinstance(job, str) or not isinstance(task, str):
+        return None  # a missing field: the definitions check says "is required"
+    definition = jobs.get(job)
+    if definition is None:
+        return (
+            f"no job {job!r} in the project or in Caravan (jobs: {_listed(jobs)}); define it "
+            "first (caravan jobsdefs load, or a job definitions file given to load)"
+        )
+    groups = {str(g.get("name")): g for g in _groups(definition)}
+    if group is None:
+        return (
+            f"job {job!r} has several task groups and none has a task {task!r}: say which "
+            f"with `group` (groups: {_listed(groups)})"
+        )
+    if group not in groups:
+        return f"job {job!r} has no task group {group!r} (groups: {_listed(groups)})"
+    tasks = _tasks(groups[group])
+    if task not in tasks:
+        return f"task group {job}/{group} has no task {task!r} (tasks: {_listed(tasks)})"
+    return None
+
+
+def _log_summary(entry: Mapping[str, Any]) -> str:
+    levels = ", live levels" if entry.get("logLevel") else ""
+    return (
+        f"{entry.get('job')}/{entry.get('group')}/{entry.get('task')} "
+        f"{entry.get('fileName')}{levels}"
+    )
+
+
+def _plan_logs(
+    project: Project, current: Current, plan: Plan, jobs: Mapping[str, dict[str, Any]]
+) -> None:
     if not project.logs:
         return
     by_id = {str(entry.get("id")): entry for entry in current.logs}
     wanted: dict[str, dict[str, Any]] = {}
+    targetless: set[str] = set()
     for log_id, attrs in sorted(project.logs.items()):
         entry = {
             "id": log_id,
             "job": attrs.get("job"),
-            "group": _log_group(log_id, attrs, current.jobsdefs),
+            "group": _log_group(attrs, jobs),
             "task": attrs.get("task"),
             "fileName": attrs.get("fileName", "stdout"),
             "logLevel": attrs.get("logLevel", False),
         }
+        problem = log_target_problem(entry, jobs)
+        if problem:
+            plan.errors.append(f"log {log_id!r}: {problem}")
+            targetless.add(log_id)
         entry = {k: v for k, v in entry.items() if v is not None}  # absent: "is required"
         unknown = sorted(set(attrs) - {"job", "group", "task", "fileName", "logLevel"})
         if unknown:
             plan.notes.append(f"log {log_id!r}: {', '.join(unknown)} not converted")
         wanted[log_id] = entry
-        plan.changes.append(Change("log", log_id, _action(by_id.get(log_id), entry)))
+        before = by_id.get(log_id)
+        action = _action(before, entry)
+        if before is None:
+            plan.changes.append(Change("log", log_id, action, _log_summary(entry)))
+        else:
+            keys = ("job", "group", "task", "fileName", "logLevel")
+            plan.changes.append(Change("log", log_id, action, field_changes(before, entry, keys)))
     merged = [wanted.get(str(e.get("id")), e) for e in current.logs]
     merged += [e for i, e in wanted.items() if i not in by_id]
     _, problems = check_list(merged)
-    plan.errors += [f"log definitions {p.field}: {p.message}" for p in problems]
+    # A log already said to point at nothing is not said wrong twice.
+    said = {f"[{i}]." for i, e in enumerate(merged) if str(e.get("id")) in targetless}
+    plan.errors += [
+        f"log definitions {p.field}: {p.message}"
+        for p in problems
+        if not p.field.startswith(tuple(said))
+    ]
     if any(c.kind == "log" and c.action != "unchanged" for c in plan.changes):
         plan.logs = merged
 
@@ -245,7 +344,9 @@ def _plan_settings(project: Project, current: Current, plan: Plan) -> None:
     errors = validate_settings(filled, current.schema)
     plan.errors += [f"settings {e.path}: {e.message}" for e in errors]
     action = "unchanged" if filled == current.settings else "replace"
-    plan.changes.append(Change("settings", "settings", action))
+    detail = path_changes(current.settings, filled).summary()
+    diff = tuple(unified(current.settings, filled, "settings")) if action != "unchanged" else ()
+    plan.changes.append(Change("settings", "settings", action, detail, diff))
     if action != "unchanged":
         plan.settings = merged
 
@@ -273,60 +374,129 @@ def _plan_secrets(project: Project, current: Current, plan: Plan) -> None:
                 plan.errors.append(f"secret {secret_id!r} key {key!r}: must be a string")
             else:
                 values[key] = text
-        action = _action(current.secrets.get(secret_id), values)
-        plan.changes.append(Change("secret", secret_id, action, f"{len(values)} keys"))
+        before = current.secrets.get(secret_id)
+        action = _action(before, values)
+        # Key names only: a plan never shows a secret's values.
+        if before is None:
+            detail = f"{plural(len(values), 'key')}: {_listed(values)}"
+        else:
+            detail = path_changes(before, values).summary()
+        plan.changes.append(Change("secret", secret_id, action, detail))
         if action != "unchanged":
             plan.secrets[secret_id] = values
 
 
-def _plan_jobs(project: Project, current: Current, plan: Plan) -> None:
-    graph = {n: list(d.get("dependencies") or []) for n, d in current.jobsdefs.items()}
+def normalized_definition(name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+    """A definition as the API answers it (defaults filled in), so that loading the
+    output of `caravan jobsdefs get -o json` compares equal."""
+    return dict(definition_of(with_definition(new_job(name), definition)))
+
+
+def _definition_shape(definition: Mapping[str, Any]) -> str | None:
+    groups = (definition.get("template") or {}).get("taskGroups")
+    if not isinstance(groups, list) or not groups:
+        return "needs template.taskGroups, a list of task groups"
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+            return f"template.taskGroups[{i}] needs a name"
+        if not isinstance(group.get("countMax"), int):
+            return f"template.taskGroups[{i}] needs countMax, a number"
+    return None
+
+
+def _groups_summary(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    old = {str(g.get("name")): g for g in _groups(before)}
+    new = {str(g.get("name")): g for g in _groups(after)}
+    parts = [f"group {n} changed" for n in sorted(set(old) & set(new)) if old[n] != new[n]]
+    parts += [f"group {n} added" for n in sorted(set(new) - set(old))]
+    parts += [f"group {n} removed" for n in sorted(set(old) - set(new))]
+    return ", ".join(parts)
+
+
+def _create_summary(definition: Mapping[str, Any]) -> str:
+    groups = ", ".join(
+        f"{g.get('name')} ({g.get('countInit', 1)}/{g.get('countMax')})"
+        for g in _groups(definition)
+    )
+    return f"groups (init/max) {groups}; stopped until started"
+
+
+def _plan_definitions(project: Project, plan: Plan) -> dict[str, dict[str, Any]]:
+    """The job definitions the project carries, checked and in the API's shape."""
+    wanted: dict[str, dict[str, Any]] = {}
+    for name, definition in sorted(project.definitions.items()):
+        shape = _definition_shape(definition)
+        if shape:
+            plan.errors.append(f"job definition {name!r}: {shape}")
+            continue
+        found = definition_problems(name, definition)
+        plan.errors += [f"job definition {name!r} {p.field}: {p.message}" for p in found]
+        wanted[name] = normalized_definition(name, definition)
+    return wanted
+
+
+def _plan_jobs(project: Project, current: Current, plan: Plan) -> dict[str, dict[str, Any]]:
+    """Plans the jobs; returns every job the project will leave (for the log checks)."""
+    wanted = _plan_definitions(project, plan)
     for name, attrs in sorted(project.jobs.items()):
         other = sorted(set(attrs) - set(JOB_ATTRIBUTES))
         if other:
             plan.notes.append(
                 f"job {name!r}: {', '.join(other)} not converted (Nomad job templates are not "
-                "converted: define the task groups as a Job resource or with caravan jobsdefs)"
+                "converted: give the task groups in a job definitions file)"
             )
-        existing = current.jobsdefs.get(name)
-        if existing is None:
+        base = wanted.get(name) or current.jobsdefs.get(name)
+        if base is None:
             plan.errors.append(
-                f"job {name!r} does not exist in Caravan: create it first (a Job resource, or "
-                "caravan jobsdefs load); Nomad job templates are not converted"
+                f"job {name!r} does not exist in Caravan nor in the project's job definitions: "
+                "add it to a job definitions file (YAML or JSON) given to load, or create it "
+                "first (caravan jobsdefs load); Nomad job templates are not converted"
             )
             continue
-        updated = copy.deepcopy(existing)
-        autostart = attrs.get("autostart", existing.get("autostart", True))
+        updated = copy.deepcopy(base)
+        autostart = attrs.get("autostart", base.get("autostart", True))
         if not isinstance(autostart, bool):
             plan.errors.append(f"job {name!r}: autostart must be true or false")
-        dependencies = attrs.get("dependencies", existing.get("dependencies") or [])
+        dependencies = attrs.get("dependencies", base.get("dependencies") or [])
         if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
             plan.errors.append(f"job {name!r}: dependencies must be a list of job names")
             dependencies = []
-        for dependency in dependencies:
-            if dependency not in current.jobsdefs:
-                plan.notes.append(f"job {name!r} depends on {dependency!r}, which is not a job")
         updated["autostart"] = autostart
         updated["dependencies"] = list(dependencies)
-        graph[name] = list(dependencies)
-        detail = ", ".join(
-            f"{k} {existing.get(k)!r} → {updated[k]!r}"
-            for k in JOB_ATTRIBUTES
-            if existing.get(k) != updated[k]
-        )
-        action = "unchanged" if updated == existing else "replace"
-        plan.changes.append(Change("job", name, action, detail))
+        wanted[name] = updated
+    every = {**current.jobsdefs, **wanted}
+    for name, definition in sorted(wanted.items()):
+        for dependency in definition.get("dependencies") or []:
+            if dependency not in every:
+                plan.notes.append(f"job {name!r} depends on {dependency!r}, which is not a job")
+        existing = current.jobsdefs.get(name)
+        action = _action(existing, definition)
+        if existing is None:
+            change = Change("job", name, action, _create_summary(definition))
+        else:
+            detail = ", ".join(
+                part
+                for part in (
+                    field_changes(existing, definition, JOB_ATTRIBUTES),
+                    _groups_summary(existing, definition),
+                )
+                if part
+            )
+            diff = unified(existing, definition, f"job {name}") if action != "unchanged" else []
+            change = Change("job", name, action, detail, tuple(diff))
+        plan.changes.append(change)
         if action != "unchanged":
-            plan.jobs[name] = updated
-    cycle = find_cycle(graph)
+            plan.jobs[name] = definition
+    cycle = find_cycle({n: list(d.get("dependencies") or []) for n, d in every.items()})
     if cycle:
         plan.errors.append("job dependency cycle: " + " → ".join(cycle))
+    return every
 
 
 def make_plan(project: Project, current: Current) -> Plan:
     plan = Plan(notes=list(project.notes))
     _plan_settings(project, current, plan)
-    _plan_logs(project, current, plan)
-    _plan_jobs(project, current, plan)
+    jobs = _plan_jobs(project, current, plan)
+    _plan_logs(project, current, plan, jobs)
     _plan_secrets(project, current, plan)
     return plan

@@ -1,12 +1,14 @@
 # A Genvid project's services, in the shapes of Genvid's own project files.
-# `caravan load services.hcl web.hcl` brings them over (the Jobs must exist already).
+# `caravan load examples/genvid-project/*` brings them over with the jobs of jobs.yaml.
 
 job "services" {
   autostart = true
 }
 
-log "services" {
+# The api task's stdout; its levels are those of loggerID "api" (`caravan loglevel api`).
+log "api" {
   job      = "services"
+  group    = "api"
   task     = "api"
   fileName = "stdout"
   logLevel = true

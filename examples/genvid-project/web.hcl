@@ -1,21 +1,34 @@
-# The web front end: started after the services by "start all".
+# The web front end (examples/web.yaml's job): started after the services by Start All.
 
 job "web" {
   autostart    = true
   dependencies = ["services"]
 }
 
-log "web" {
+# Each log is named like the loggerID of the task it reads (CARAVAN_LOGGER_ID in
+# jobs.yaml), so `caravan logs front` and `caravan loglevel front http=debug` go together.
+log "front" {
   job      = "web"
-  task     = "web"
+  group    = "front"
+  task     = "front"
   fileName = "stdout"
   logLevel = true
 }
 
-log "webErr" {
+# The same task's warnings and errors (the example task writes them to stderr).
+log "frontErr" {
   job      = "web"
-  task     = "web"
+  group    = "front"
+  task     = "front"
   fileName = "stderr"
+}
+
+log "worker" {
+  job      = "web"
+  group    = "worker"
+  task     = "worker"
+  fileName = "stdout"
+  logLevel = true
 }
 
 link "web" {

@@ -11,10 +11,12 @@ from typing import Any
 
 import click
 
-from caravan.client.areas import events, monitor, secrets, settings
+from caravan.client.areas import events, monitor, secrets
 from caravan.client.jobs import jobsdefs, scale, start, status, stop
 from caravan.client.load import load
+from caravan.client.logdefs import logdefs
 from caravan.client.logs import loggers_commands
+from caravan.client.settings import settings
 from caravan.config import Config, ConfigMapNames, env_defaults, nats_from_env
 
 _ENV = env_defaults()
@@ -151,6 +153,7 @@ for command in (
     scale,
     jobsdefs,
     *loggers_commands,
+    logdefs,
     settings,
     secrets,
     events,

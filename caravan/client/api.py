@@ -30,6 +30,8 @@ class ApiFailure(click.ClickException):
     def format_message(self) -> str:
         lines = [self.message]
         for detail in self.details:
+            if isinstance(detail, dict) and str(detail.get("message", "")) in self.message:
+                continue  # the sentence says it already: never print it twice
             if isinstance(detail, dict) and "message" in detail:
                 where = detail.get("field") or detail.get("path") or ""
                 lines.append(
@@ -101,10 +103,12 @@ def kubeconfig_token(path: str | None = None, context: str | None = None) -> str
 class Api:
     """Calls the Cluster API; raises ApiFailure on anything but 2xx."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, timeout: float = TIMEOUT_SECONDS
+    ) -> None:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=TIMEOUT_SECONDS)
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
@@ -139,3 +143,19 @@ class Api:
                 yield response
         except httpx.TransportError as exc:
             raise ApiFailure(f"cannot reach Caravan at {self.url}: {exc}") from None
+
+
+def write_if_unchanged(api: Api, path: str, seen: Any, body: Any, what: str) -> Any:
+    """POSTs `body` to `path` unless `path` now answers something other than `seen`.
+
+    The settings and the log definitions are whole documents written without a version
+    precondition. Re-reading right before the write narrows the window in which another
+    writer's change would be overwritten to one request, and a caught change is refused
+    with a sentence instead of being lost."""
+    if api.get(path) != seen:
+        raise ApiFailure(
+            f"{what} changed since this command read them (another writer); nothing was "
+            "written: run the command again",
+            409,
+        )
+    return api.post(path, body)

@@ -1,4 +1,4 @@
-"""`caravan settings | secrets | events | monitor`."""
+"""`caravan secrets | events | monitor`."""
 
 from __future__ import annotations
 
@@ -11,84 +11,13 @@ import click
 
 from caravan.client import paths
 from caravan.client.api import ApiFailure
-from caravan.client.documents import parse_document, read_document
+from caravan.client.complete import secret_ids
+from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
+from caravan.secrets.model import validate_secret_id
 
 RESULTS_POLL_SECONDS = 1.0
 _COMMENT = "#"
-
-
-# -- settings ------------------------------------------------------------------------------
-
-
-@click.group()
-def settings() -> None:
-    """The installation's settings document."""
-
-
-@settings.command("get")
-@client_command
-def settings_get(session: Session) -> None:
-    """Print the current settings (defaults filled in)."""
-    session.print_json(session.api.get(paths.SETTINGS))
-
-
-@settings.command("set")
-@click.argument("file", type=click.File("r"))
-@client_command
-def settings_set(session: Session, file: IO[str]) -> None:
-    """Store FILE (JSON or YAML; - for stdin): missing values come from the defaults."""
-    stored = session.api.post(paths.SETTINGS, read_document(file))
-    if session.json:
-        session.print_json(stored)
-    else:
-        session.say("settings stored")
-
-
-def with_error_comments(text: str, failure: ApiFailure) -> str:
-    """The edited text again, headed by the refusal as comments (kubectl edit's way)."""
-    body = "\n".join(line for line in text.splitlines() if not line.startswith(_COMMENT))
-    notes = [
-        "# The settings were refused; fix them, or leave the file unchanged to cancel.",
-        f"# {failure.message}",
-    ]
-    for d in failure.details:
-        if isinstance(d, dict):
-            notes.append(f"#   {d.get('path') or d.get('field') or ''}: {d.get('message', d)}")
-    return "\n".join(notes) + "\n" + body.lstrip("\n") + ("\n" if not body.endswith("\n") else "")
-
-
-def strip_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith(_COMMENT))
-
-
-@settings.command("edit")
-@client_command
-def settings_edit(session: Session) -> None:
-    """Edit the settings in $VISUAL or $EDITOR; refused ones come back with the errors."""
-    original = json.dumps(session.api.get(paths.SETTINGS), indent=2) + "\n"
-    text = original
-    refused = False
-    while True:
-        edited = click.edit(text, extension=".json", require_save=False)
-        if edited is None or strip_comments(edited).strip() == strip_comments(text).strip():
-            if refused:
-                raise ApiFailure("edit cancelled; the settings were not changed")
-            session.say("edit cancelled, no changes made")
-            return
-        try:
-            document = parse_document(strip_comments(edited), "the edited settings")
-            session.api.post(paths.SETTINGS, document)
-        except click.BadParameter as exc:
-            text, refused = with_error_comments(edited, ApiFailure(exc.format_message())), True
-            continue
-        except ApiFailure as exc:
-            if exc.status not in (400, 422):
-                raise
-            text, refused = with_error_comments(edited, exc), True
-            continue
-        session.say("settings stored")
-        return
 
 
 # -- secrets -------------------------------------------------------------------------------
@@ -107,8 +36,21 @@ def secrets_list(session: Session) -> None:
     session.emit(keys, lambda k: table(["id"], [[i] for i in k["keys"]]))
 
 
+def _checked_id(ctx: click.Context, param: click.Parameter, secret_id: str) -> str:
+    """A clear sentence for an id no Secret can have, before anything is sent."""
+    problem = validate_secret_id(secret_id)
+    if problem:
+        raise click.BadParameter(f"{secret_id!r}: {problem}")
+    return secret_id
+
+
+_SECRET_ID = click.argument(
+    "secret_id", metavar="ID", callback=_checked_id, shell_complete=secret_ids
+)
+
+
 @secrets.command("get")
-@click.argument("secret_id", metavar="ID")
+@_SECRET_ID
 @click.option("--show", is_flag=True, help="print the values too")
 @client_command
 def secrets_get(session: Session, secret_id: str, show: bool) -> None:
@@ -117,7 +59,8 @@ def secrets_get(session: Session, secret_id: str, show: bool) -> None:
     if session.json:
         session.print_json(values if show else {"id": secret_id, "keys": sorted(values)})
         return
-    rows = [[k, v if show else f"<hidden, {len(v)} chars>"] for k, v in sorted(values.items())]
+    # Hidden means hidden: not even the length, which narrows a guess.
+    rows = [[k, v if show else "<hidden: --show prints it>"] for k, v in sorted(values.items())]
     session.console.print(table(["key", "value"], rows))
 
 
@@ -134,7 +77,7 @@ def parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 @secrets.command("set")
-@click.argument("secret_id", metavar="ID")
+@_SECRET_ID
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @click.option("--replace", is_flag=True, help="replace the whole map instead of merging")
 @client_command
@@ -153,7 +96,7 @@ def secrets_set(session: Session, secret_id: str, pairs: tuple[str, ...], replac
 
 
 @secrets.command("delete")
-@click.argument("secret_id", metavar="ID")
+@_SECRET_ID
 @client_command
 def secrets_delete(session: Session, secret_id: str) -> None:
     """Delete secret ID."""

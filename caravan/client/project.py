@@ -21,6 +21,7 @@ import yaml
 from hcl2 import SerializationOptions
 from lark.exceptions import LarkError
 
+from caravan.client.logtargets import groups_of, listed, log_group, log_target_problem
 from caravan.client.plan_view import Row, field_changes, path_changes, plural, unified
 from caravan.jobs.definitions import definition_of, new_job, with_definition
 from caravan.jobs.definitions import problems as definition_problems
@@ -210,58 +211,6 @@ def _action(before: Any, after: Any) -> str:
     return "unchanged" if before == after else "replace"
 
 
-def _groups(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
-    groups = ((definition or {}).get("template") or {}).get("taskGroups") or []
-    return [g for g in groups if isinstance(g, dict)]
-
-
-def _tasks(group: Mapping[str, Any]) -> list[str]:
-    containers = ((group.get("template") or {}).get("spec") or {}).get("containers") or []
-    return [str(c.get("name")) for c in containers if isinstance(c, dict)]
-
-
-def _log_group(attrs: Mapping[str, Any], jobs: Mapping[str, Any]) -> str | None:
-    """The task group of a log block: its `group`, else the job's only group, else the
-    group with a task (container) named like the log's task; None when none fits."""
-    if isinstance(attrs.get("group"), str):
-        return str(attrs["group"])
-    groups = _groups(jobs.get(str(attrs.get("job", ""))) or {})
-    if len(groups) == 1:
-        return str(groups[0].get("name"))
-    fitting = [g for g in groups if attrs.get("task") in _tasks(g)]
-    return str(fitting[0].get("name")) if len(fitting) == 1 else None
-
-
-def _listed(names: Iterable[str]) -> str:
-    found = sorted(names)
-    return ", ".join(found) if found else "none"
-
-
-def log_target_problem(entry: Mapping[str, Any], jobs: Mapping[str, Any]) -> str | None:
-    """Why a log definition points at nothing: no such job, task group or task."""
-    job, group, task = entry.get("job"), entry.get("group"), entry.get("task")
-    if not isinstance(job, str) or not isinstance(task, str):
-        return None  # a missing field: the definitions check says "is required"
-    definition = jobs.get(job)
-    if definition is None:
-        return (
-            f"no job {job!r} in the project or in Caravan (jobs: {_listed(jobs)}); define it "
-            "first (caravan jobsdefs load, or a job definitions file given to load)"
-        )
-    groups = {str(g.get("name")): g for g in _groups(definition)}
-    if group is None:
-        return (
-            f"job {job!r} has several task groups and none has a task {task!r}: say which "
-            f"with `group` (groups: {_listed(groups)})"
-        )
-    if group not in groups:
-        return f"job {job!r} has no task group {group!r} (groups: {_listed(groups)})"
-    tasks = _tasks(groups[group])
-    if task not in tasks:
-        return f"task group {job}/{group} has no task {task!r} (tasks: {_listed(tasks)})"
-    return None
-
-
 def _log_summary(entry: Mapping[str, Any]) -> str:
     levels = ", live levels" if entry.get("logLevel") else ""
     return (
@@ -282,7 +231,7 @@ def _plan_logs(
         entry = {
             "id": log_id,
             "job": attrs.get("job"),
-            "group": _log_group(attrs, jobs),
+            "group": log_group(attrs, jobs),
             "task": attrs.get("task"),
             "fileName": attrs.get("fileName", "stdout"),
             "logLevel": attrs.get("logLevel", False),
@@ -378,7 +327,7 @@ def _plan_secrets(project: Project, current: Current, plan: Plan) -> None:
         action = _action(before, values)
         # Key names only: a plan never shows a secret's values.
         if before is None:
-            detail = f"{plural(len(values), 'key')}: {_listed(values)}"
+            detail = f"{plural(len(values), 'key')}: {listed(values)}"
         else:
             detail = path_changes(before, values).summary()
         plan.changes.append(Change("secret", secret_id, action, detail))
@@ -405,8 +354,8 @@ def _definition_shape(definition: Mapping[str, Any]) -> str | None:
 
 
 def _groups_summary(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
-    old = {str(g.get("name")): g for g in _groups(before)}
-    new = {str(g.get("name")): g for g in _groups(after)}
+    old = {str(g.get("name")): g for g in groups_of(before)}
+    new = {str(g.get("name")): g for g in groups_of(after)}
     parts = [f"group {n} changed" for n in sorted(set(old) & set(new)) if old[n] != new[n]]
     parts += [f"group {n} added" for n in sorted(set(new) - set(old))]
     parts += [f"group {n} removed" for n in sorted(set(old) - set(new))]
@@ -416,7 +365,7 @@ def _groups_summary(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
 def _create_summary(definition: Mapping[str, Any]) -> str:
     groups = ", ".join(
         f"{g.get('name')} ({g.get('countInit', 1)}/{g.get('countMax')})"
-        for g in _groups(definition)
+        for g in groups_of(definition)
     )
     return f"groups (init/max) {groups}; stopped until started"
 

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from caravan.client.api import ApiFailure, failure_of, kubeconfig_token
-from caravan.client.areas import parse_pairs, strip_comments, viewer_events, with_error_comments
+from caravan.client.areas import parse_pairs, viewer_events
 from caravan.client.jobs import parse_delta
 from caravan.client.logs import newest_allocation, parse_levels
+from caravan.client.settings import strip_comments, with_error_comments
 
 
 def test_deltas() -> None:

@@ -219,7 +219,10 @@ def test_log_blocks_must_name_a_real_job_group_and_task() -> None:
 
 
 def test_job_definitions_files() -> None:
-    definitions = {"new": jobsdef("new", ["g"]), "web": jobsdef("web", ["front", "worker", "extra"])}
+    definitions = {
+        "new": jobsdef("new", ["g"]),
+        "web": jobsdef("web", ["front", "worker", "extra"]),
+    }
     project = read_project([("jobs.json", json.dumps(definitions))])
     plan = make_plan(project, current())
     changes = {c.name: c for c in plan.changes}

@@ -21,6 +21,14 @@ from caravan.settings.schema_view import Schema, flatten, type_set
 _PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
+_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "a JSON array",
+    "null": "null",
+}
 
 
 class SettingError(ValueError):
@@ -97,7 +105,7 @@ def _typed(text: str, types: set[str] | None, dotted: str) -> Any:
             return parsed
     if "string" in types:
         return text
-    wanted = " or ".join(sorted(types))
+    wanted = " or ".join(_WORDS.get(t, t) for t in sorted(types))
     raise SettingError(f"{dotted}: expected {wanted}, got {text!r}")
 
 

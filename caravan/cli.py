@@ -17,7 +17,7 @@ from caravan.client.load import load
 from caravan.client.logdefs import logdefs
 from caravan.client.logs import loggers_commands
 from caravan.client.settings import settings
-from caravan.config import Config, ConfigMapNames, env_defaults, nats_from_env
+from caravan.config import Config, ConfigMapNames, env_defaults, names_list, nats_from_env
 
 _ENV = env_defaults()
 
@@ -87,6 +87,32 @@ def cli() -> None:
     help="how long a write waits for this replica's store to show it (0: not at all)",
 )
 @click.option(
+    "--task-service-account",
+    default=_ENV["task_service_account"],
+    help="ServiceAccount task pods run as when their template names none (no RBAC, no"
+    " token) [CARAVAN_TASK_SERVICE_ACCOUNT]; empty: the namespace's default, without token",
+)
+@click.option(
+    "--allowed-service-accounts",
+    default=_ENV["allowed_service_accounts"],
+    help="comma-separated ServiceAccounts a job's template may name"
+    " [CARAVAN_ALLOWED_SERVICE_ACCOUNTS]; Caravan's own is never allowed",
+)
+@click.option(
+    "--service-account",
+    "own_service_account",
+    default=_ENV["own_service_account"],
+    help="Caravan's own ServiceAccount, which task pods may never use [CARAVAN_SERVICE_ACCOUNT]",
+)
+@click.option(
+    "--pod-policy",
+    type=click.Choice(["baseline", "privileged"]),
+    default=_ENV["pod_policy"],
+    show_default=True,
+    help="what task pods may ask for: Kubernetes' baseline Pod Security Standard, or"
+    " anything (privileged) [CARAVAN_POD_POLICY]",
+)
+@click.option(
     "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
 )
 def run(
@@ -101,6 +127,10 @@ def run(
     leader_elect: bool,
     lease_seconds: float,
     read_your_writes_seconds: float,
+    task_service_account: str,
+    allowed_service_accounts: str,
+    own_service_account: str,
+    pod_policy: str,
     log_level: str,
 ) -> None:
     """Serve the Cluster API and run the operator."""
@@ -122,6 +152,10 @@ def run(
         leader_election=leader_elect,
         lease_seconds=lease_seconds,
         read_your_writes_seconds=read_your_writes_seconds,
+        task_service_account=task_service_account or None,
+        allowed_service_accounts=names_list(allowed_service_accounts),
+        own_service_account=own_service_account or None,
+        pod_policy="privileged" if pod_policy == "privileged" else "baseline",
         log_level=log_level.upper(),
         # Only from the environment: credentials stay out of the process's arguments.
         nats=nats_from_env(),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 AuthMode = Literal["none", "kubernetes"]
+PodPolicyLevel = Literal["baseline", "privileged"]
 
 
 def _env(name: str, default: str) -> str:
@@ -108,6 +109,13 @@ class Config:
     watch_idle_seconds: float = 90.0
     # Several replicas reduce events together through NATS JetStream; None: embedded.
     nats: NatsConfig | None = None
+    # Task pods (caravan.jobs.podpolicy): the account they run as when their template
+    # names none (None: the namespace's default, with no token mounted), the accounts a
+    # template may name, Caravan's own (never allowed), and the pod policy's level.
+    task_service_account: str | None = None
+    allowed_service_accounts: tuple[str, ...] = ()
+    own_service_account: str | None = None
+    pod_policy: PodPolicyLevel = "baseline"
 
     @staticmethod
     def default_namespace() -> str:
@@ -159,4 +167,13 @@ def env_defaults() -> dict[str, str]:
         "prefix": _env("CARAVAN_CONFIGMAP_PREFIX", "caravan"),
         "leader_elect": _env("CARAVAN_LEADER_ELECT", "false"),
         "lease_seconds": _env("CARAVAN_LEASE_SECONDS", "15"),
+        "task_service_account": _env("CARAVAN_TASK_SERVICE_ACCOUNT", ""),
+        "allowed_service_accounts": _env("CARAVAN_ALLOWED_SERVICE_ACCOUNTS", ""),
+        "own_service_account": _env("CARAVAN_SERVICE_ACCOUNT", ""),
+        "pod_policy": _env("CARAVAN_POD_POLICY", "baseline"),
     }
+
+
+def names_list(text: str) -> tuple[str, ...]:
+    """`a,b c` -> ("a", "b", "c"): names given in one flag or variable."""
+    return tuple(n for n in text.replace(",", " ").split() if n)

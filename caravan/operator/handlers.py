@@ -11,6 +11,7 @@ import kopf
 
 from caravan import metrics
 from caravan.kube.client import JSON, KubeClient, load_configuration
+from caravan.kube.recorder import EventRecorder
 from caravan.labels import (
     GROUP,
     JOB_LABEL,
@@ -132,6 +133,8 @@ def build_registry() -> kopf.OperatorRegistry:
                 pods=store.pods_of,
                 deployments=lambda job: list(deployments.get(job, ())),
                 decorators=memo.decorators,
+                policy=memo.policy,
+                recorder=EventRecorder(shared.kube, memo.config.namespace, memo.config.identity),
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
             )
         if shared.closing:

@@ -10,10 +10,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from caravan import labels
+from caravan.jobs.podpolicy import PodPolicy, violations
 from caravan.jobs.spec import read_job
 from caravan.jobs.summary import PodFacts
 from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient
 from caravan.kube.errors import Conflict, Invalid, KubeError, NotFound
+from caravan.kube.recorder import EventRecorder
 from caravan.operator.deployments import TemplateDecorator, deployment_name, desired_deployment
 from caravan.operator.status import job_status_body, status_changed
 from caravan.tasks import cancel_and_wait
@@ -33,17 +35,28 @@ async def reconcile_job(
     deployments: Iterable[tuple[str, str]],
     decorators: Sequence[TemplateDecorator] = (),
     applied: dict[str, Applied] | None = None,
-) -> None:
+    policy: PodPolicy | None = None,
+) -> str | None:
     """One pass. `applied` remembers each Deployment's last applied manifest and the
     generation the apply gave it: an unchanged manifest is not sent again (a change of
-    the Deployment's spec by anyone else drops its entry, see Reconciler)."""
+    the Deployment's spec by anyone else drops its entry, see Reconciler).
+
+    Returns why the Job is refused, when its templates break the pod `policy`: such a
+    Job (stored before the admission policy existed) gets no Deployment created or
+    changed, only a condition saying why."""
     applied = {} if applied is None else applied
     spec = read_job(body)
     meta = body["metadata"]
     if meta.get("deletionTimestamp"):
-        return  # garbage collection removes the Deployments through owner references
+        return None  # garbage collection removes the Deployments through owner references
+    problems = violations(body, policy) if policy is not None else []
+    refusal = "; ".join(str(p) for p in problems) or None
     wanted = {g.name for g in spec.task_groups}
-    manifests = [desired_deployment(body, spec, group, decorators) for group in spec.task_groups]
+    manifests = (
+        []
+        if refusal
+        else [desired_deployment(body, spec, group, decorators) for group in spec.task_groups]
+    )
     # Server-side apply with force: a hand-made change to a field we own (replicas,
     # template) is taken back; fields we never set stay as others left them. The groups
     # are independent objects, so they are applied concurrently.
@@ -67,7 +80,7 @@ async def reconcile_job(
     for result in results:
         if isinstance(result, BaseException) and result not in refusals:
             raise result  # the cluster or the network: retried with backoff
-    for name, group_name in deployments:
+    for name, group_name in [] if refusal else deployments:
         if group_name not in wanted and name == deployment_name(spec.name, group_name):
             log.info("job %s: deleting Deployment %s of removed group", spec.name, name)
             with contextlib.suppress(NotFound):
@@ -78,13 +91,19 @@ async def reconcile_job(
         by_group.setdefault(pod.group, []).append(pod)
     apply_error = "; ".join(r.message for r in refusals) or None
     new_status = job_status_body(
-        spec, by_group, int(meta.get("generation", 0)), body.get("status"), apply_error=apply_error
+        spec,
+        by_group,
+        int(meta.get("generation", 0)),
+        body.get("status"),
+        apply_error=apply_error,
+        refusal=refusal,
     )
     if status_changed(body.get("status"), new_status):
         await kube.merge_patch(JOBS.item(namespace, spec.name, "status"), {"status": new_status})
     if apply_error:
         # Written on the Job; retrying cannot help until its spec changes (a new event).
         log.warning("job %s: Kubernetes refused its Deployments: %s", spec.name, apply_error)
+    return refusal
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,9 @@ class Reconciler:
     pods: PodsLookup
     deployments: DeploymentsLookup
     decorators: Sequence[TemplateDecorator] = ()
+    # The installation's pod policy (None: none) and where refusals are told as Events.
+    policy: PodPolicy | None = None
+    recorder: EventRecorder | None = None
     on_result: Callable[[str], None] = lambda result: None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # backoff after failures
     _pending: set[str] = field(default_factory=set)
@@ -118,6 +140,8 @@ class Reconciler:
     _done: dict[str, int] = field(default_factory=dict)
     # Per job: each Deployment's last applied manifest and generation.
     _applied: dict[str, dict[str, Applied]] = field(default_factory=dict)
+    # Per job: the (uid, generation) whose refusal was told in an Event (once each).
+    _told: dict[str, tuple[str, int]] = field(default_factory=dict)
     closed: bool = False
 
     def request(self, job: str, body: JSON | None = None, *, new_spec_only: bool = False) -> None:
@@ -184,7 +208,7 @@ class Reconciler:
                 self._done.pop(job, None)
                 self._applied.pop(job, None)
                 return  # deleted meanwhile
-        await reconcile_job(
+        refusal = await reconcile_job(
             self.kube,
             self.namespace,
             body,
@@ -192,8 +216,18 @@ class Reconciler:
             self.deployments(job),
             self.decorators,
             applied=self._applied.setdefault(job, {}),
+            policy=self.policy,
         )
         self._done[job] = _generation(body)
+        told = (str(body["metadata"].get("uid", "")), _generation(body))
+        if refusal is None:
+            self._told.pop(job, None)
+        elif self.recorder is not None and self._told.get(job) != told:
+            self._told[job] = told
+            log.warning("job %s: refused by the pod policy: %s", job, refusal)
+            await self.recorder.post(
+                body, "Warning", "Refused", "Reconcile", f"no Deployment is made: {refusal}"
+            )
 
     async def close(self) -> None:
         self.closed = True

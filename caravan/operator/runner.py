@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 import kopf
 
 from caravan.config import Config
+from caravan.operator.decorators import pod_policy
 from caravan.operator.deployments import TemplateDecorator
 from caravan.operator.handlers import OperatorShared, build_registry
 from caravan.store import Store
@@ -57,6 +58,7 @@ class OperatorThread(threading.Thread):
             memo=kopf.Memo(
                 config=self.config,
                 decorators=list(self.decorators),
+                policy=pod_policy(self.config),
                 store=self.store,
                 shared=OperatorShared(),
             ),

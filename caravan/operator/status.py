@@ -45,8 +45,10 @@ def job_status_body(
     previous: Mapping[str, Any] | None = None,
     now: str | None = None,
     apply_error: str | None = None,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
-    """The status subresource; `apply_error` is why Kubernetes refused the Deployments."""
+    """The status subresource; `apply_error` is why Kubernetes refused the Deployments,
+    `refusal` why Caravan did (the pod policy)."""
     now = now or _now()
     summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
     wanted = [spec.desired_count(g) for g in spec.task_groups]
@@ -85,9 +87,11 @@ def job_status_body(
         _condition(
             previous_conditions,
             "Reconciled",
-            apply_error is None,
-            "ApplyFailed" if apply_error else "Applied",
-            apply_error or "every task group's Deployment matches the spec",
+            apply_error is None and refusal is None,
+            "Refused" if refusal else ("ApplyFailed" if apply_error else "Applied"),
+            (f"refused by the pod policy: {refusal}" if refusal else None)
+            or apply_error
+            or "every task group's Deployment matches the spec",
             generation,
             now,
         ),

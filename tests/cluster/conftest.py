@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 import re
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from caravan.config import Config
 from caravan.kube.client import NAMESPACES, KubeClient, KubeError
@@ -22,6 +24,13 @@ from tests.natsserver import NatsServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "charts" / "caravan" / "files" / "crds"
+POLICY_FILE = ROOT / "charts" / "caravan" / "files" / "policies" / "task-pods.yaml"
+# The pod policy of the session, as the chart renders it for one installation: its binding
+# holds in every test namespace (labelled so), with these parameters.
+POLICY_LABEL = "caravan.dev/test-pod-policy"
+TASK_ACCOUNT = "caravan-task"
+ALLOWED_ACCOUNT = "tasks-allowed"
+OWN_ACCOUNT = "caravan"
 KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 
 
@@ -40,6 +49,35 @@ def _show_progress(request: pytest.FixtureRequest, command: str) -> None:
         code = subprocess.run([str(ROOT / "hack" / "cluster.sh"), command], check=False).returncode
     if code != 0 and command == "up":
         raise RuntimeError("hack/cluster.sh up failed (its output is above)")
+
+
+def pod_policy_objects() -> list[dict[str, Any]]:
+    """The policy of files/policies/ with the session's parameters, and its binding to every
+    namespace labelled POLICY_LABEL (as the chart's templates/podpolicy.yaml does for its
+    release's namespace)."""
+    policy = yaml.safe_load(POLICY_FILE.read_text())
+    params = {
+        "allowedServiceAccounts": f"['{ALLOWED_ACCOUNT}']",
+        "taskServiceAccount": f"'{TASK_ACCOUNT}'",
+        "ownServiceAccount": f"'{OWN_ACCOUNT}'",
+        "baseline": "true",
+    }
+    for variable in policy["spec"]["variables"]:
+        if variable["name"] in params:
+            variable["expression"] = params.pop(variable["name"])
+    assert not params, f"the policy lacks the parameters {sorted(params)}"
+    name = policy["metadata"]["name"] = "caravan-tests-task-pods"
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {POLICY_LABEL: "true"}}},
+        },
+    }
+    return [policy, binding]
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +105,13 @@ def kubeconfig(request: pytest.FixtureRequest) -> Iterator[str]:
         ],
         check=True,
         capture_output=True,
+    )
+    subprocess.run(
+        [KUBECTL, "--kubeconfig", path, "apply", "--server-side", "--force-conflicts", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": pod_policy_objects()}),
+        check=True,
+        capture_output=True,
+        text=True,
     )
     subprocess.run(
         [
@@ -99,7 +144,10 @@ async def namespace(kube: KubeClient, request: pytest.FixtureRequest) -> AsyncIt
     """A fresh namespace per test, deleted afterwards (without waiting for it to go)."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
-    await kube.create(NAMESPACES.collection(None), {"metadata": {"name": name}})
+    await kube.create(
+        NAMESPACES.collection(None),
+        {"metadata": {"name": name, "labels": {POLICY_LABEL: "true"}}},
+    )
     await kubeutil.wait_for_default_service_account(kube, name)
     yield name
     with contextlib.suppress(KubeError):

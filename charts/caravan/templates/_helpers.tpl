@@ -87,3 +87,15 @@ Usage: include "caravan.configMapName" (list . "logs")
 {{- $root := index . 0 }}
 {{- printf "%s-%s" $root.Values.configMaps.prefix (index . 1) }}
 {{- end }}
+
+{{/*
+The ServiceAccount task pods run as when their template names none; empty: the namespace's
+default account (Caravan still mounts no token for it).
+*/}}
+{{- define "caravan.taskServiceAccountName" -}}
+{{- if .Values.taskPods.serviceAccount.create }}
+{{- default (printf "%s-task" (include "caravan.fullname" .)) .Values.taskPods.serviceAccount.name }}
+{{- else }}
+{{- .Values.taskPods.serviceAccount.name }}
+{{- end }}
+{{- end }}

@@ -17,7 +17,14 @@ from caravan.client.load import load
 from caravan.client.logdefs import logdefs
 from caravan.client.logs import loggers_commands
 from caravan.client.settings import settings
-from caravan.config import Config, ConfigMapNames, env_defaults, names_list, nats_from_env
+from caravan.config import (
+    Config,
+    ConfigMapNames,
+    ServerLimits,
+    env_defaults,
+    names_list,
+    nats_from_env,
+)
 
 _ENV = env_defaults()
 
@@ -113,6 +120,19 @@ def cli() -> None:
     " anything (privileged) [CARAVAN_POD_POLICY]",
 )
 @click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=int(_ENV["max_body_bytes"]),
+    show_default=True,
+    help="largest request body accepted; larger ones get 413 unread [CARAVAN_MAX_BODY_BYTES]",
+)
+@click.option(
+    "--token-audience",
+    default=_ENV["token_audience"],
+    help="audience callers' tokens must be issued for (TokenReview audiences);"
+    " empty: the apiserver's [CARAVAN_TOKEN_AUDIENCE]",
+)
+@click.option(
     "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
 )
 def run(
@@ -131,6 +151,8 @@ def run(
     allowed_service_accounts: str,
     own_service_account: str,
     pod_policy: str,
+    max_body_bytes: int,
+    token_audience: str,
     log_level: str,
 ) -> None:
     """Serve the Cluster API and run the operator."""
@@ -156,6 +178,8 @@ def run(
         allowed_service_accounts=names_list(allowed_service_accounts),
         own_service_account=own_service_account or None,
         pod_policy="privileged" if pod_policy == "privileged" else "baseline",
+        limits=ServerLimits(max_body_bytes=max_body_bytes),
+        token_audience=token_audience or None,
         log_level=log_level.upper(),
         # Only from the environment: credentials stay out of the process's arguments.
         nats=nats_from_env(),

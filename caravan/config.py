@@ -86,6 +86,33 @@ def nats_from_env() -> NatsConfig | None:
     )
 
 
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request or caller may hold of the server before anything is read
+    (caravan/api/guard.py, caravan/api/serving.py). Refusals: 413, 431, 408, 429, 503."""
+
+    max_body_bytes: int = 8 * MiB
+    # The request line and headers together, and how many headers.
+    max_header_bytes: int = 64 * 1024
+    max_header_count: int = 100
+    # A client must send its whole request head within this (slow-header attacks), and
+    # its body within body_seconds.
+    header_seconds: float = 10.0
+    body_seconds: float = 60.0
+    # An idle keep-alive connection is closed after this.
+    keep_alive_seconds: float = 5.0
+    # Connections and requests in flight at once; above, 503. Long polls count: 1,000
+    # watchers of one job must fit.
+    max_concurrency: int = 4096
+    # Open streams (SSE, WebSocket, log follow) of one caller at once; above, 429.
+    max_streams_per_caller: int = 32
+    # Streams re-check their caller's access this often, and end when it is withdrawn.
+    stream_recheck_seconds: float = 30.0
+
+
 @dataclass(frozen=True)
 class Config:
     namespace: str = "default"
@@ -116,6 +143,9 @@ class Config:
     allowed_service_accounts: tuple[str, ...] = ()
     own_service_account: str | None = None
     pod_policy: PodPolicyLevel = "baseline"
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    # The audience TokenReviews ask for (--token-audience); None: the apiserver's own.
+    token_audience: str | None = None
 
     @staticmethod
     def default_namespace() -> str:
@@ -171,6 +201,8 @@ def env_defaults() -> dict[str, str]:
         "allowed_service_accounts": _env("CARAVAN_ALLOWED_SERVICE_ACCOUNTS", ""),
         "own_service_account": _env("CARAVAN_SERVICE_ACCOUNT", ""),
         "pod_policy": _env("CARAVAN_POD_POLICY", "baseline"),
+        "max_body_bytes": _env("CARAVAN_MAX_BODY_BYTES", str(8 * MiB)),
+        "token_audience": _env("CARAVAN_TOKEN_AUDIENCE", ""),
     }
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from caravan import labels
 from caravan.api.app import create_app
+from caravan.api.serving import uvicorn_limits
 from caravan.api.state import AppState
 from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
@@ -111,6 +112,8 @@ class Caravan:
                 lifespan="on",  # the app's lifespan starts and stops the areas' services
                 # Long polls and event streams would hold a stop for minutes otherwise.
                 timeout_graceful_shutdown=3,
+                # Security: bounded request heads, idle and slow connections, concurrency.
+                **uvicorn_limits(config.limits),
             )
         )
         if config.run_operator and config.leader_election:

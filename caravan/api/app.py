@@ -10,11 +10,10 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from caravan import __version__
-from caravan.api import metrics
+from caravan.api import guard, metrics
 from caravan.api.access import AccessReviewer
 from caravan.api.area import Area
 from caravan.api.errors import install_error_handlers
-from caravan.api.middleware import JsonBodyByDefault
 from caravan.api.routers import (
     access,
     allocations,
@@ -76,7 +75,7 @@ def create_app(state: AppState) -> FastAPI:
     )
     app.state.caravan = state
     install_error_handlers(app)
-    app.add_middleware(JsonBodyByDefault)
+    guard.install(app, state.config)
     app.add_middleware(ReadYourWritesHeader)
     metrics.install(app)
     for area in AREAS:

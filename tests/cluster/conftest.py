@@ -31,6 +31,8 @@ POLICY_LABEL = "caravan.dev/test-pod-policy"
 TASK_ACCOUNT = "caravan-task"
 ALLOWED_ACCOUNT = "tasks-allowed"
 OWN_ACCOUNT = "caravan"
+# Raw bodies must say they are JSON (anything else is 415).
+JSON_TYPE = {"Content-Type": "application/json"}
 KUBECTL = str(ROOT / ".venv" / "bin" / "kubectl")
 
 

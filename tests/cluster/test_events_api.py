@@ -15,6 +15,7 @@ from caravan.config import Config
 from caravan.events.storage import EVENTS_KEY
 from caravan.kube.client import CONFIGMAPS, KubeClient
 from caravan.runner import Caravan
+from tests.cluster.conftest import JSON_TYPE
 from tests.cluster.kubeutil import eventually
 from tests.samples import votes_only
 
@@ -124,7 +125,7 @@ async def test_invalid_documents_are_rejected_with_every_error_and_nothing_store
     assert await stored_text(kube, namespace) == before
     assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": [votes_only()]}
 
-    malformed = await api.post("/v1/events", content=b'{"mapreduce": [')
+    malformed = await api.post("/v1/events", content=b'{"mapreduce": [', headers=JSON_TYPE)
     assert malformed.status_code == 400
     assert await stored_text(kube, namespace) == before
 

@@ -10,6 +10,7 @@ import httpx
 
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, KubeClient
 from caravan.runner import Caravan
+from tests.cluster.conftest import JSON_TYPE
 from tests.cluster.kubeutil import eventually, group, job_body, pod_template
 
 LOGGERS_CONFIGMAP = "caravan-loggers"
@@ -65,7 +66,7 @@ async def test_defaults_are_stored_in_the_configmap_and_bad_levels_change_nothin
         response = await api.post("/v1/log/defaults/web", json=body)
         assert response.status_code == 400, (body, response.text)
         assert response.json()["error"]
-    response = await api.post("/v1/log/defaults/web", content=b"{oops")
+    response = await api.post("/v1/log/defaults/web", content=b"{oops", headers=JSON_TYPE)
     assert response.status_code == 400
     assert await get_json(api, "/v1/log/defaults") == expected
     after = await kube.get(CONFIGMAPS.item(namespace, LOGGERS_CONFIGMAP))

@@ -13,7 +13,7 @@ import yaml
 
 from caravan.kube.client import DEPLOYMENTS, JOBS, SECRETS, KubeClient, KubeError
 from caravan.runner import Caravan
-from tests.cluster.conftest import running_caravan
+from tests.cluster.conftest import JSON_TYPE, running_caravan
 from tests.cluster.kubeutil import eventually, service_account_token
 
 PREFIXES = ["/v1/secrets", "/secrets"]
@@ -173,7 +173,7 @@ async def test_bad_input_is_400_and_changes_nothing(
         assert response.status_code == 400, (path, response.text)
         assert response.json()["error"], response.text
     for raw in (b"{", b'{"a": "b", "a": "c"}', b"\xff\xfe", b'{"a": NaN}', b'{"a": "\\ud800"}'):
-        response = await api.post("/v1/secrets/secret/ok", content=raw)
+        response = await api.post("/v1/secrets/secret/ok", content=raw, headers=JSON_TYPE)
         assert response.status_code == 400, (raw, response.text)
     for path in ("/v1/secrets/secret/Upper", "/secrets/secret/a..b"):
         assert (await api.get(path)).status_code == 400
@@ -193,8 +193,16 @@ async def test_values_never_reach_logs_or_errors(
         await api.get("/v1/secrets/secret/leak"),
         await api.post("/v1/secrets/secret/leak", json={"TOKEN": value, "bad key": value}),
         await api.post("/v1/secrets/secret/leak", json={"TOKEN": [value]}),
-        await api.post("/v1/secrets/secret/leak", content=b'{"TOKEN": "' + value.encode() + b'"'),
-        await api.post("/v1/secrets/secret/leak", content=f'{{"T": "{value}", "T": "x"}}'),
+        await api.post(
+            "/v1/secrets/secret/leak",
+            content=b'{"TOKEN": "' + value.encode() + b'"',
+            headers=JSON_TYPE,
+        ),
+        await api.post(
+            "/v1/secrets/secret/leak",
+            content=f'{{"T": "{value}", "T": "x"}}',
+            headers=JSON_TYPE,
+        ),
         await api.post("/v1/secrets/secret/BAD", json={"TOKEN": value}),
     ]
     assert [a.status_code for a in answers] == [204, 200, 400, 400, 400, 400, 400]

@@ -11,7 +11,7 @@ import httpx
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, KubeClient, KubeError
 from caravan.runner import Caravan
 from caravan.settings import defaults_from_schema, load_builtin_schema
-from tests.cluster.conftest import running_caravan
+from tests.cluster.conftest import JSON_TYPE, running_caravan
 from tests.cluster.kubeutil import eventually, group, job_body, service_account_token
 
 DEFAULTS = defaults_from_schema(load_builtin_schema())
@@ -94,10 +94,10 @@ async def test_invalid_documents_are_refused_with_every_error_and_nothing_change
     } <= paths
     assert all(d["message"] for d in body["details"])
     for raw, status in ((b"[1, 2]", 422), (b'"text"', 422), (b"{", 400), (b"", 400)):
-        answer = await api.post("/v1/settings", content=raw)
+        answer = await api.post("/v1/settings", content=raw, headers=JSON_TYPE)
         assert answer.status_code == status, (raw, answer.text)
         assert answer.json()["error"]
-    duplicate = await api.post("/v1/settings", content=b'{"app": {}, "app": {}}')
+    duplicate = await api.post("/v1/settings", content=b'{"app": {}, "app": {}}', headers=JSON_TYPE)
     assert duplicate.status_code == 400
     assert await stored_text(kube, namespace) == before
     assert (await settings_of(api)).json()["info"]["name"] == "kept"

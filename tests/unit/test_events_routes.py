@@ -27,6 +27,7 @@ from tests.samples import votes_only
 
 NS = "unit"
 CM = "caravan-events"
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 class FakeKube:
@@ -85,7 +86,7 @@ def state(app: FastAPI) -> AppState:
 @pytest.fixture
 async def api(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -383,7 +384,7 @@ async def test_stop_right_after_a_wake_up_does_not_hang() -> None:
 
 async def test_the_example_document_is_valid(api: httpx.AsyncClient) -> None:
     example = pathlib.Path(__file__).parents[2] / "examples" / "events" / "vote-cheer.json"
-    response = await api.post("/v1/events", content=example.read_bytes())
+    response = await api.post("/v1/events", content=example.read_bytes(), headers=JSON_TYPE)
     assert response.status_code == 200, response.text
     assert response.json()["errors"] == ""
     sent = await api.post(

@@ -96,7 +96,7 @@ def test_caravans_own_account_is_refused_even_when_listed() -> None:
 
 
 def test_what_baseline_allows_passes() -> None:
-    allowed = [
+    allowed: list[dict[str, Any]] = [
         {},
         {"serviceAccountName": "tasks-allowed", "automountServiceAccountToken": True},
         {"serviceAccountName": "caravan-task"},

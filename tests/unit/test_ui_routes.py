@@ -57,7 +57,7 @@ def make_state(mode: str, kube: Any = None) -> AppState:
 @pytest.fixture
 async def local() -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(make_state("none")))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -105,7 +105,7 @@ async def test_api_pages_load_nothing_from_a_cdn(local: httpx.AsyncClient) -> No
         assert "cdn" not in response.text.lower()
         assert "googleapis" not in response.text
         # ReDoc's bundle names one image on its CDN: the browser may load none from there.
-        assert response.headers["Content-Security-Policy"] == "img-src 'self' data: blob:"
+        assert response.headers["Content-Security-Policy"] == ui_routes.API_PAGES_CSP
         for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
             if asset in response.text:
                 assert (await local.get(asset)).status_code == 200
@@ -132,7 +132,7 @@ async def test_access_in_mode_none_allows_everything(local: httpx.AsyncClient) -
 async def test_access_in_mode_kubernetes_asks_kubernetes_and_caches() -> None:
     kube = FakeReviewKube({("list", "jobs", ""), ("get", "configmaps", "caravan-settings")})
     transport = httpx.ASGITransport(app=create_app(make_state("kubernetes", kube)))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         missing = await client.get("/v1/access")
         assert missing.status_code == 401
         assert "bearer" in missing.json()["error"]

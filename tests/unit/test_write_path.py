@@ -41,7 +41,7 @@ async def api(kube: FakeKube) -> AsyncIterator[httpx.AsyncClient]:
     config = Config(namespace=NS, read_your_writes_seconds=0.05)
     async with running_app(AppState(config=config, kube=kube.client, store=store)) as app:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield client
 
 

@@ -89,7 +89,8 @@ async def ui_page(page: str) -> FileResponse:
 
 # ReDoc's bundle hard-codes one image from its CDN (the "API docs by Redocly" logo): the
 # browser is told to load images from here only, so nothing leaves the machine.
-API_PAGES_CSP = "img-src 'self' data: blob:"
+# Nor may another site frame them (clickjacking the "Try it out" buttons).
+API_PAGES_CSP = "img-src 'self' data: blob:; frame-ancestors 'none'"
 
 
 def _offline(page: HTMLResponse) -> HTMLResponse:

@@ -51,7 +51,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Every area's services start before the first request and stop after the last."""
     state: AppState = app.state.caravan
     if state.config.auth_mode == "kubernetes":
-        state.auth = AccessReviewer(state.kube, state.config.namespace)
+        state.auth = AccessReviewer(
+            state.kube, state.config.namespace, audience=state.config.token_audience
+        )
     started: list[Area] = []
     try:
         for area in AREAS:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from caravan.api.access import ANONYMOUS_LOCAL, AccessReviewer, Caller
+from caravan.api.access import ANONYMOUS_LOCAL, AccessReviewer, Caller, TooManyFailures
 from caravan.api.errors import ApiError
 from caravan.api.state import AppState
 from caravan.kube.client import KubeError
@@ -43,8 +43,11 @@ async def authenticate(request: Request) -> Caller:
     token = _bearer(request)
     if token is None:
         raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+    client = request.client.host if request.client else ""
     try:
-        who = await reviewer.caller(token)
+        who = await reviewer.caller(token, client)
+    except TooManyFailures as exc:
+        raise ApiError(429, str(exc)) from exc
     except KubeError as exc:
         raise ApiError(503, f"could not review the token: {exc.message}") from exc
     if who is None:
@@ -81,6 +84,25 @@ async def check_access(
             + (f": {reason}" if reason else ""),
         )
     request.state.caller = who
+    return who
+
+
+async def check_path(request: Request, verb: str, path: str) -> Caller:
+    """Raises 401/403 unless the caller may do `verb` on the non-resource URL `path` (as
+    kube-rbac-proxy checks /metrics): ClusterRole rules with `nonResourceURLs`."""
+    state: AppState = request.app.state.caravan
+    if state.config.auth_mode == "none":
+        return ANONYMOUS_LOCAL
+    reviewer = _reviewer(state)
+    who = await authenticate(request)
+    try:
+        ok, reason = await reviewer.allowed_path(who, verb, path)
+    except KubeError as exc:
+        raise ApiError(503, f"could not review access: {exc.message}") from exc
+    if not ok:
+        raise ApiError(
+            403, f"{who.username} may not {verb} {path}" + (f": {reason}" if reason else "")
+        )
     return who
 
 

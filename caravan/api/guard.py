@@ -1,6 +1,7 @@
 """What every request meets before any route: plain ASGI middleware, outermost first.
 
-- `SecurityHeaders`: `X-Content-Type-Options: nosniff` on every answer.
+- `SecurityHeaders`: `X-Content-Type-Options: nosniff` on every answer, and
+  `Cache-Control: no-store` on the secrets routes' answers.
 - `LoopbackGuard` (`--auth-mode none` only): Caravan then acts with its own credentials
   for anyone who reaches it, so only this machine's own programs may: a Host that is not
   a loopback name (DNS rebinding), a cross-site browser request (`Origin` other than the
@@ -26,6 +27,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caravan.api import streams
 from caravan.api.auth import authenticate
 from caravan.api.errors import ApiError, retry_after
 from caravan.config import Config, ServerLimits
@@ -78,12 +80,17 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        secrets = "/secrets/" in scope["path"]
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
                     headers.append((b"x-content-type-options", b"nosniff"))
+                if secrets:
+                    # Secret values must not stay in any cache, the browser's included.
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -263,3 +270,4 @@ def install(app: FastAPI, config: Config) -> None:
     if config.auth_mode == "none":
         app.add_middleware(LoopbackGuard)
     app.add_middleware(SecurityHeaders)
+    streams.install(app, config.limits)

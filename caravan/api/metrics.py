@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caravan.api.auth import check_path
 from caravan.api.state import AppState
 from caravan.metrics import (
     EVENTS,
@@ -67,6 +68,8 @@ def install(app: FastAPI) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics(request: Request) -> Response:
+        # Metrics name jobs, replicas and rates: a token allowed `get` on the URL /metrics.
+        await check_path(request, "get", "/metrics")
         state: AppState = request.app.state.caravan
         LONG_POLL_WAITERS.set(state.store.jobs_waiters.waiting)
         WRITE_WAITERS.set(state.store.versions.waiting)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from caravan.api.access import DECISION_TTL_SECONDS, TOKEN_TTL_SECONDS, AccessReviewer, Caller
+from caravan.api.access import (
+    DECISION_TTL_SECONDS,
+    FAILED_REVIEW_WINDOW_SECONDS,
+    FAILED_REVIEWS_PER_WINDOW,
+    TOKEN_TTL_SECONDS,
+    AccessReviewer,
+    Caller,
+    TooManyFailures,
+)
 from caravan.kube.errors import KubeError, Unavailable
 from tests.unit.fakekube import FakeKube
 
@@ -22,23 +31,39 @@ class Clock:
         return self.now
 
 
-def reviewer(allowed_verbs: set[str]) -> tuple[AccessReviewer, FakeKube, Clock, list[Any]]:
+def reviewer(
+    allowed_verbs: set[str], capacity: int = 10_000, audience: str | None = None
+) -> tuple[AccessReviewer, FakeKube, Clock, list[Any]]:
     kube, clock, asked = FakeKube(), Clock(), []
 
     def token_review(body: dict[str, Any]) -> dict[str, Any]:
         token = body["spec"]["token"]
         user = {"username": "alice", "uid": "1", "groups": ["dev"], "extra": {"k": ["v"]}}
-        return {"status": {"authenticated": token == "good", "user": user}}
+        asked.append(body["spec"])
+        audiences = (
+            ["caravan"]
+            if token == "good" and "caravan" in body["spec"].get("audiences", ["caravan"])
+            else []
+        )
+        return {
+            "status": {
+                "authenticated": token in ("good", "other"),
+                "user": user,
+                "audiences": audiences,
+            }
+        }
 
     def access_review(body: dict[str, Any]) -> dict[str, Any]:
         asked.append(body["spec"])
-        verb = body["spec"]["resourceAttributes"]["verb"]
+        attributes = body["spec"].get("resourceAttributes") or body["spec"]["nonResourceAttributes"]
+        verb = attributes["verb"]
         if verb in allowed_verbs:
             return {"status": {"allowed": True}}
         return {"status": {"allowed": False, "reason": "no RBAC rule"}}
 
     kube.responses = {TOKENS: token_review, REVIEWS: access_review}
-    return AccessReviewer(kube.client, "ns", clock=clock), kube, clock, asked
+    access = AccessReviewer(kube.client, "ns", clock=clock, capacity=capacity, audience=audience)
+    return access, kube, clock, asked
 
 
 def count(kube: FakeKube, path: str) -> int:
@@ -51,7 +76,7 @@ async def test_a_token_is_reviewed_once_per_ttl_and_never_kept() -> None:
     assert who == Caller("alice", "1", ("dev",), (("k", ("v",)),))
     assert await access.caller("good") == who
     assert count(kube, TOKENS) == 1
-    assert not any("good" in key for key in access._tokens)  # hashed
+    assert not any("good" in key for key in access._tokens._entries)  # hashed
     clock.now += TOKEN_TTL_SECONDS
     await access.caller("good")
     assert count(kube, TOKENS) == 2
@@ -92,3 +117,65 @@ async def test_a_cluster_away_is_raised_not_cached() -> None:
     with pytest.raises(Unavailable):
         await access.caller("good")
     assert await access.caller("good") is not None
+
+
+async def test_a_flood_of_tokens_evicts_the_oldest_not_everyone() -> None:
+    access, kube, _, _ = reviewer(set(), capacity=100)
+    await access.caller("good")
+    for i in range(99):
+        await access.caller(f"bad-{i}", client=f"10.0.0.{i}")
+    assert await access.caller("good") is not None  # used lately: kept
+    for i in range(99, 150):
+        await access.caller(f"bad-{i}", client=f"10.0.1.{i}")
+    reviews = count(kube, TOKENS)
+    assert await access.caller("good") is not None  # still cached: no review
+    assert await access.caller("bad-149", client="10.0.1.149") is None
+    assert count(kube, TOKENS) == reviews
+    # Unused while 100 others came: the oldest goes, the others stay.
+    for i in range(150, 250):
+        await access.caller(f"bad-{i}", client=f"10.0.2.{i}")
+    reviews = count(kube, TOKENS)
+    await access.caller("good")
+    await access.caller("bad-249", client="10.0.2.249")
+    assert count(kube, TOKENS) == reviews + 1
+    assert len(access._tokens) == 100
+
+
+async def test_identical_reviews_asked_at_once_are_sent_once() -> None:
+    access, kube, _, _ = reviewer({"get"})
+    who = Caller("alice")
+    answers = await asyncio.gather(
+        *(access.allowed(who, "get", "pods", "", "", "") for _ in range(20)),
+        *(access.caller("good") for _ in range(20)),
+    )
+    assert count(kube, REVIEWS) == 1
+    assert count(kube, TOKENS) == 1
+    assert answers[0] == (True, "") and answers[-1] is not None
+
+
+async def test_failed_token_reviews_are_limited_per_client_address() -> None:
+    access, kube, clock, _ = reviewer(set())
+    for i in range(FAILED_REVIEWS_PER_WINDOW):
+        assert await access.caller(f"guess-{i}", client="203.0.113.9") is None
+    with pytest.raises(TooManyFailures):
+        await access.caller("guess-next", client="203.0.113.9")
+    assert count(kube, TOKENS) == FAILED_REVIEWS_PER_WINDOW  # the refusal cost no review
+    # Another address, and a known token, are not affected.
+    assert await access.caller("good", client="198.51.100.1") is not None
+    clock.now += FAILED_REVIEW_WINDOW_SECONDS
+    assert await access.caller("guess-next", client="203.0.113.9") is None
+
+
+async def test_an_audience_is_asked_for_and_checked() -> None:
+    access, _, _, asked = reviewer(set(), audience="caravan")
+    assert await access.caller("good") is not None
+    assert asked[-1]["audiences"] == ["caravan"]
+    # Authenticated, but not for this audience.
+    assert await access.caller("other") is None
+
+
+async def test_non_resource_urls_are_reviewed_as_such() -> None:
+    access, _, _, asked = reviewer({"get"})
+    assert await access.allowed_path(Caller("alice"), "get", "/metrics") == (True, "")
+    assert asked[-1]["nonResourceAttributes"] == {"path": "/metrics", "verb": "get"}
+    assert "resourceAttributes" not in asked[-1]

@@ -189,6 +189,9 @@ async def test_nosniff_everywhere_and_the_api_pages_cannot_be_framed(local: Serv
         for path in ("/docs", "/redoc", "/ui/"):
             csp = (await client.get(path)).headers["content-security-policy"]
             assert "frame-ancestors 'none'" in csp, path
+        for path in ("/v1/secrets/secret/api-key", "/secrets/secret/api-key"):
+            answer = await client.get(path)
+            assert answer.headers["cache-control"] == "no-store", path
 
 
 async def test_without_authentication_only_local_programs_get_in(local: Served) -> None:

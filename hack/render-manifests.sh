@@ -58,6 +58,7 @@ awk -v dir="$render" -v header="$header" '
     if (kind ~ /^(Deployment|PodDisruptionBudget)$/) return "deployment"
     if (kind ~ /^(Service|Ingress|NetworkPolicy)$/) return "service"
     if (kind == "ConfigMap") return "configmaps"
+    if (kind ~ /^ValidatingAdmissionPolicy(Binding)?$/) return "podpolicy"
     return ""
   }
   function flush(   g, f) {
@@ -96,7 +97,7 @@ EOF
   echo "apiVersion: kustomize.config.k8s.io/v1beta1"
   echo "kind: Kustomization"
   echo "resources:"
-  for f in namespace crd rbac configmaps service deployment; do
+  for f in namespace crd podpolicy rbac configmaps service deployment; do
     [[ -f "$render/$f.yaml" ]] && echo "  - $f.yaml"
   done
 } >"$render/kustomization.yaml"

@@ -178,7 +178,7 @@ def test_role_is_least_privilege_and_namespaced(default: list[Obj]) -> None:
         "kind": "Role",
         "name": role["metadata"]["name"],
     }
-    account = one(default, "ServiceAccount")
+    account = one(default, "ServiceAccount", RELEASE)
     assert binding["subjects"] == [
         {
             "kind": "ServiceAccount",
@@ -229,6 +229,72 @@ def test_rbac_toggle() -> None:
         assert not of_kind(objs, kind)
 
 
+# --- task pods ---------------------------------------------------------------------------
+
+
+def test_task_pods_run_as_an_account_with_no_rbac_and_no_token(default: list[Obj]) -> None:
+    task = one(default, "ServiceAccount", f"{RELEASE}-task")
+    assert task["automountServiceAccountToken"] is False
+    bound = {
+        s["name"]
+        for b in of_kind(default, "RoleBinding") + of_kind(default, "ClusterRoleBinding")
+        for s in b["subjects"]
+    }
+    assert f"{RELEASE}-task" not in bound
+    env = env_of(default)
+    assert env["CARAVAN_TASK_SERVICE_ACCOUNT"] == f"{RELEASE}-task"
+    assert env["CARAVAN_ALLOWED_SERVICE_ACCOUNTS"] == ""
+    assert env["CARAVAN_SERVICE_ACCOUNT"] == {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}
+    assert env["CARAVAN_POD_POLICY"] == "baseline"
+    objs = render(**{"taskPods.serviceAccount.create": False})
+    assert [a["metadata"]["name"] for a in of_kind(objs, "ServiceAccount")] == [RELEASE]
+    assert env_of(objs)["CARAVAN_TASK_SERVICE_ACCOUNT"] == ""
+
+
+def variables(policy: Obj) -> dict[str, str]:
+    return {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+
+
+def test_the_pod_policy_is_the_shared_file_bound_to_the_namespace(default: list[Obj]) -> None:
+    policy = one(default, "ValidatingAdmissionPolicy")
+    shared = yaml.safe_load((CHART / "files" / "policies" / "task-pods.yaml").read_text())
+    assert policy["metadata"]["name"] == f"{RELEASE}-{NAMESPACE}-task-pods"
+    assert policy["spec"]["validations"] == shared["spec"]["validations"]
+    params = ("allowedServiceAccounts", "taskServiceAccount", "ownServiceAccount", "baseline")
+    ours, theirs = variables(policy), variables(shared)
+    assert {k: v for k, v in ours.items() if k not in params} == {
+        k: v for k, v in theirs.items() if k not in params
+    }
+    assert [ours[k] for k in params] == ["['']", f"'{RELEASE}-task'", f"'{RELEASE}'", "true"]
+    assert all(v["reason"] == "Invalid" for v in policy["spec"]["validations"])
+    binding = one(default, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+        "matchResources": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+        },
+    }
+
+
+def test_pod_policy_values() -> None:
+    objs = render(
+        **{
+            "taskPods.allowedServiceAccounts": ["builder", RELEASE],
+            "taskPods.podPolicy": "privileged",
+        }
+    )
+    params = variables(one(objs, "ValidatingAdmissionPolicy"))
+    # Caravan's own account is dropped from the list (and refused by the policy anyway).
+    assert params["allowedServiceAccounts"] == "['builder']"
+    assert params["baseline"] == "false"
+    assert env_of(objs)["CARAVAN_ALLOWED_SERVICE_ACCOUNTS"] == f"builder,{RELEASE}"
+    assert env_of(objs)["CARAVAN_POD_POLICY"] == "privileged"
+    objs = render(**{"taskPods.admissionPolicy": False})
+    assert not of_kind(objs, "ValidatingAdmissionPolicy")
+    assert not of_kind(objs, "ValidatingAdmissionPolicyBinding")
+
+
 # --- Deployment -------------------------------------------------------------------------
 
 
@@ -242,7 +308,7 @@ def test_deployment_command_env_and_identity(default: list[Obj]) -> None:
     assert env["CARAVAN_LOG_LEVEL"] == "INFO"
     assert env["CARAVAN_CONFIGMAP_PREFIX"] == "caravan"
     pod = one(default, "Deployment")["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == one(default, "ServiceAccount")["metadata"]["name"]
+    assert pod["serviceAccountName"] == one(default, "ServiceAccount", RELEASE)["metadata"]["name"]
     # No CARAVAN_PORT=tcp://... from the Service named like the release; ordinary network.
     assert pod["enableServiceLinks"] is False
     assert "hostNetwork" not in pod
@@ -330,7 +396,13 @@ def test_selectors_match_pod_labels(default: list[Obj]) -> None:
 
 
 def test_namespaced_objects_are_in_the_release_namespace(default: list[Obj]) -> None:
-    cluster_kinds = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    cluster_kinds = {
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
     for obj in default:
         if obj["kind"] in cluster_kinds:
             assert "namespace" not in obj["metadata"]
@@ -439,6 +511,9 @@ def test_network_policy_toggle(default: list[Obj]) -> None:
         {"configMaps.prefix": "Not_A_Name"},
         {"service.port": 70000},
         {"extraEnv": [{"name": "CARAVAN_AUTH_MODE", "value": "none"}]},
+        # Names go into the admission policy's expressions: only ServiceAccount names.
+        {"taskPods.allowedServiceAccounts": ["x' || true || '"]},
+        {"taskPods.podPolicy": "restricted-ish"},
     ],
     ids=lambda v: next(iter(v)),
 )

@@ -4,6 +4,7 @@ describe` and `kubectl events` show them."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from caravan.kube.client import JSON, KubeClient, ResourcePath
@@ -38,8 +39,9 @@ class EventRecorder:
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
+            # Named as Kubernetes' own recorders name theirs: the object's name and the time.
             "metadata": {
-                "generateName": f"{meta.get('name', 'caravan')}.",
+                "name": f"{meta.get('name', 'caravan')}.{time.time_ns():x}",
                 "namespace": self.namespace,
             },
             "eventTime": now,

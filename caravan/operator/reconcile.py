@@ -225,8 +225,10 @@ class Reconciler:
         elif self.recorder is not None and self._told.get(job) != told:
             self._told[job] = told
             log.warning("job %s: refused by the pod policy: %s", job, refusal)
+            # (A Job read from a list carries no apiVersion nor kind.)
+            regarding = {**body, "apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": "Job"}
             await self.recorder.post(
-                body, "Warning", "Refused", "Reconcile", f"no Deployment is made: {refusal}"
+                regarding, "Warning", "Refused", "Reconcile", f"no Deployment is made: {refusal}"
             )
 
     async def close(self) -> None:

@@ -172,7 +172,8 @@ async def test_a_job_writer_cannot_give_task_pods_powers(
                 assert cli.returncode != 0, (name, cli.stdout)
                 assert field in cli.stderr, (name, cli.stderr)
                 answer = await api.post(
-                    f"/v1/jobsdef/{name}", json={"template": copy.deepcopy(body["spec"])}
+                    f"/v1/jobsdef/{name}",
+                    json={"template": {"taskGroups": copy.deepcopy(body["spec"]["taskGroups"])}},
                 )
                 assert answer.status_code == 422, (name, answer.text)
                 assert field in answer.json()["error"], (name, answer.text)

@@ -34,7 +34,7 @@ from tests.cluster.kubeutil import (
     serve_pod_log,
     service_account_token,
 )
-from tests.cluster.uibrowser import SHOTS, UiPage, chromium, ui_page
+from tests.cluster.uibrowser import SHOTS, UiPage, chromium, chromium_path, ui_page
 from tests.samples import votes_only
 
 # Chromium reports every non-2xx fetch as a console error; tests that cause one say so.
@@ -647,6 +647,43 @@ async def test_api_pages_render_without_internet(ui: UiPage) -> None:
     await expect(page.get_by_role("link", name="API")).to_have_attribute("href", "/docs")
 
 
+# Screenshots ---------------------------------------------------------------------------
+
+
+async def test_headless_chromium_alone_captures_the_drawn_page(
+    kube: KubeClient, namespace: str, caravan: Caravan
+) -> None:
+    # As docs/ui.md says: `?live=0` and a virtual-time budget, no script.
+    await kube.create(JOBS.collection(namespace), job_body("web", [group("front")], suspend=True))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / "chromium-cli-jobs.png"
+    shot.unlink(missing_ok=True)
+    url = f"{caravan.url}/ui/?live=0"
+    common = [*CLI_FLAGS, "--window-size=1280,900", "--virtual-time-budget=10000"]
+    dom = await chromium_cli(*common, "--dump-dom", url)
+    assert 'data-ready="jobs"' in dom
+    assert 'data-job="web"' in dom
+    assert "Loading…" not in dom
+    await chromium_cli(*common, f"--screenshot={shot}", url)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+CLI_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+
+
+async def chromium_cli(*args: str) -> str:
+    # Not subprocess.run: Caravan serves from this test's event loop.
+    process = await asyncio.create_subprocess_exec(
+        chromium_path(),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
+    return out.decode()
+
+
 # The page's pure modules, run in the browser they are written for --------------------
 
 PURE_MODULES = (pathlib.Path(__file__).parent / "ui_pure_modules.js").read_text()
@@ -673,3 +710,27 @@ async def test_pure_modules_behave(ui: UiPage) -> None:
     ]
     assert result["history"] == [1, None, 3]
     assert result["latest"] == 3
+
+    # The live-data loop: backoff 1, 2, 5, 10 s, or the server's Retry-After; the first
+    # view settles at the first failure; hidden pauses it (nothing runs), shown resumes.
+    assert result["liveFirst"] == 503
+    assert result["liveWaits"] == [1000, 2000, 5000, 10000, 3000]
+    assert result["liveErrors"] == [503, 503, 0, 503, 503]
+    assert result["liveCausesBeforeHide"] == ["start"] + ["again"] * 6
+    assert result["liveSessionsWhileHidden"] == 0
+    assert result["liveStatusHidden"] == "paused (tab hidden)"
+    assert result["liveCauseAfterShow"] == "visible"
+    assert result["liveSessionsAfterStop"] == 0
+    assert result["live401"] == [1, True]
+    assert result["liveRefresh"] == [1, 3, [5000, 5000]]
+    assert result["retryDelays"] == [1000, 2000, 5000, 10000, 10000, 60000]
+
+    # The line diff prints what `diff -u` prints.
+    assert result["diff"] == (
+        "--- v1\n+++ v2\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n@@ -9 +9,2 @@\n i\n+j\n"
+    )
+    assert result["diffSame"] == ""
+    assert result["diffFromEmpty"] == "--- a\n+++ b\n@@ -0,0 +1,2 @@\n+one\n+two\n"
+    assert result["diffOps"] == [" k:1:1", "-x:2:null", "+y:null:2", " k:3:3"]
+    definition = {"b": 1, "a": {"d": [2, {"f": 1, "e": 0}], "c": None}}
+    assert result["canonical"] == json.dumps(definition, sort_keys=True, indent=2) + "\n"

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHOTS = ROOT / ".local" / "ui"
@@ -86,6 +87,10 @@ UNNAMED_CONTROLS = """() => [...document.querySelectorAll(
   )).map((el) => el.outerHTML.slice(0, 120))"""
 
 
+# The mark the UI sets once a page's first view is drawn (docs/ui.md).
+READY = "body[data-ready]"
+
+
 @dataclass
 class UiPage:
     page: Page
@@ -95,7 +100,15 @@ class UiPage:
     shots: int = 0
 
     async def open(self, path: str) -> None:
+        """Goes to `path`; on the UI's pages, returns once the first view is drawn."""
         await self.page.goto(self.base + path)
+        if path.startswith("/ui"):
+            await self.ready()
+
+    async def ready(self) -> None:
+        """Waits for the mark the UI sets when a page's first view is drawn (its first
+        data shown, or the error that stopped it): `<body data-ready="<page>">`."""
+        await self.page.wait_for_selector(READY, state="attached")
 
     async def shot(self, label: str, full_page: bool = True) -> pathlib.Path:
         """A screenshot of the page as it is now: .local/ui/<test>-<n>-<label>.png.
@@ -103,6 +116,10 @@ class UiPage:
         On the UI's own pages it also checks that every control has a name a screen
         reader (and a keyboard user) can go by."""
         if "/ui/" in self.page.url:
+            # The drawn page, not "Loading…"; a page that never got there (a failed
+            # test) is still worth its picture.
+            with contextlib.suppress(PlaywrightTimeout):
+                await self.page.wait_for_selector(READY, state="attached", timeout=5000)
             unnamed = await self.page.evaluate(UNNAMED_CONTROLS)
             assert not unnamed, f"controls without a label on {self.page.url}: {unnamed}"
         SHOTS.mkdir(parents=True, exist_ok=True)

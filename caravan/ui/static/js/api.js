@@ -4,11 +4,13 @@
 const TOKEN_KEY = "caravan.token";
 
 export class ApiError extends Error {
-  constructor(status, message, details = []) {
+  constructor(status, message, details = [], retryAfter = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.details = Array.isArray(details) ? details : [];
+    // Seconds, from a 503's Retry-After: the live helper waits that long before retrying.
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -33,22 +35,24 @@ function headers(extra = {}) {
 
 async function errorOf(response) {
   const text = await response.text();
+  const after = Number(response.headers.get("Retry-After")) || null;
   try {
     const body = JSON.parse(text);
     if (body && typeof body.error === "string") {
-      return new ApiError(response.status, body.error, body.details);
+      return new ApiError(response.status, body.error, body.details, after);
     }
   } catch {
     // not JSON: fall through to the status line
   }
   const sentence = text.trim() || `${response.status} ${response.statusText}`;
-  return new ApiError(response.status, sentence);
+  return new ApiError(response.status, sentence, [], after);
 }
 
 // fetch with the token; throws ApiError for any non-2xx answer.
 export async function request(method, path, { body, signal, headers: extra, raw } = {}) {
   const init = { method, signal, headers: headers(extra) };
   if (body !== undefined) {
+    // Every body the UI sends is JSON, and says so: the server refuses other types.
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }

@@ -10,6 +10,7 @@ const ROUTES = [
   [/^\/ui\/?$/, "jobs", () => ({})],
   [/^\/ui\/jobs\/?$/, "jobs", () => ({})],
   [/^\/ui\/jobs\/([^/]+)\/?$/, "job", (m) => ({ job: m[1] })],
+  [/^\/ui\/jobs\/([^/]+)\/versions\/?$/, "job", (m) => ({ job: m[1], tab: "versions" })],
   [/^\/ui\/logs\/?$/, "logs", () => ({})],
   [/^\/ui\/logs\/([^/]+)\/?$/, "logs", (m) => ({ log: m[1] })],
   [/^\/ui\/logs\/([^/]+)\/([^/]+)\/?$/, "logview", (m) => ({ log: m[1], alloc: m[2] })],
@@ -81,8 +82,15 @@ function renderWho() {
   }
 }
 
+// The document says when the page's first view is drawn: <body data-ready="jobs">. A
+// headless screenshot (docs/ui.md) or a test waits for it instead of catching "Loading…".
+function markReady(mine, page) {
+  if (mine === generation) document.body.dataset.ready = page;
+}
+
 async function render() {
   const mine = ++generation;
+  delete document.body.dataset.ready;
   if (cleanup) {
     try {
       cleanup();
@@ -96,9 +104,13 @@ async function render() {
   if (!found) {
     markNav("");
     clear(main, h("h1", {}, "Not found"), h("p", {}, `No page at ${location.pathname}. `, h("a", { href: "/ui/", "data-nav": true }, "Jobs")));
+    markReady(mine, "notfound");
     return;
   }
   markNav(found.page);
+  // The page's code and the caller's access load side by side, not one after the other.
+  const loading = import(`./pages/${found.page}.js`);
+  loading.catch(() => {}); // awaited below; an early failure is reported there
   if (found.page !== "access") {
     try {
       await loadAccess();
@@ -106,22 +118,28 @@ async function render() {
       if (mine !== generation) return;
       if (error.status === 401) return; // onUnauthorized sends the user to the token page
       clear(main, h("h1", {}, "Caravan"), errorBox(error));
+      markReady(mine, found.page);
       return;
     }
   }
   renderWho();
   if (mine !== generation) return;
+  // What the page's first view waits for besides its mount (e.g. a live feed's first
+  // answer); a failure counts as drawn, since the page then shows the error.
+  const firstView = [];
+  const waitFor = (promise) => firstView.push(Promise.resolve(promise).catch(() => null));
   let result;
   try {
-    const module = await import(`./pages/${found.page}.js`);
+    const module = await loading;
     if (mine !== generation) return;
     clear(main);
     const query = new URLSearchParams(location.search);
-    result = await module.mount(main, found.params, query, { navigate, renderWho });
+    result = await module.mount(main, found.params, query, { navigate, renderWho, waitFor });
   } catch (error) {
     if (mine !== generation || error.status === 401) return;
     // Whatever failed, the page says so rather than staying blank.
     main.append(errorBox(error));
+    markReady(mine, found.page);
     return;
   }
   if (mine !== generation) {
@@ -133,6 +151,8 @@ async function render() {
   if (heading && document.activeElement === document.body) {
     heading.tabIndex = -1;
   }
+  await Promise.all(firstView);
+  markReady(mine, found.page);
 }
 
 // In-app links: same document, history entry, no reload.

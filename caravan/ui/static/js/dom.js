@@ -93,3 +93,16 @@ export function confirmDialog(title, text, confirmLabel = "Confirm") {
     cancel.focus();
   });
 }
+
+// A task group's problems ({reason, message, allocations}) as badges: the reason and how
+// many allocations have it, the message as tooltip and description.
+export function problemBadges(problems) {
+  return (problems || []).map((p) =>
+    h(
+      "span",
+      { class: "badge problem", title: p.message || p.reason, "aria-label": `${p.reason}${p.allocations ? ` (${p.allocations})` : ""}: ${p.message || ""}`, dataset: { reason: p.reason } },
+      p.reason,
+      p.allocations > 1 ? ` ×${p.allocations}` : "",
+    ),
+  );
+}

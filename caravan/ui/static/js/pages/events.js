@@ -2,10 +2,11 @@
 // results live from the SSE stream as one table per reduction (latest values per key,
 // a sparkline of recent periods), and a form to send a test event.
 
-import { get, post, request } from "../api.js";
+import { get, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
 import "../components.js";
 import { add, clear, errorBox, field, h } from "../dom.js";
+import { stream } from "../lib/live.js";
 import { locate } from "../lib/schemaform.js";
 import { ResultsTable, SseParser } from "../lib/sse.js";
 
@@ -179,36 +180,26 @@ export async function mount(main) {
     );
   }
 
-  const controller = new AbortController();
-  async function follow() {
-    if (!can("events.read")) return;
-    while (!controller.signal.aborted) {
-      try {
-        const response = await request("GET", "/v1/events/stream", { raw: true, signal: controller.signal });
-        streamStatus.textContent = "live";
-        const parser = new SseParser((message) => {
-          if (message.event === "dropped") {
-            streamStatus.textContent = `live (${JSON.parse(message.data).dropped} messages dropped: too slow)`;
-            return;
-          }
-          const wire = JSON.parse(message.data);
-          if (wire.error) streamStatus.textContent = `live · ${wire.error}`;
-          if (wire.value) draw(table.add(JSON.parse(wire.value)));
-        });
-        const reader = response.body.getReader();
-        const decoder = new TextDecoder();
-        for (;;) {
-          const { value: chunk, done } = await reader.read();
-          if (done) break;
-          parser.push(decoder.decode(chunk, { stream: true }));
+  // The results stream (SSE), reopened when it ends; each open starts a new parse.
+  let parser = null;
+  const following = stream("/v1/events/stream", {
+    onOpen: () => {
+      streamStatus.textContent = "live";
+      parser = new SseParser((message) => {
+        if (message.event === "dropped") {
+          streamStatus.textContent = `live (${JSON.parse(message.data).dropped} messages dropped: too slow)`;
+          return;
         }
-      } catch (error) {
-        if (error.name === "AbortError") return;
-        streamStatus.textContent = `reconnecting (${error.message})`;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-  follow();
-  return () => controller.abort();
+        const wire = JSON.parse(message.data);
+        if (wire.error) streamStatus.textContent = `live · ${wire.error}`;
+        if (wire.value) draw(table.add(JSON.parse(wire.value)));
+      });
+    },
+    onText: (text) => parser.push(text),
+    onStatus: (text) => {
+      streamStatus.textContent = text;
+    },
+  });
+  if (can("events.read")) following.start();
+  return () => following.stop();
 }

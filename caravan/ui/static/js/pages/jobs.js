@@ -6,12 +6,13 @@
 
 import { enc, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
+import { actor } from "../act.js";
 import "../components.js";
-import { add, clear, errorBox, h } from "../dom.js";
+import { add, clear, errorBox, h, problemBadges } from "../dom.js";
 import { DeltaBatcher } from "../lib/batcher.js";
-import { JobsFeed } from "../lib/jobsfeed.js";
+import { longPoll } from "../lib/live.js";
 
-export function mount(main) {
+export function mount(main, params, query, { waitFor }) {
   const status = h("span", { class: "live muted", role: "status" }, "connecting…");
   const errors = h("div", { "aria-live": "polite" });
   const filter = h("input", { type: "search", placeholder: "filter by name", autocomplete: "off" });
@@ -29,16 +30,7 @@ export function mount(main) {
   const empty = h("p", { class: "muted", hidden: true }, "No jobs yet. Create one with kubectl apply -f examples/web.yaml or POST /v1/jobsdefs.");
   const rows = new Map();
 
-  const act = async (what) => {
-    try {
-      clear(errors);
-      const answer = await what();
-      return answer;
-    } catch (error) {
-      if (error.name !== "AbortError") clear(errors, errorBox(error));
-      return null;
-    }
-  };
+  const act = actor(errors);
 
   const batcher = new DeltaBatcher((key, delta) => {
     const [job, group] = JSON.parse(key);
@@ -116,10 +108,11 @@ export function mount(main) {
       }, "0"),
       "jobs.write",
     );
-    const row = h("tr", { class: "group", dataset: { group: group.name } }, h("td", { class: "indent" }, group.name), h("td"), countCell, init, max, h("td", {}, bar, legend), h("td", { class: "actions" }, minus, plus, zero));
+    const problems = h("td", { class: "problems" });
+    const row = h("tr", { class: "group", dataset: { group: group.name } }, h("td", { class: "indent" }, group.name), problems, countCell, init, max, h("td", {}, bar, legend), h("td", { class: "actions" }, minus, plus, zero));
     const countText = h("span", { class: "count" });
     countCell.append(countText, pending);
-    const groupEntry = { row, countText, pending, init, max, bar, legend, minus, plus, zero };
+    const groupEntry = { row, countText, pending, init, max, bar, legend, minus, plus, zero, problems, problemsKey: "" };
     entry.groups.set(group.name, groupEntry);
     return groupEntry;
   }
@@ -146,6 +139,7 @@ export function mount(main) {
       g.max.textContent = String(group.countMax);
       g.row.dataset.count = String(group.count);
       g.bar.value = { summary: group.summary, count: group.count };
+      showProblems(g, group.problems || []);
       g.legend.textContent = ` ${group.summary.running} running` + (group.summary.starting + group.summary.queued ? `, ${group.summary.starting + group.summary.queued} pending` : "") + (group.summary.failed ? `, ${group.summary.failed} failed` : "") + (group.summary.lost ? `, ${group.summary.lost} lost` : "");
       if (can("jobs.write")) {
         // Said before the click, not as a 409 after it.
@@ -167,6 +161,17 @@ export function mount(main) {
     }
   }
 
+  // What is wrong with a group, in Kubernetes' words: one badge per reason, its message
+  // as the tooltip (and for screen readers).
+  function showProblems(g, problems) {
+    const key = JSON.stringify(problems);
+    if (key === g.problemsKey) return;
+    g.problemsKey = key;
+    g.row.dataset.problems = problems.map((p) => p.reason).join(" ");
+    if (!problems.length) delete g.row.dataset.problems;
+    clear(g.problems, problemBadges(problems));
+  }
+
   function insertSorted(body, name) {
     const after = [...table.tBodies].find((b) => b.dataset.job > name);
     table.insertBefore(body, after || null);
@@ -184,8 +189,8 @@ export function mount(main) {
   }
   filter.addEventListener("input", applyFilter);
 
-  const feed = new JobsFeed({
-    onJobs: (jobs) => {
+  const feed = longPoll("/v1/jobs", {
+    onData: (jobs) => {
       clear(errors);
       const names = new Set(jobs.map((j) => j.name));
       for (const [name, entry] of rows) {
@@ -199,11 +204,12 @@ export function mount(main) {
       applyFilter();
     },
     onError: (error) => clear(errors, errorBox(error)),
-    onLive: (text) => {
+    onStatus: (text) => {
       status.textContent = text;
     },
   });
   feed.start();
+  waitFor(feed.first);
   return () => {
     feed.stop();
     batcher.cancelAll();

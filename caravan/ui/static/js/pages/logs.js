@@ -4,8 +4,9 @@
 import { enc, get } from "../api.js";
 import { can, deniedNote } from "../access.js";
 import { add, age, clear, errorBox, h } from "../dom.js";
+import { poll } from "../lib/live.js";
 
-export async function mount(main, { log }) {
+export async function mount(main, { log }, query, { waitFor }) {
   const errors = h("div", { "aria-live": "polite" });
   const list = h("div");
   const metas = h("div");
@@ -63,38 +64,34 @@ export async function mount(main, { log }) {
     h("p", {}, `Task ${definition.task} of `, h("a", { href: `/ui/jobs/${enc(definition.job)}`, "data-nav": true }, definition.job), ` / ${definition.group}, file `, h("code", {}, definition.fileName), "."),
   );
   if (!can("allocations.read")) return undefined;
-  const refresh = async () => {
-    try {
-      const allocs = await get(`/v1/log/meta/${enc(log)}`);
-      clear(
-        metas,
-        h("h2", {}, "Allocations"),
-        allocs.length
-          ? h(
-              "table",
-              { class: "allocs" },
-              h("thead", {}, h("tr", {}, ["Allocation", "Status", "Age"].map((t) => h("th", { scope: "col" }, t)))),
-              h(
-                "tbody",
-                {},
-                allocs.map((a) =>
-                  h(
-                    "tr",
-                    { dataset: { alloc: a.allocID } },
-                    h("th", { scope: "row" }, h("a", { href: `/ui/logs/${enc(log)}/${enc(a.allocID)}`, "data-nav": true }, a.allocID)),
-                    h("td", {}, h("span", { class: `badge ${a.status}` }, a.status)),
-                    h("td", { title: a.createTime }, age(a.createTime)),
-                  ),
+  const draw = (allocs) =>
+    clear(
+      metas,
+      h("h2", {}, "Allocations"),
+      allocs.length
+        ? h(
+            "table",
+            { class: "allocs" },
+            h("thead", {}, h("tr", {}, ["Allocation", "Status", "Age"].map((t) => h("th", { scope: "col" }, t)))),
+            h(
+              "tbody",
+              {},
+              allocs.map((a) =>
+                h(
+                  "tr",
+                  { dataset: { alloc: a.allocID } },
+                  h("th", { scope: "row" }, h("a", { href: `/ui/logs/${enc(log)}/${enc(a.allocID)}`, "data-nav": true }, a.allocID)),
+                  h("td", {}, h("span", { class: `badge ${a.status}` }, a.status)),
+                  h("td", { title: a.createTime }, age(a.createTime)),
                 ),
               ),
-            )
-          : h("p", { class: "muted" }, "No allocations: the job's group is not running."),
-      );
-    } catch (error) {
-      clear(metas, errorBox(error));
-    }
-  };
-  await refresh();
-  const timer = setInterval(() => document.hidden || refresh(), 5000);
-  return () => clearInterval(timer);
+            ),
+          )
+        : h("p", { class: "muted" }, "No allocations: the job's group is not running."),
+    );
+  // Allocations come and go: read again every 5 s while the tab is shown.
+  const live = poll(`/v1/log/meta/${enc(log)}`, { onData: draw, onError: (error) => clear(metas, errorBox(error)) });
+  live.start();
+  waitFor(live.first);
+  return () => live.stop();
 }

@@ -5,13 +5,15 @@
 
 import { del, enc, get, post, request } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
+import { actor } from "../act.js";
 import { add, clear, errorBox, field, h } from "../dom.js";
+import { AGAIN, stream } from "../lib/live.js";
 
 const TAIL_BYTES = 64 * 1024;
 const MAX_SHOWN = 2 * 1024 * 1024; // characters kept in the page; older ones are dropped
 const LEVELS = ["debug", "info", "warning", "error", "fatal", "panic"];
 
-export async function mount(main, params, query, { navigate }) {
+export async function mount(main, params, query, { navigate, waitFor }) {
   const errors = h("div", { "aria-live": "polite" });
   let definition = null;
   let task = params.task;
@@ -78,8 +80,6 @@ export async function mount(main, params, query, { navigate }) {
   });
 
   const path = `/v1/log/fs/${enc(alloc)}/${enc(task)}/${fs}`;
-  const controller = new AbortController();
-  let stopped = false;
 
   function show(chunk) {
     text.appendData(chunk);
@@ -87,38 +87,48 @@ export async function mount(main, params, query, { navigate }) {
     if (stick) pre.scrollTop = pre.scrollHeight;
   }
 
-  async function read(first) {
-    // The first read brings the tail; a follow that ended (the server closes idle
-    // streams) resumes with only what comes next.
-    const offset = first ? TAIL_BYTES : 0;
-    const url = `${path}?origin=end&offset=${offset}${following ? "&follow=true" : ""}`;
-    const response = await request("GET", url, { raw: true, signal: controller.signal });
+  function opened(response) {
     const combined = response.headers.get("X-Caravan-Log-Stream") === "combined";
     state.textContent = `${following ? "following" : "tail"}${combined ? " · stdout and stderr are combined on this cluster" : ""}`;
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      show(decoder.decode(value, { stream: true }));
-    }
-    show(decoder.decode());
   }
 
-  async function run() {
-    if (!can("logs.read")) return;
-    let first = true;
-    do {
-      try {
-        await read(first);
-        first = false;
-      } catch (error) {
-        if (error.name === "AbortError") return;
-        clear(errors, errorBox(error));
-        if (!following || error.status === 404) return;
-        await new Promise((r) => setTimeout(r, 2000));
-      }
-    } while (following && !stopped);
+  // The tail first. Followed, the stream is reopened when the server ends it (idle
+  // streams are closed) with only what comes next, and after a pause while the tab was
+  // hidden with the tail again, which replaces the text (nothing is lost or doubled).
+  let live = null;
+  let opens = 0;
+  const fromTail = (cause) => opens === 0 || cause !== AGAIN;
+  if (!can("logs.read")) {
+    // nothing to read: the note above says why
+  } else if (following) {
+    live = stream((cause) => `${path}?origin=end&offset=${fromTail(cause) ? TAIL_BYTES : 0}&follow=true`, {
+      onOpen: (response, cause) => {
+        if (opens > 0 && fromTail(cause)) text.deleteData(0, text.length);
+        opens += 1;
+        clear(errors);
+        opened(response);
+      },
+      onText: show,
+      onError: (error) => clear(errors, errorBox(error)),
+      onStatus: (s) => {
+        state.textContent = s;
+      },
+      fatal: (error) => error.status === 401 || error.status === 404,
+    });
+    live.start();
+    waitFor(live.first);
+  } else {
+    waitFor(readTail());
+  }
+
+  async function readTail() {
+    try {
+      const response = await request("GET", `${path}?origin=end&offset=${TAIL_BYTES}`, { raw: true });
+      opened(response);
+      show(await response.text());
+    } catch (error) {
+      clear(errors, errorBox(error));
+    }
   }
 
   download.addEventListener("click", async () => {
@@ -137,10 +147,8 @@ export async function mount(main, params, query, { navigate }) {
   });
 
   if (definition && definition.logLevel) renderLevels(levels, definition.id, alloc, errors);
-  run();
   return () => {
-    stopped = true;
-    controller.abort();
+    if (live) live.stop();
   };
 }
 
@@ -204,14 +212,10 @@ async function renderLevels(section, loggerID, alloc, errors) {
       add,
     );
   };
+  const act = actor(errors);
   const save = async (write) => {
-    try {
-      clear(errors);
-      await write();
-    } catch (error) {
-      clear(errors, errorBox(error));
-    }
-    draw();
+    await act(write);
+    draw(); // the stored levels, or the previous ones when the write failed
   };
   draw();
 }

@@ -3,7 +3,8 @@
 
 import { del, enc, get, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
-import { add, clear, confirmDialog, errorBox, h, uid } from "../dom.js";
+import { actor } from "../act.js";
+import { add, clear, h, uid } from "../dom.js";
 
 const MASK = "••••••••";
 
@@ -54,15 +55,7 @@ export async function mount(main, { secret }, query, { navigate }) {
     h("div", { class: "split narrow" }, h("div", {}, list), detail),
   );
 
-  const act = async (what) => {
-    clear(errors);
-    try {
-      return await what();
-    } catch (error) {
-      errors.append(errorBox(error));
-      return undefined;
-    }
-  };
+  const act = actor(errors);
 
   async function drawList() {
     if (!can("secrets.list")) {
@@ -98,13 +91,12 @@ export async function mount(main, { secret }, query, { navigate }) {
             const map = pairs.read();
             const existing = await act(() => get("/v1/secrets/list"));
             const replacing = existing && existing.keys.includes(name);
-            const ok = await confirmDialog(
+            const confirm = [
               replacing ? `Replace secret ${name}?` : `Create secret ${name}?`,
               replacing ? `Secret ${name} exists: its keys are all replaced by these ${Object.keys(map).length}.` : `Creates Secret ${name} with ${Object.keys(map).length} key(s).`,
               replacing ? "Replace" : "Create",
-            );
-            if (!ok) return;
-            const done = await act(() => post(`/v1/secrets/secret/${enc(name)}`, map));
+            ];
+            const done = await act(() => post(`/v1/secrets/secret/${enc(name)}`, map), { confirm });
             if (done !== undefined) navigate(`/ui/secrets/${enc(name)}`);
           },
         },
@@ -140,9 +132,8 @@ export async function mount(main, { secret }, query, { navigate }) {
         type: "button",
         class: "danger",
         onclick: async () => {
-          const ok = await confirmDialog(`Delete secret ${secret}?`, `Deletes Secret ${secret} and its ${Object.keys(map).length} key(s). Pods that use it keep what they read.`, "Delete");
-          if (!ok) return;
-          const done = await act(() => del(`/v1/secrets/secret/${enc(secret)}`));
+          const confirm = [`Delete secret ${secret}?`, `Deletes Secret ${secret} and its ${Object.keys(map).length} key(s). Pods that use it keep what they read.`, "Delete"];
+          const done = await act(() => del(`/v1/secrets/secret/${enc(secret)}`), { confirm });
           if (done !== undefined) navigate("/ui/secrets");
         },
       }, "Delete…"),
@@ -167,9 +158,8 @@ export async function mount(main, { secret }, query, { navigate }) {
           onsubmit: async (event) => {
             event.preventDefault();
             const next = pairs.read();
-            const ok = await confirmDialog(`Replace secret ${secret}?`, `Its keys become exactly these ${Object.keys(next).length}.`, "Replace");
-            if (!ok) return;
-            const done = await act(() => post(`/v1/secrets/secret/${enc(secret)}`, next));
+            const confirm = [`Replace secret ${secret}?`, `Its keys become exactly these ${Object.keys(next).length}.`, "Replace"];
+            const done = await act(() => post(`/v1/secrets/secret/${enc(secret)}`, next), { confirm });
             if (done !== undefined) await act(drawSecret);
           },
         },

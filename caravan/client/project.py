@@ -367,7 +367,10 @@ def _create_summary(definition: Mapping[str, Any]) -> str:
         f"{g.get('name')} ({g.get('countInit', 1)}/{g.get('countMax')})"
         for g in groups_of(definition)
     )
-    return f"groups (init/max) {groups}; stopped until started"
+    needs = definition.get("dependencies") or []
+    after = f"; after {', '.join(needs)}" if needs else ""
+    start = "" if definition.get("autostart", True) else "; not in Start All"
+    return f"groups (init/max) {groups}{after}{start}; stopped until started"
 
 
 def _plan_definitions(project: Project, plan: Plan) -> dict[str, dict[str, Any]]:

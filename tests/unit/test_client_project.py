@@ -167,6 +167,10 @@ def test_a_second_load_changes_nothing() -> None:
     first = make_plan(sample_project(), current(jobsdefs={}))
     assert first.settings is not None and first.logs is not None
     assert {c.action for c in first.changes if c.kind == "job"} == {"create"}
+    web = next(c for c in first.changes if c.name == "web")
+    assert web.detail == (
+        "groups (init/max) front (2/5), worker (1/3); after services; stopped until started"
+    )
     again = make_plan(
         sample_project(),
         current(

@@ -42,6 +42,25 @@ class ApiFailure(click.ClickException):
         return "\n".join(lines)
 
 
+# A path parameter refused by its pattern: said in words, never as the regular expression.
+_PATTERN_REFUSAL = re.compile(r"String should match pattern '((?:[^']|\\')*)'")
+
+
+def _rule(match: re.Match[str]) -> str:
+    pattern = match.group(1)
+    if pattern.startswith("^[a-z0-9]"):
+        dots = ", '-' and '.'" if "\\." in pattern else " and '-'"
+        return (
+            f"must be a Kubernetes name: lowercase letters, digits{dots}, starting and "
+            "ending with a letter or digit"
+        )
+    return "must not be empty, nor hold control characters"
+
+
+def _in_words(text: str) -> str:
+    return _PATTERN_REFUSAL.sub(_rule, text)
+
+
 def failure_of(response: httpx.Response) -> ApiFailure:
     """The API's own sentence (`{"error", "details"}`), else the status line."""
     try:
@@ -51,7 +70,16 @@ def failure_of(response: httpx.Response) -> ApiFailure:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         details = body.get("details")
         return ApiFailure(
-            body["error"], response.status_code, details if isinstance(details, list) else None
+            _in_words(body["error"]),
+            response.status_code,
+            [
+                {**d, "message": _in_words(str(d["message"]))}
+                if isinstance(d, dict) and "message" in d
+                else d
+                for d in details
+            ]
+            if isinstance(details, list)
+            else None,
         )
     text = response.text.strip()[:200]
     return ApiFailure(

@@ -124,3 +124,20 @@ def test_refusals_name_the_cli_flag_and_say_things_once() -> None:
         [{"field": "id", "message": "must match ^[a-z]$"}],
     )
     assert twice.format_message() == "malformed request: id: must match ^[a-z]$"
+
+
+def test_a_pattern_refusal_is_said_in_words() -> None:
+    pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    said = f"String should match pattern '{pattern}'"
+    response = httpx.Response(
+        400,
+        json={
+            "error": f"malformed request: path.job_id: {said}",
+            "details": [{"field": "path.job_id", "message": said}],
+        },
+    )
+    text = failure_of(response).format_message()
+    assert text == (
+        "malformed request: path.job_id: must be a Kubernetes name: lowercase letters, digits,"
+        " '-' and '.', starting and ending with a letter or digit"
+    )

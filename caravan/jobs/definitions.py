@@ -10,7 +10,7 @@ a schema cannot say.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,23 +34,35 @@ class Problem:
 def definition_of(body: Mapping[str, Any]) -> JSON:
     """The Genvid definition of a Job body (a kubectl-made one too)."""
     spec = read_job(dict(body))
+    rollouts = _rollouts(body)
+    groups = []
+    for g in spec.task_groups:
+        group: JSON = {
+            "name": g.name,
+            "countInit": g.count_init,
+            "countMax": g.count_max,
+            "template": copy.deepcopy(g.template),
+        }
+        # An extension of the Genvid shape, there only when the group sets one.
+        if g.name in rollouts:
+            group["rollout"] = copy.deepcopy(rollouts[g.name])
+        groups.append(group)
     return {
         "autostart": spec.autostart,
         "byCluster": False,
         "clusterCategories": [],
         "dependencies": list(spec.dependencies),
-        "template": {
-            "taskGroups": [
-                {
-                    "name": g.name,
-                    "countInit": g.count_init,
-                    "countMax": g.count_max,
-                    "template": copy.deepcopy(g.template),
-                }
-                for g in spec.task_groups
-            ]
-        },
+        "template": {"taskGroups": groups},
     }
+
+
+def _rollouts(body: Mapping[str, Any]) -> dict[str, JSON]:
+    """Each group's rollout policy as written in the Job (caravan.jobs.rollout)."""
+    found: dict[str, JSON] = {}
+    for raw in (body.get("spec") or {}).get("taskGroups") or []:
+        if isinstance(raw, Mapping) and isinstance(raw.get("rollout"), Mapping):
+            found[str(raw.get("name", ""))] = dict(raw["rollout"])
+    return found
 
 
 def defined(body: Mapping[str, Any]) -> bool:
@@ -97,6 +109,55 @@ def cycle_problem(dependencies: Mapping[str, list[str]]) -> Problem | None:
     return Problem(cycle[0] + ".dependencies", "dependency cycle: " + " -> ".join(cycle))
 
 
+def missing_dependency_message(job: str) -> str:
+    return f"spec.dependencies names job {job!r}, which does not exist"
+
+
+def cycle_message(cycle: Sequence[str]) -> str:
+    return "spec.dependencies make a dependency cycle: " + " -> ".join(cycle)
+
+
+def dependency_problems(
+    dependencies: Mapping[str, Sequence[str]], names: Iterable[str]
+) -> list[Problem]:
+    """The rules across jobs, which the CRD cannot check: each of `names` depends only on
+    jobs of `dependencies` (every job, as it would be after the write), and no cycle."""
+    found = [
+        Problem(f"{name}.dependencies", missing_dependency_message(d))
+        for name in sorted(names)
+        for d in dependencies.get(name) or []
+        if d not in dependencies
+    ]
+    cycle = find_cycle(dependencies)
+    if cycle is not None:
+        found.append(Problem(f"{cycle[0]}.dependencies", cycle_message(cycle)))
+    return found
+
+
+def dependency_problem_of(job: str, dependencies: Mapping[str, Sequence[str]]) -> str | None:
+    """What is wrong with `job`'s dependencies among every job's (the operator's view):
+    a job it names is missing, or it is on a cycle. None when nothing is."""
+    for d in dependencies.get(job) or []:
+        if d not in dependencies:
+            return missing_dependency_message(d)
+    # A path from the job back to itself, depth first in name order.
+    seen: set[str] = set()
+
+    def back(name: str, path: list[str]) -> list[str] | None:
+        for d in sorted(dependencies.get(name) or []):
+            if d == job:
+                return [*path, d]
+            if d not in seen:
+                seen.add(d)
+                found = back(d, [*path, d])
+                if found:
+                    return found
+        return None
+
+    cycle = back(job, [job])
+    return cycle_message(cycle) if cycle else None
+
+
 def new_job(name: str) -> JSON:
     """The skeleton a new definition is written into: a job created by definition is
     stopped ("dead") until started, as a loaded Genvid definition is."""
@@ -134,6 +195,8 @@ def with_definition(body: Mapping[str, Any], definition: Mapping[str, Any]) -> J
             "countMax": count_max,
             "template": copy.deepcopy(raw.get("template") or {}),
         }
+        if raw.get("rollout") is not None:
+            group["rollout"] = copy.deepcopy(raw["rollout"])
         old = current.get(raw["name"])
         if running and old is not None:
             group["count"] = clamp(old.count, 0, count_max)

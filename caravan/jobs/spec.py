@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from caravan.jobs.rollout import DEFAULT_ROLLOUT, RolloutPolicy, read_rollout
+
 
 @dataclass(frozen=True)
 class TaskGroupSpec:
@@ -14,6 +16,7 @@ class TaskGroupSpec:
     count_init: int
     count_max: int
     template: dict[str, Any]
+    rollout: RolloutPolicy = DEFAULT_ROLLOUT
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def read_job(body: dict[str, Any]) -> JobSpec:
                 count_init=count_init,
                 count_max=count_max,
                 template=raw.get("template") or {},
+                rollout=read_rollout(raw.get("rollout")),
             )
         )
     dependencies = spec.get("dependencies")

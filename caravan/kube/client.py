@@ -52,6 +52,7 @@ SECRETS = ResourcePath("", "v1", "secrets")
 NAMESPACES = ResourcePath("", "v1", "namespaces")
 DEPLOYMENTS = ResourcePath("apps", "v1", "deployments")
 JOBS = ResourcePath("caravan.dev", "v1alpha1", "jobs")
+CONTROLLER_REVISIONS = ResourcePath("apps", "v1", "controllerrevisions")
 
 
 async def load_configuration(

@@ -54,5 +54,7 @@ def desired_deployment(
             "replicas": spec.desired_count(group),
             "selector": {"matchLabels": own_labels},
             "template": template,
+            # How a new version replaces the running allocations (caravan.jobs.rollout).
+            **group.rollout.deployment_fields(),
         },
     }

@@ -10,6 +10,8 @@ from typing import Any
 import kopf
 
 from caravan import metrics
+from caravan.jobs.definitions import dependency_problem_of
+from caravan.jobs.spec import read_job
 from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.kube.recorder import EventRecorder
 from caravan.labels import (
@@ -21,6 +23,9 @@ from caravan.labels import (
 )
 from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
+from caravan.operator.revisions import RevisionKeeper
+from caravan.operator.rollouts import Rollout, RolloutKeeper, rollout_of
+from caravan.operator.status import dependency_condition_stale
 from caravan.store.store import ConfigMapListener, JobsListener, Store
 
 JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
@@ -119,6 +124,22 @@ def build_registry() -> kopf.OperatorRegistry:
     def deployments_by_job(name: str, labels: kopf.Labels, **_: Any) -> dict[str, tuple[str, str]]:
         return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
 
+    # Every job's dependencies and status, as Kopf's own watch has them when a handler runs
+    # (the store may lag): the rules across jobs are checked on these.
+    @kopf.index(*JOB_RESOURCE, id="dependencies_by_job", registry=registry)
+    def dependencies_by_job(name: str, spec: kopf.Spec, **_: Any) -> dict[str, tuple[str, ...]]:
+        return {name: read_job({"metadata": {"name": name}, "spec": dict(spec)}).dependencies}
+
+    @kopf.index(*JOB_RESOURCE, id="dependency_status_by_job", registry=registry)
+    def dependency_status_by_job(
+        name: str, status: kopf.Status, **_: Any
+    ) -> dict[str, dict[str, Any]]:
+        return {name: copy.deepcopy(dict(status))}
+
+    @kopf.index("apps", "v1", "deployments", id="rollouts_by_job", labels=OWNED, registry=registry)
+    def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:
+        return {labels[JOB_LABEL]: rollout_of(body)}
+
     def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
         # Built on first use: Kopf hands indexes only to handlers (as keyword arguments).
         # During cleanup a closed one is handed out, which ignores requests.
@@ -126,7 +147,10 @@ def build_registry() -> kopf.OperatorRegistry:
         if shared.reconciler is None:
             assert shared.kube is not None, "handlers run after start-up"
             deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
+            dependencies: kopf.Index[str, tuple[str, ...]] = indexes["dependencies_by_job"]
+            rollouts: kopf.Index[str, Rollout] = indexes["rollouts_by_job"]
             store: Store = memo.store
+            recorder = EventRecorder(shared.kube, memo.config.namespace, memo.config.identity)
             shared.reconciler = Reconciler(
                 kube=shared.kube,
                 namespace=memo.config.namespace,
@@ -134,8 +158,12 @@ def build_registry() -> kopf.OperatorRegistry:
                 deployments=lambda job: list(deployments.get(job, ())),
                 decorators=memo.decorators,
                 policy=memo.policy,
-                recorder=EventRecorder(shared.kube, memo.config.namespace, memo.config.identity),
+                recorder=recorder,
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
+                revisions=RevisionKeeper(shared.kube, memo.config.namespace),
+                dependencies=lambda: dependency_graph(dependencies),
+                rollouts=lambda job: list(rollouts.get(job, ())),
+                rollout_keeper=RolloutKeeper(shared.kube, memo.config.namespace, recorder),
             )
         if shared.closing:
             shared.reconciler.closed = True
@@ -149,6 +177,16 @@ def build_registry() -> kopf.OperatorRegistry:
             # The event carries the Job as it is now: no need to read it again. The echo
             # of our own status write (same generation) needs no pass.
             reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)), new_spec_only=True)
+        # A job appearing, going or changing its dependencies can settle or break the
+        # dependencies of others (a missing job, a cycle): those get a pass too.
+        graph = dependency_graph(indexes["dependencies_by_job"])
+        statuses: kopf.Index[str, dict[str, Any]] = indexes["dependency_status_by_job"]
+        for job, found in statuses.items():
+            status = next(iter(found), {})
+            if job != name and dependency_condition_stale(
+                status, dependency_problem_of(job, graph)
+            ):
+                reconciler(memo, indexes).request(job)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     async def deployment_event(
@@ -165,8 +203,15 @@ def build_registry() -> kopf.OperatorRegistry:
         reconciler(memo, indexes).deployment_changed(
             labels[JOB_LABEL], name, generation, deleted=type == "DELETED"
         )
+        if type != "DELETED":
+            reconciler(memo, indexes).rollout_moved(labels[JOB_LABEL], rollout_of(body))
 
     return registry
+
+
+def dependency_graph(index: Any) -> dict[str, tuple[str, ...]]:
+    """Kopf's index of every job's dependencies as a plain mapping."""
+    return {job: next(iter(values), ()) for job, values in index.items()}
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:

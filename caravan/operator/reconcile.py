@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from caravan import labels
+from caravan.jobs.definitions import dependency_problem_of
 from caravan.jobs.podpolicy import PodPolicy, violations
 from caravan.jobs.spec import read_job
 from caravan.jobs.summary import PodFacts
@@ -17,7 +18,14 @@ from caravan.kube.client import DEPLOYMENTS, JOBS, JSON, KubeClient
 from caravan.kube.errors import Conflict, Invalid, KubeError, NotFound
 from caravan.kube.recorder import EventRecorder
 from caravan.operator.deployments import TemplateDecorator, deployment_name, desired_deployment
-from caravan.operator.status import job_status_body, status_changed
+from caravan.operator.revisions import RevisionKeeper
+from caravan.operator.rollouts import PROGRESSING, Rollout, RolloutKeeper
+from caravan.operator.status import (
+    DEPENDENCIES_CONDITION,
+    dependency_reason,
+    job_status_body,
+    status_changed,
+)
 from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -36,10 +44,14 @@ async def reconcile_job(
     decorators: Sequence[TemplateDecorator] = (),
     applied: dict[str, Applied] | None = None,
     policy: PodPolicy | None = None,
+    dependencies: Mapping[str, Sequence[str]] | None = None,
+    recorder: EventRecorder | None = None,
 ) -> str | None:
     """One pass. `applied` remembers each Deployment's last applied manifest and the
     generation the apply gave it: an unchanged manifest is not sent again (a change of
-    the Deployment's spec by anyone else drops its entry, see Reconciler).
+    the Deployment's spec by anyone else drops its entry, see Reconciler). `dependencies`
+    maps every job to the jobs it depends on (None: not checked); what is wrong there is
+    a condition of the Job and a Warning Event through `recorder`.
 
     Returns why the Job is refused, when its templates break the pod `policy`: such a
     Job (stored before the admission policy existed) gets no Deployment created or
@@ -90,6 +102,9 @@ async def reconcile_job(
     for pod in pods:
         by_group.setdefault(pod.group, []).append(pod)
     apply_error = "; ".join(r.message for r in refusals) or None
+    dependency_problem = (
+        None if dependencies is None else dependency_problem_of(spec.name, dependencies)
+    )
     new_status = job_status_body(
         spec,
         by_group,
@@ -97,13 +112,36 @@ async def reconcile_job(
         body.get("status"),
         apply_error=apply_error,
         refusal=refusal,
+        dependency_problem=dependency_problem,
     )
     if status_changed(body.get("status"), new_status):
         await kube.merge_patch(JOBS.item(namespace, spec.name, "status"), {"status": new_status})
+        told = _newly(body.get("status"), DEPENDENCIES_CONDITION, dependency_problem)
+        if dependency_problem and recorder is not None and told:
+            await recorder.post(
+                _regarding(body),
+                "Warning",
+                dependency_reason(dependency_problem),
+                "Reconcile",
+                dependency_problem,
+            )
     if apply_error:
         # Written on the Job; retrying cannot help until its spec changes (a new event).
         log.warning("job %s: Kubernetes refused its Deployments: %s", spec.name, apply_error)
     return refusal
+
+
+def _newly(status: JSON | None, kind: str, message: str | None) -> bool:
+    """Whether condition `kind` did not already say `message` (an Event once per change)."""
+    for condition in (status or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            return condition.get("message") != message or condition.get("status") != "False"
+    return True
+
+
+def _regarding(body: JSON) -> JSON:
+    # (A Job read from a list carries no apiVersion nor kind.)
+    return {**body, "apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": "Job"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +170,14 @@ class Reconciler:
     policy: PodPolicy | None = None
     recorder: EventRecorder | None = None
     on_result: Callable[[str], None] = lambda result: None
+    # Every job's dependencies (Kopf's index), for the rules across jobs.
+    dependencies: Callable[[], Mapping[str, Sequence[str]]] | None = None
+    # Keeps each job's versions (ControllerRevisions); None: no history kept.
+    revisions: RevisionKeeper | None = None
+    # Each job's Deployments' rollouts, and what follows them (healthy version, autoRevert).
+    rollouts: Callable[[str], Iterable[Rollout]] = lambda job: ()
+    rollout_keeper: RolloutKeeper | None = None
+    _rollout_states: dict[str, dict[str, str]] = field(default_factory=dict)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # backoff after failures
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -199,6 +245,16 @@ class Reconciler:
         self._applied.get(job, {}).pop(name, None)
         self.request(job)
 
+    def rollout_moved(self, job: str, rollout: Rollout) -> None:
+        """A Deployment's rollout reached a new state: a finished or stalled one may make
+        a version healthy, or revert the job (caravan.operator.rollouts)."""
+        seen = self._rollout_states.setdefault(job, {})
+        if seen.get(rollout.deployment) == rollout.state:
+            return
+        seen[rollout.deployment] = rollout.state
+        if rollout.state != PROGRESSING:
+            self.request(job)
+
     async def _once(self, job: str) -> None:
         body = self._bodies.pop(job, None)
         if body is None:
@@ -207,7 +263,13 @@ class Reconciler:
             except NotFound:
                 self._done.pop(job, None)
                 self._applied.pop(job, None)
+                if self.revisions is not None:
+                    self.revisions.forget(job)
                 return  # deleted meanwhile
+        if self.revisions is not None:
+            version = await self.revisions.record(body)
+            if version is not None:
+                body.setdefault("status", {})["version"] = version
         refusal = await reconcile_job(
             self.kube,
             self.namespace,
@@ -217,7 +279,12 @@ class Reconciler:
             self.decorators,
             applied=self._applied.setdefault(job, {}),
             policy=self.policy,
+            dependencies=None if self.dependencies is None else self.dependencies(),
+            recorder=self.recorder,
         )
+        if self.rollout_keeper is not None and refusal is None:
+            applied = {name: a.generation for name, a in self._applied.get(job, {}).items()}
+            await self.rollout_keeper.check(body, list(self.rollouts(job)), applied)
         self._done[job] = _generation(body)
         told = (str(body["metadata"].get("uid", "")), _generation(body))
         if refusal is None:
@@ -225,10 +292,12 @@ class Reconciler:
         elif self.recorder is not None and self._told.get(job) != told:
             self._told[job] = told
             log.warning("job %s: refused by the pod policy: %s", job, refusal)
-            # (A Job read from a list carries no apiVersion nor kind.)
-            regarding = {**body, "apiVersion": f"{labels.GROUP}/{labels.VERSION}", "kind": "Job"}
             await self.recorder.post(
-                regarding, "Warning", "Refused", "Reconcile", f"no Deployment is made: {refusal}"
+                _regarding(body),
+                "Warning",
+                "Refused",
+                "Reconcile",
+                f"no Deployment is made: {refusal}",
             )
 
     async def close(self) -> None:

@@ -46,9 +46,11 @@ def job_status_body(
     now: str | None = None,
     apply_error: str | None = None,
     refusal: str | None = None,
+    dependency_problem: str | None = None,
 ) -> dict[str, Any]:
     """The status subresource; `apply_error` is why Kubernetes refused the Deployments,
-    `refusal` why Caravan did (the pod policy)."""
+    `refusal` why Caravan did (the pod policy), `dependency_problem` what is wrong with
+    the job's dependencies among the other jobs."""
     now = now or _now()
     summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
     wanted = [spec.desired_count(g) for g in spec.task_groups]
@@ -95,6 +97,17 @@ def job_status_body(
             generation,
             now,
         ),
+        # Rules across jobs, which admission cannot check: kubectl can write a job that
+        # depends on a missing job, or close a cycle.
+        _condition(
+            previous_conditions,
+            DEPENDENCIES_CONDITION,
+            dependency_problem is None,
+            dependency_reason(dependency_problem),
+            dependency_problem or "every job it depends on exists, without a cycle",
+            generation,
+            now,
+        ),
     ]
     return {
         "status": status,
@@ -105,6 +118,25 @@ def job_status_body(
         "taskGroups": groups,
         "conditions": conditions,
     }
+
+
+DEPENDENCIES_CONDITION = "DependenciesResolved"
+
+
+def dependency_reason(problem: str | None) -> str:
+    if problem is None:
+        return "Resolved"
+    return "DependencyCycle" if "cycle" in problem else "MissingDependency"
+
+
+def dependency_condition_stale(status: Mapping[str, Any] | None, problem: str | None) -> bool:
+    """Whether a job's DependenciesResolved condition no longer says `problem` (another
+    job appeared, went, or changed its dependencies): its job needs a pass."""
+    for condition in (status or {}).get("conditions") or []:
+        if isinstance(condition, Mapping) and condition.get("type") == DEPENDENCIES_CONDITION:
+            was = None if condition.get("status") == "True" else condition.get("message")
+            return bool(was != problem)
+    return problem is not None
 
 
 def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:

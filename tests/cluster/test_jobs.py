@@ -107,7 +107,8 @@ async def test_every_summary_bucket_is_reached_by_a_real_pod(
     assert status["status"]["status"] == "running"
     assert status["status"]["desired"] == 4
     conditions = {c["type"]: c for c in status["status"]["conditions"]}
-    assert set(conditions) == {"Ready", "Reconciled"}
+    assert set(conditions) == {"Ready", "Reconciled", "DependenciesResolved"}
+    assert conditions["DependenciesResolved"]["status"] == "True"
     assert conditions["Reconciled"]["status"] == "True"
 
 

@@ -125,6 +125,22 @@ def test_problems_a_schema_cannot_say() -> None:
     assert not definitions.defined({"metadata": {"deletionTimestamp": "now"}})
 
 
+def test_rules_across_jobs() -> None:
+    graph = {"a": ["b"], "b": ["a"], "c": ["nowhere"], "d": ["c"]}
+    found = definitions.dependency_problems(graph, ["c", "d"])
+    assert [(p.field, p.message) for p in found] == [
+        ("c.dependencies", "spec.dependencies names job 'nowhere', which does not exist"),
+        ("a.dependencies", "spec.dependencies make a dependency cycle: a -> b -> a"),
+    ]
+    assert definitions.dependency_problems({"a": [], "b": ["a"]}, ["a", "b"]) == []
+    problem = definitions.dependency_problem_of
+    assert problem("b", graph) == "spec.dependencies make a dependency cycle: b -> a -> b"
+    assert problem("c", graph) == "spec.dependencies names job 'nowhere', which does not exist"
+    assert problem("d", graph) is None  # its dependency is there; what c lacks is c's problem
+    assert problem("x", {"x": ["y"], "y": ["z"], "z": ["y"]}) is None  # not on the cycle
+    assert problem("x", {"x": ["x"]}) == "spec.dependencies make a dependency cycle: x -> x"
+
+
 def test_trial_deployment_carries_the_template_and_our_labels() -> None:
     trial = definitions.trial_deployment(
         "web", {"name": "g", "template": {"metadata": {"labels": {"a": "b"}}, "spec": {}}}

@@ -29,8 +29,9 @@ from caravan.api.routers import (
 )
 from caravan.api.state import AppState
 from caravan.api.writes import ReadYourWritesHeader
+from caravan.services.wiring import start_services
 
-# Every area of API.md; each router module exposes `area`.
+# Every area of the API; each router module exposes `area`.
 AREAS: list[Area] = [
     health.area,
     jobs.area,
@@ -48,21 +49,17 @@ AREAS: list[Area] = [
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Every area's services start before the first request and stop after the last."""
+    """Every area's service starts before the first request and stops after the last."""
     state: AppState = app.state.caravan
     if state.config.auth_mode == "kubernetes":
         state.auth = AccessReviewer(
             state.kube, state.config.namespace, audience=state.config.token_audience
         )
-    started: list[Area] = []
+    state.services = await start_services(state)
     try:
-        for area in AREAS:
-            await area.start(state)
-            started.append(area)
         yield
     finally:
-        for area in reversed(started):
-            await area.stop(state)
+        await state.services.stop()
 
 
 def create_app(state: AppState) -> FastAPI:

@@ -1,19 +1,26 @@
-"""Dependencies of the routers: the app state, the store, each area's services, writes."""
+"""Dependencies of the routers: the app state, each area's service, writes, access."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from caravan.api.auth import Caller, check_access
 from caravan.api.errors import ApiError
 from caravan.api.state import AppState
-from caravan.api.writes import Writes
-from caravan.events.service import EventsService
-from caravan.events.storage import StoredDocuments
-from caravan.kube.client import KubeClient
-from caravan.logs.service import LogsService
-from caravan.settings.service import SettingsService
+from caravan.api.writes import request_writes
+from caravan.config import ConfigMapNames
+from caravan.services.events import Events
+from caravan.services.jobs import Jobs
+from caravan.services.jobsdefs import JobDefinitions
+from caravan.services.loggers import Loggers
+from caravan.services.logs import Logs
+from caravan.services.secrets import Secrets
+from caravan.services.settings import Settings
+from caravan.services.wiring import Services
+from caravan.services.writes import Writes
 from caravan.store import Store
 
 
@@ -29,44 +36,64 @@ def get_store(state: StateDep) -> Store:
     return state.store
 
 
-def get_kube(state: StateDep) -> KubeClient:
-    return state.kube
-
-
 def get_writes(state: StateDep, request: Request) -> Writes:
-    return Writes(state, request)
+    return request_writes(state, request)
 
 
-def _not_running(area: str) -> ApiError:
-    return ApiError(503, f"the {area} service is not running")
+def services_of(state: AppState) -> Services:
+    if state.services is None:
+        raise ApiError(503, "the services are not running yet")
+    return state.services
 
 
-def get_events(state: StateDep) -> EventsService:
-    if state.events is None:
-        raise _not_running("events")
-    return state.events
+def get_events(state: StateDep) -> Events:
+    return services_of(state).events
 
 
-def get_events_storage(state: StateDep) -> StoredDocuments:
-    if state.events_storage is None:
-        raise _not_running("events")
-    return state.events_storage
+def get_settings(state: StateDep) -> Settings:
+    return services_of(state).settings
 
 
-def get_settings(state: StateDep) -> SettingsService:
-    if state.settings is None:
-        raise _not_running("settings")
-    return state.settings
+def get_jobs(state: StateDep) -> Jobs:
+    return services_of(state).jobs
 
 
-def get_logs(state: StateDep) -> LogsService:
-    return state.logs
+def get_definitions(state: StateDep) -> JobDefinitions:
+    return services_of(state).definitions
+
+
+def get_logs(state: StateDep) -> Logs:
+    return services_of(state).logs
+
+
+def get_loggers(state: StateDep) -> Loggers:
+    return services_of(state).loggers
+
+
+def get_secrets(state: StateDep) -> Secrets:
+    return services_of(state).secrets
+
+
+def configmap_access(
+    verb: str, which: Callable[[ConfigMapNames], str]
+) -> Callable[[Request], Awaitable[Caller]]:
+    """A route dependency: the caller may `verb` the ConfigMap that `which` names (one of
+    this installation's), so a role can be granted one ConfigMap and not the others."""
+
+    async def dependency(request: Request) -> Caller:
+        state: AppState = request.app.state.caravan
+        name = which(state.config.configmaps)
+        return await check_access(request, verb, "configmaps", name=name)
+
+    return dependency
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-KubeDep = Annotated[KubeClient, Depends(get_kube)]
 WritesDep = Annotated[Writes, Depends(get_writes)]
-EventsDep = Annotated[EventsService, Depends(get_events)]
-EventsStorageDep = Annotated[StoredDocuments, Depends(get_events_storage)]
-SettingsDep = Annotated[SettingsService, Depends(get_settings)]
-LogsDep = Annotated[LogsService, Depends(get_logs)]
+EventsDep = Annotated[Events, Depends(get_events)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+DefinitionsDep = Annotated[JobDefinitions, Depends(get_definitions)]
+LogsDep = Annotated[Logs, Depends(get_logs)]
+LoggersDep = Annotated[Loggers, Depends(get_loggers)]
+SecretsDep = Annotated[Secrets, Depends(get_secrets)]

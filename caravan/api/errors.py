@@ -13,6 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from caravan.errors import (
+    ClusterRefusal,
+    ConflictError,
+    DomainError,
+    InvalidError,
+    MalformedError,
+    NotFoundError,
+    UnavailableError,
+)
 from caravan.kube.errors import (
     Conflict,
     Forbidden,
@@ -34,6 +43,28 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details or []
+
+
+# Each domain error's answer (caravan.errors); the most derived class listed wins.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    MalformedError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidError: 422,
+    UnavailableError: 503,
+}
+
+# What a call to the cluster raises, for the few routes that tell it in their own words.
+ClusterError = KubeError
+
+
+def domain_status(exc: DomainError) -> int:
+    if isinstance(exc, ClusterRefusal) and isinstance(exc.cause, KubeError):
+        return kube_error_status(exc.cause)
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400
 
 
 def error_body(message: str, details: list[Any] | None = None) -> dict[str, Any]:
@@ -92,6 +123,14 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = retry_after() if exc.status == 503 else None
         return JSONResponse(
             error_body(exc.message, exc.details), status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        status = domain_status(exc)
+        headers = retry_after() if status == 503 else None
+        return JSONResponse(
+            error_body(exc.message, exc.details), status_code=status, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from caravan.errors import ConflictError, NotFoundError, quote
 
-class CountError(Exception):
-    """A count change that the job's state forbids; `status` is the HTTP answer."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class NoSuchGroup(NotFoundError):
+    """The job has no task group of that name."""
+
+
+class JobStopped(ConflictError):
+    """Counts change only while the job runs."""
 
 
 def clamp(value: int, low: int, high: int) -> int:
@@ -23,13 +24,14 @@ def _group(body: dict[str, Any], name: str) -> dict[str, Any]:
     for group in body.get("spec", {}).get("taskGroups") or []:
         if group.get("name") == name:
             return group  # type: ignore[no-any-return]
-    raise CountError(404, f"job {body['metadata']['name']!r} has no task group {name!r}")
+    job = quote(body["metadata"]["name"])
+    raise NoSuchGroup(f"job {job} has no task group {quote(name)}")
 
 
 def with_count_delta(body: dict[str, Any], group_name: str, delta: int) -> dict[str, Any]:
     """The body after `updatecounts`: new = clamp(current + delta, 0, countMax); 0 stops it."""
     if body.get("spec", {}).get("suspend"):
-        raise CountError(409, f"job {body['metadata']['name']!r} is stopped; start it first")
+        raise JobStopped(f"job {quote(body['metadata']['name'])} is stopped; start it first")
     updated = copy.deepcopy(body)
     group = _group(updated, group_name)
     count_init = group.get("countInit", 1)

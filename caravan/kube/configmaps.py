@@ -7,7 +7,7 @@ from typing import Any
 
 from caravan import labels
 from caravan.kube.client import CONFIGMAPS, JSON, KubeClient
-from caravan.kube.rmw import read_modify_write
+from caravan.kube.rmw import changes, read_modify_write
 
 
 def new_configmap(name: str) -> JSON:
@@ -42,10 +42,11 @@ async def write_configmap_key(
         updated["data"] = data
         return updated
 
-    return await read_modify_write(
+    outcome = await read_modify_write(
         kube,
         CONFIGMAPS.item(namespace, name),
-        mutate,
+        changes(mutate),
         create=lambda: new_configmap(name),
         collection_path=CONFIGMAPS.collection(namespace),
     )
+    return outcome.stored

@@ -6,9 +6,14 @@ delete preconditions), so a writer in another process makes us re-read and decid
 instead of overwriting.
 
 - `retry_on_conflict`: the loop itself, around any one attempt (read, decide, write).
-- `read_modify_write`: GET, mutate, PUT of an object that is ours to send back whole.
-- `swap_spec`: GET, mutate the spec, then a JSON patch that tests the spec read: for
+- `read_modify_write`: GET, decide, PUT of an object that is ours to send back whole.
+- `swap_spec`: GET, decide the spec, then a JSON patch that tests the spec read: for
   objects whose status another writer keeps moving (a Job and the operator).
+
+Both take a pure decision: given the object read, a `Decision` says what to store (or
+nothing) and what the caller learns (its `result`, returned in the `Outcome`). A refusal
+is a result, not an exception: a decision on a stale cached copy is then simply made
+again on a fresh read, and the caller raises what it wants once the loop is over.
 - `patch_with_precondition`: GET, then a merge patch carrying the resourceVersion read,
   for objects whose other fields are not ours (a pod's annotation).
 - `delete_with_precondition`: GET, check, then DELETE of exactly that uid and version.
@@ -19,13 +24,47 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from caravan.kube.client import JSON, KubeClient
 from caravan.kube.errors import Conflict, Invalid, NotFound
 
-Mutation = Callable[[JSON], JSON]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Decision(Generic[T]):
+    """What to do with the object read: store `body` (None: write nothing), and tell the
+    caller `result`."""
+
+    body: JSON | None
+    result: T
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """The object as stored (or as read, when nothing was written), and the decision's
+    result on that read."""
+
+    stored: JSON
+    result: T
+    written: bool
+
+
+Decide = Callable[[JSON], Decision[T]]
+Mutation = Callable[[JSON], JSON]
+
+
+def changes(mutate: Mutation) -> Decide[None]:
+    """A decision from a plain mutation: store what it returns, unless that is unchanged."""
+
+    def decide(current: JSON) -> Decision[None]:
+        updated = mutate(current)
+        return Decision(None if updated == current else updated, None)
+
+    return decide
+
 
 ATTEMPTS = 20
 
@@ -62,89 +101,97 @@ async def retry_on_conflict(
 async def read_modify_write(
     kube: KubeClient,
     path: str,
-    mutate: Mutation,
+    decide: Decide[T],
     *,
     create: Callable[[], JSON] | None = None,
     collection_path: str | None = None,
     attempts: int = ATTEMPTS,
     cached: JSON | None = None,
-) -> JSON:
-    """GET path, apply `mutate`, PUT it back; retry on 409. Returns the stored object.
+) -> Outcome[T]:
+    """GET path, decide, PUT it back; retry on 409.
 
-    With `create`, a missing object is created from `create()` (then mutated) by POST to
-    `collection_path`. `mutate` may raise to abort: nothing is written then. `cached` (a
-    copy from a watch) saves the first GET: a stale copy only costs a 409 and a re-read,
-    and what it makes look unneeded or refused is decided again on a fresh read.
+    With `create`, a missing object is created from `create()` (then decided on) by POST
+    to `collection_path`. `cached` (a copy from a watch) saves the first GET: a stale copy
+    only costs a 409 and a re-read, and a decision on it to write nothing is made again on
+    a fresh read (the copy may only be stale).
     """
-    first = [cached] if cached is not None and _version(cached) else []
+    first = cached if cached is not None and _version(cached) else None
 
     async def put(read: JSON, updated: JSON) -> JSON:
         return await kube.replace(path, _with_version(updated, read))
 
-    async def attempt() -> JSON:
-        if (written := await _write_cached(first, mutate, put)) is not None:
-            return written
+    async def fresh() -> Outcome[T]:
         try:
             current = await kube.get(path)
         except NotFound:
             if create is None or collection_path is None:
                 raise
+            created = decide(create())
+            if created.body is None:
+                raise  # nothing to store: it stays missing
             # AlreadyExists (a Conflict) if someone created it first: read it again.
-            return await kube.create(collection_path, mutate(create()))
-        updated = mutate(current)
-        if updated == current:
-            return current
-        return await put(current, updated)
+            return Outcome(await kube.create(collection_path, created.body), created.result, True)
+        return await _write(current, decide(current), put)
 
-    return await retry_on_conflict(path, attempt, attempts=attempts)
-
-
-async def _write_cached(
-    first: list[JSON], mutate: Mutation, write: Callable[[JSON, JSON], Awaitable[JSON]]
-) -> JSON | None:
-    """The first attempt, on the watch's copy (taken from ``first``): ``write(read,
-    updated)`` when the mutation changes it; None when the caller must read afresh (no
-    copy, or the copy makes the write look unneeded or refused: maybe only stale)."""
-    if not first:
-        return None
-    stale = first.pop()
-    try:
-        updated = mutate(stale)
-    except Exception:
-        return None
-    if updated == stale:
-        return None
-    return await write(stale, updated)
+    return await _attempts(path, first, decide, put, fresh, attempts)
 
 
 async def swap_spec(
     kube: KubeClient,
     path: str,
-    mutate: Mutation,
+    decide: Decide[T],
     *,
     attempts: int = ATTEMPTS,
     cached: JSON | None = None,
-) -> JSON:
-    """GET path (or take `cached`), apply `mutate` (which changes the spec only), then a
-    JSON patch that tests the uid and the spec read and replaces the spec. Only a change
-    of the spec itself makes it read again: not the status or metadata writes of others,
-    which would make a PUT's resourceVersion stale (the operator writes a Job's status
-    whenever its pods move). A stale `cached` copy decides nothing, as above."""
-    first = [cached] if cached is not None and _uid(cached) else []
+) -> Outcome[T]:
+    """GET path (or take `cached`), decide (a change of the spec only), then a JSON patch
+    that tests the uid and the spec read and replaces the spec. Only a change of the spec
+    itself makes it read again: not the status or metadata writes of others, which would
+    make a PUT's resourceVersion stale (the operator writes a Job's status whenever its
+    pods move). A stale `cached` copy decides nothing, as above."""
+    first = cached if cached is not None and _uid(cached) else None
 
     async def swap(read: JSON, updated: JSON) -> JSON:
         return await _swap(kube, path, read, updated)
 
-    async def attempt() -> JSON:
-        if (written := await _write_cached(first, mutate, swap)) is not None:
-            return written
+    async def fresh() -> Outcome[T]:
         current = await kube.get(path)
-        updated = mutate(current)
-        if updated == current:
-            return current
-        return await swap(current, updated)
+        return await _write(current, decide(current), swap)
+
+    return await _attempts(path, first, decide, swap, fresh, attempts)
+
+
+Write = Callable[[JSON, JSON], Awaitable[JSON]]
+
+
+async def _attempts(
+    path: str,
+    cached: JSON | None,
+    decide: Decide[T],
+    write: Write,
+    fresh: Callable[[], Awaitable[Outcome[T]]],
+    attempts: int,
+) -> Outcome[T]:
+    """The conflict loop whose first attempt may be on the watch's copy: written when the
+    decision on it writes something; otherwise (or after a conflict) decided afresh."""
+    pending = cached
+
+    async def attempt() -> Outcome[T]:
+        nonlocal pending
+        stale, pending = pending, None
+        if stale is not None:
+            decision = decide(stale)
+            if decision.body is not None and decision.body != stale:
+                return await _write(stale, decision, write)
+        return await fresh()
 
     return await retry_on_conflict(path, attempt, attempts=attempts)
+
+
+async def _write(read: JSON, decision: Decision[T], write: Write) -> Outcome[T]:
+    if decision.body is None or decision.body == read:
+        return Outcome(read, decision.result, False)
+    return Outcome(await write(read, decision.body), decision.result, True)
 
 
 async def _swap(kube: KubeClient, path: str, read: JSON, updated: JSON) -> JSON:

@@ -19,29 +19,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from caravan import labels
+from caravan.errors import MalformedError, quote
 
 MAX_NAME_LENGTH = 253
 # kube-apiserver refuses Secrets whose data (keys + values) exceeds 1 MiB.
 MAX_SECRET_BYTES = 1024 * 1024
-_MAX_QUOTED = 60
 
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _KEY = re.compile(r"[-._a-zA-Z0-9]+\Z")
 
 
-class SecretInputError(ValueError):
-    """A request the API refuses (400). `details` are `{"field", "message"}` dicts."""
-
-    def __init__(self, message: str, details: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
-
-
-def quote(name: str) -> str:
-    """A name as JSON, shortened: error messages must stay readable."""
-    text = json.dumps(name, ensure_ascii=True)
-    return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 2] + '…"'
+class SecretInputError(MalformedError):
+    """A request the API refuses. `details` are `{"field", "message"}` dicts."""
 
 
 def validate_secret_id(secret_id: str) -> str | None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from caravan.api import results_feed
 from caravan.api.app import running_app
 from caravan.api.routers import events as events_routes
 from caravan.api.state import AppState
@@ -259,7 +260,7 @@ async def test_results_idle_timeout_comes_from_the_settings(
 async def test_sse_frames(state: AppState) -> None:
     service = service_of(state)
     service.replace([votes_only(period=60_000)])
-    stream = events_routes._sse(service)
+    stream = results_feed.sse(service)
     assert await anext(stream) == b": subscribed\n\n"
     service.ingest("game", [{"key": ["vote"], "value": "e4"}])
     service.tick(10**15)
@@ -276,7 +277,7 @@ async def test_sse_reports_what_a_slow_client_missed(state: AppState) -> None:
     service = service_of(state)
     service.hub.default_maxsize = 2
     service.replace([votes_only(period=1)])
-    stream = events_routes._sse(service)
+    stream = results_feed.sse(service)
     await anext(stream)
     for t in range(10**15, 10**15 + 5):  # five periods, five messages, queue of two
         service.ingest("game", [{"key": ["vote"], "value": "x"}])
@@ -289,9 +290,9 @@ async def test_sse_reports_what_a_slow_client_missed(state: AppState) -> None:
 async def test_sse_keepalive_and_end_on_stop(
     state: AppState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(events_routes, "KEEPALIVE_SECONDS", 0.01)
+    monkeypatch.setattr(results_feed, "KEEPALIVE_SECONDS", 0.01)
     service = service_of(state)
-    stream = events_routes._sse(service)
+    stream = results_feed.sse(service)
     await anext(stream)
     assert await asyncio.wait_for(anext(stream), 5) == b": keepalive\n\n"
     await service.stop()

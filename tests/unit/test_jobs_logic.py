@@ -102,12 +102,12 @@ def test_count_delta_is_clamped(start: int, delta: int, expected: int) -> None:
 
 
 def test_count_delta_refuses_stopped_job_and_unknown_group() -> None:
-    with pytest.raises(counts.CountError) as stopped:
+    with pytest.raises(counts.JobStopped) as stopped:
         counts.with_count_delta(body(suspend=True), "g", 1)
-    assert stopped.value.status == 409
-    with pytest.raises(counts.CountError) as unknown:
+    assert "is stopped" in stopped.value.message
+    with pytest.raises(counts.NoSuchGroup) as unknown:
         counts.with_count_delta(body(), "nope", 1)
-    assert unknown.value.status == 404
+    assert '"nope"' in unknown.value.message
 
 
 def test_start_resets_to_count_init_and_stop_suspends() -> None:

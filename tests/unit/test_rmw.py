@@ -18,6 +18,8 @@ from caravan.kube.errors import (
     Unavailable,
 )
 from caravan.kube.rmw import (
+    Decision,
+    changes,
     delete_with_precondition,
     patch_with_precondition,
     read_modify_write,
@@ -39,7 +41,7 @@ def add(delta: int) -> Any:
         data["n"] = str(int(data.get("n", "0")) + delta)
         return {**body, "data": data}
 
-    return mutate
+    return changes(mutate)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +71,7 @@ async def test_a_rival_write_between_read_and_put_is_reapplied_not_lost() -> Non
     kube.put_object(PATH, doc(1))
     # Another process writes n=10 right after our GET: our PUT carries a stale version.
     kube.before["replace"] = [lambda: kube.put_object(PATH, doc(10))]
-    stored = await read_modify_write(kube.client, PATH, add(1))
+    stored = (await read_modify_write(kube.client, PATH, add(1))).stored
     assert stored["data"]["n"] == "11"
     assert [verb for verb, _ in kube.calls] == ["get", "replace", "get", "replace"]
 
@@ -86,7 +88,7 @@ async def test_a_stale_cached_copy_costs_one_conflict_and_a_fresh_read() -> None
     kube = FakeKube()
     cached = kube.put_object(PATH, doc(1))
     kube.put_object(PATH, doc(5))
-    stored = await read_modify_write(kube.client, PATH, add(1), cached=cached)
+    stored = (await read_modify_write(kube.client, PATH, add(1), cached=cached)).stored
     assert stored["data"]["n"] == "6"
     assert [verb for verb, _ in kube.calls] == ["replace", "get", "replace"]
 
@@ -96,7 +98,7 @@ async def test_a_missing_object_is_created_and_a_creation_race_rereads() -> None
     stored = await read_modify_write(
         kube.client, PATH, add(2), create=lambda: doc(0), collection_path=COLLECTION
     )
-    assert stored["data"]["n"] == "2"
+    assert stored.stored["data"]["n"] == "2"
     other = "/api/v1/namespaces/ns/configmaps/other"
     kube.before["create"] = [lambda: kube.put_object(other, {"metadata": {"name": "other"}})]
     stored = await read_modify_write(
@@ -106,20 +108,49 @@ async def test_a_missing_object_is_created_and_a_creation_race_rereads() -> None
         create=lambda: {"metadata": {"name": "other"}},
         collection_path=COLLECTION,
     )
-    assert stored["data"]["n"] == "3"
+    assert stored.stored["data"]["n"] == "3"
 
 
 async def test_a_refusing_mutation_writes_nothing_and_unchanged_is_not_written() -> None:
     kube = FakeKube()
     kube.put_object(PATH, doc(1))
 
-    def refuse(body: dict[str, Any]) -> dict[str, Any]:
-        raise ValueError("no")
+    def refuse(body: dict[str, Any]) -> Decision[str]:
+        return Decision(None, "refused")
 
-    with pytest.raises(ValueError):
-        await read_modify_write(kube.client, PATH, refuse)
-    await read_modify_write(kube.client, PATH, lambda body: body)
+    refused = await read_modify_write(kube.client, PATH, refuse)
+    assert refused.result == "refused" and not refused.written
+    unchanged = await read_modify_write(kube.client, PATH, changes(lambda body: body))
+    assert not unchanged.written and unchanged.stored["data"]["n"] == "1"
     assert all(verb == "get" for verb, _ in kube.calls)
+
+
+async def test_a_refusal_on_a_stale_copy_is_decided_again_on_a_fresh_read() -> None:
+    kube = FakeKube()
+    cached = kube.put_object(PATH, doc(0))
+    kube.put_object(PATH, doc(1))
+
+    def positive_only(body: dict[str, Any]) -> Decision[str]:
+        n = int(body["data"]["n"])
+        if n <= 0:
+            return Decision(None, "refused")
+        return Decision({**body, "data": {"n": str(n + 1)}}, "done")
+
+    outcome = await read_modify_write(kube.client, PATH, positive_only, cached=cached)
+    assert outcome.result == "done" and outcome.stored["data"]["n"] == "2"
+    assert [verb for verb, _ in kube.calls] == ["get", "replace"]
+
+
+async def test_an_error_in_a_decision_is_not_swallowed_on_the_cached_copy() -> None:
+    kube = FakeKube()
+    cached = kube.put_object(PATH, doc(0))
+
+    def broken(body: dict[str, Any]) -> Decision[None]:
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        await read_modify_write(kube.client, PATH, broken, cached=cached)
+    assert kube.calls == []
 
 
 async def test_an_object_that_keeps_changing_ends_in_conflict() -> None:
@@ -180,6 +211,10 @@ def job(count: int, uid: str = "u1", status: str = "pending") -> dict[str, Any]:
 
 
 def plus(delta: int) -> Any:
+    return changes(spec_plus(delta))
+
+
+def spec_plus(delta: int) -> Any:
     def mutate(body: dict[str, Any]) -> dict[str, Any]:
         groups = [{**g, "count": g["count"] + delta} for g in body["spec"]["taskGroups"]]
         return {**body, "spec": {**body["spec"], "taskGroups": groups}}
@@ -196,7 +231,7 @@ async def test_a_status_write_between_read_and_swap_costs_nothing() -> None:
     kube.put_object(JOB, job(1))
     # The operator writes the status right after our GET: the PUT's version would be stale.
     kube.before["json_patch"] = [lambda: kube.put_object(JOB, job(1, status="running"))]
-    stored = await swap_spec(kube.client, JOB, plus(1))
+    stored = (await swap_spec(kube.client, JOB, plus(1))).stored
     assert [verb for verb, _ in kube.calls] == ["get", "json_patch"]
     assert stored["spec"]["taskGroups"][0]["count"] == 2 == count_of(kube)
     assert kube.objects[JOB]["status"] == {"status": "running"}  # theirs, kept
@@ -206,7 +241,8 @@ async def test_a_rival_spec_change_is_read_again_and_reapplied() -> None:
     kube = FakeKube()
     cached = kube.put_object(JOB, job(1))
     kube.put_object(JOB, job(10))  # the cached copy is stale
-    assert (await swap_spec(kube.client, JOB, plus(1), cached=cached))["metadata"]["uid"] == "u1"
+    swapped = await swap_spec(kube.client, JOB, plus(1), cached=cached)
+    assert swapped.stored["metadata"]["uid"] == "u1"
     assert count_of(kube) == 11
     # the swap of the cached copy failed its test; a read told it was a conflict
     assert [verb for verb, _ in kube.calls] == ["json_patch", "get", "get", "json_patch"]
@@ -236,8 +272,8 @@ async def test_a_mutation_beyond_the_spec_is_a_programming_error() -> None:
     kube.put_object(JOB, job(1))
 
     def relabel(body: dict[str, Any]) -> dict[str, Any]:
-        return {**plus(1)(body), "metadata": {**body["metadata"], "labels": {"a": "b"}}}
+        return {**spec_plus(1)(body), "metadata": {**body["metadata"], "labels": {"a": "b"}}}
 
     with pytest.raises(ValueError, match="more than the spec"):
-        await swap_spec(kube.client, JOB, relabel)
+        await swap_spec(kube.client, JOB, changes(relabel))
     assert count_of(kube) == 1

@@ -17,10 +17,9 @@ from pydantic import BaseModel, Field
 from caravan.api.area import Area
 from caravan.api.auth import AccessReviewer, Caller, authenticate
 from caravan.api.deps import StateDep
-from caravan.api.errors import ApiError
+from caravan.api.errors import ApiError, ClusterError
 from caravan.api.models import responses
 from caravan.config import Config
-from caravan.kube.client import KubeError
 from caravan.labels import GROUP
 
 router = APIRouter(prefix="/v1", tags=["access"])
@@ -124,7 +123,7 @@ async def get_access(request: Request, state: StateDep) -> AccessView:
     todo = actions(config)
     try:
         views = await asyncio.gather(*(decide(reviewer, who, a, config.namespace) for a in todo))
-    except KubeError as exc:
+    except ClusterError as exc:
         raise ApiError(503, f"could not review access: {exc.message}") from exc
     return AccessView(
         mode=config.auth_mode,

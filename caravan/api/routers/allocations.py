@@ -12,14 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from caravan import labels
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep
-from caravan.api.errors import ApiError
+from caravan.api.deps import JobsDep
 from caravan.api.models import responses
-from caravan.jobs.allocations import allocation_views
-from caravan.kube.client import PODS
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -47,13 +43,8 @@ class AllocationView(BaseModel):
     responses=responses(404),
     summary="The job's allocations (pods) with status, node, age and restarts",
 )
-async def list_allocations(job_id: str, state: StateDep) -> list[dict[str, Any]]:
-    if job_id not in state.store.jobs:
-        raise ApiError(404, f"no job {job_id!r}")
-    listed = await state.kube.list_items(
-        PODS.collection(state.config.namespace), labelSelector=f"{labels.JOB_LABEL}={job_id}"
-    )
-    return allocation_views(listed.get("items") or [])
+async def list_allocations(job_id: str, jobs: JobsDep) -> list[dict[str, Any]]:
+    return await jobs.allocations(job_id)
 
 
 area = Area("allocations", router)

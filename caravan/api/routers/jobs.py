@@ -1,9 +1,9 @@
-"""Jobs: list with long polling, one job, start, stop (one or all), updatecounts."""
+"""Jobs: list with long polling, one job, start, stop (one or all), updatecounts.
+
+The HTTP face of caravan.services.jobs."""
 
 from __future__ import annotations
 
-import json
-import random
 import re
 from typing import Annotated, Any
 
@@ -12,20 +12,11 @@ from pydantic import BaseModel, Field, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep, StoreDep, WritesDep
+from caravan.api.deps import JobsDep, WritesDep
 from caravan.api.errors import ApiError
 from caravan.api.ids import JobId
 from caravan.api.models import JsonInt, StrictModel, responses
-from caravan.api.writes import Writes
-from caravan.jobs import counts
-from caravan.jobs.order import start_order, stop_order
-from caravan.jobs.spec import JobSpec, read_job, rescaled
-from caravan.jobs.view import job_view
-from caravan.kube.client import JOBS
-from caravan.kube.errors import NotFound
-from caravan.kube.rmw import Mutation
 from caravan.labels import GROUP
-from caravan.store.store import KIND_JOB
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 # Genvid 1.30's path for one job's summary.
@@ -96,12 +87,6 @@ def parse_index(header: str | None, query: str | None) -> int | None:
     return value
 
 
-def _wait_bounds(state: StateDep) -> tuple[float, float]:
-    """The long-poll bounds of the current settings (`jobs.longPoll`)."""
-    runtime = state.runtime_settings
-    return float(runtime.long_poll_default_wait_seconds), float(runtime.long_poll_max_wait_seconds)
-
-
 @router.get(
     "",
     dependencies=CAN_LIST,
@@ -113,8 +98,7 @@ def _wait_bounds(state: StateDep) -> tuple[float, float]:
     },
 )
 async def list_jobs(
-    state: StateDep,
-    store: StoreDep,
+    jobs: JobsDep,
     wait_index_header: Annotated[
         str | None,
         Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),
@@ -131,16 +115,9 @@ async def list_jobs(
     ] = None,
 ) -> Response:
     index = parse_index(wait_index_header, wait_index_query)
-    default_wait, max_wait = _wait_bounds(state)
-    timeout = parse_wait(wait, default_wait, max_wait)
-    if index is not None and index == store.jobs_waiters.index:
-        # Jitter (wait/16) spreads the wake-ups of many clients that timed out together.
-        timeout += random.uniform(0, timeout / 16)
-        await store.jobs_waiters.wait_beyond(index, timeout)
-    body = store.jobs_json
-    return Response(
-        body, media_type="application/json", headers={"waitIndex": str(store.jobs_waiters.index)}
-    )
+    timeout = parse_wait(wait, *jobs.wait_bounds())
+    body, now = await jobs.listing(index, timeout)
+    return Response(body, media_type="application/json", headers={"waitIndex": str(now)})
 
 
 @router.get(
@@ -150,11 +127,8 @@ async def list_jobs(
     responses=responses(404),
     summary="One job",
 )
-async def get_job(job_id: JobId, store: StoreDep) -> Response:
-    body = store.job_json(job_id)
-    if body is None:
-        raise ApiError(404, f"no job {job_id!r}")
-    return Response(body, media_type="application/json")
+async def get_job(job_id: JobId, jobs: JobsDep) -> Response:
+    return Response(jobs.view(job_id), media_type="application/json")
 
 
 @summary_router.get(
@@ -164,60 +138,8 @@ async def get_job(job_id: JobId, store: StoreDep) -> Response:
     responses=responses(404),
     summary="One job (the Genvid 1.30 path of GET /v1/jobs/{job_id})",
 )
-async def get_job_summary(job_id: JobId, store: StoreDep) -> Response:
-    return await get_job(job_id, store)
-
-
-async def _write(writes: Writes, job_id: str, mutate: Mutation) -> dict[str, Any]:
-    store = writes.state.store
-    changed: list[JobSpec] = []  # the version the stored write changed (the last attempt)
-
-    def guarded(body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            updated = mutate(body)
-        except counts.CountError as exc:
-            raise ApiError(exc.status, exc.message) from exc
-        changed[:] = [read_job(body)]
-        return updated
-
-    async def write_through(stored: dict[str, Any]) -> None:
-        # The new replicas at once, rather than after the operator's watch of the Job
-        # and its pass (caravan.kube.scaler).
-        if changed:
-            meta = stored["metadata"]
-            replicas = rescaled(changed[0], read_job(stored))
-            await writes.state.scaler.scale(
-                replicas, str(meta.get("uid", "")), int(meta.get("generation") or 0)
-            )
-
-    try:
-        stored = await writes.spec(
-            KIND_JOB,
-            JOBS.item(writes.namespace, job_id),
-            guarded,
-            cached=store.job_bodies.get(job_id),
-            alongside=write_through,
-        )
-    except NotFound as exc:
-        raise ApiError(404, f"no job {job_id!r}") from exc
-    spec = read_job(stored)
-    pods = {g.name: store.pods_of(job_id, g.name) for g in spec.task_groups}
-    return job_view(spec, pods)
-
-
-async def _write_all(writes: Writes, order: list[str], mutate: Mutation) -> list[dict[str, Any]]:
-    """Applies `mutate` to each job in `order`, one after the other; every job's view."""
-    state = writes.state
-    written: dict[str, dict[str, Any]] = {}
-    for name in order:
-        try:
-            written[name] = await _write(writes, name, mutate)
-        except ApiError as exc:
-            if exc.status != 404:  # deleted meanwhile: nothing to start or stop
-                raise
-    views = {name: json.loads(state.store.job_json(name) or b"null") for name in state.store.jobs}
-    views.update(written)
-    return [view for _, view in sorted(views.items()) if view is not None]
+async def get_job_summary(job_id: JobId, jobs: JobsDep) -> Response:
+    return await get_job(job_id, jobs)
 
 
 @router.post(
@@ -227,9 +149,8 @@ async def _write_all(writes: Writes, order: list[str], mutate: Mutation) -> list
     responses=responses(),
     summary='"Start all": starts every autostart job, the jobs depended on first',
 )
-async def start_all(state: StateDep, writes: WritesDep) -> list[dict[str, Any]]:
-    autostart = {n: spec.dependencies for n, spec in state.store.jobs.items() if spec.autostart}
-    return await _write_all(writes, start_order(autostart), counts.started)
+async def start_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
+    return await jobs.start_all(writes)
 
 
 @router.post(
@@ -239,9 +160,8 @@ async def start_all(state: StateDep, writes: WritesDep) -> list[dict[str, Any]]:
     responses=responses(),
     summary='"Stop all": stops every job, each before the jobs it depends on',
 )
-async def stop_all(state: StateDep, writes: WritesDep) -> list[dict[str, Any]]:
-    every = {n: spec.dependencies for n, spec in state.store.jobs.items()}
-    return await _write_all(writes, stop_order(every), counts.stopped)
+async def stop_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
+    return await jobs.stop_all(writes)
 
 
 @router.post(
@@ -251,8 +171,8 @@ async def stop_all(state: StateDep, writes: WritesDep) -> list[dict[str, Any]]:
     responses=responses(404),
     summary="Start a job",
 )
-async def start_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
-    return await _write(writes, job_id, counts.started)
+async def start_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
+    return await jobs.start(writes, job_id)
 
 
 @router.post(
@@ -262,8 +182,8 @@ async def start_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
     responses=responses(404),
     summary="Stop a job",
 )
-async def stop_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
-    return await _write(writes, job_id, counts.stopped)
+async def stop_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
+    return await jobs.stop(writes, job_id)
 
 
 @router.post(
@@ -273,10 +193,8 @@ async def stop_job(job_id: JobId, writes: WritesDep) -> dict[str, Any]:
     responses=responses(404, 409),
     summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
 )
-async def update_counts(body: UpdateCounts, writes: WritesDep) -> dict[str, Any]:
-    return await _write(
-        writes, body.jobID, lambda job: counts.with_count_delta(job, body.taskGroup, body.count)
-    )
+async def update_counts(body: UpdateCounts, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
+    return await jobs.update_counts(writes, body.jobID, body.taskGroup, body.count)
 
 
 area_router = APIRouter()

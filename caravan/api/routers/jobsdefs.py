@@ -1,7 +1,6 @@
 """Job definitions (Genvid SDK 1.30 `jobsdefs`): create, replace and delete jobs over HTTP.
 
-A definition is a Job resource seen through Genvid's shape (caravan.jobs.definitions);
-jobs made with kubectl are definitions too. A write that would change or delete a started
+The HTTP face of caravan.services.jobsdefs. A write that would change or delete a started
 job answers 409 unless `force=true` (Genvid's "service running check").
 """
 
@@ -13,17 +12,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field, StrictBool, StrictStr, StringConstraints
 
 from caravan.api.area import Area
-from caravan.api.auth import authorize, check_access
-from caravan.api.deps import StateDep, WritesDep
-from caravan.api.errors import ApiError
+from caravan.api.auth import authenticate, authorize, check_access
+from caravan.api.deps import DefinitionsDep, WritesDep
 from caravan.api.models import JsonInt, StrictModel, responses
-from caravan.api.state import AppState
-from caravan.api.writes import Writes
-from caravan.jobs import definitions
-from caravan.kube.client import DEPLOYMENTS, JOBS, JSON
-from caravan.kube.errors import Conflict, Invalid, NotFound
 from caravan.labels import GROUP
-from caravan.store.store import KIND_JOB
+from caravan.services.jobsdefs import May
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 JobName = Annotated[str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=63)]
@@ -60,6 +53,7 @@ class JobDefinition(StrictModel):
     template: JobTemplate
 
 
+JSON = dict[str, Any]
 Definitions = dict[JobName, JobDefinition]
 ForceQuery = Annotated[
     bool, Query(description="Replace or delete started jobs too (skip the running check)")
@@ -67,128 +61,13 @@ ForceQuery = Annotated[
 JobIdPath = Annotated[str, Path(pattern=NAME_PATTERN, max_length=63, description="The job id")]
 
 
-def _bodies(state: AppState) -> dict[str, JSON]:
-    return {n: b for n, b in state.store.job_bodies.items() if definitions.defined(b)}
+def _may(request: Request) -> May:
+    """The caller's right to each verb a write turns out to need."""
 
+    async def may(verb: str) -> object:
+        return await check_access(request, verb, "jobs", group=GROUP)
 
-def _all_definitions(state: AppState) -> dict[str, JSON]:
-    return {n: definitions.definition_of(b) for n, b in sorted(_bodies(state).items())}
-
-
-def _refuse_invalid(named: dict[str, JSON], others: dict[str, JSON]) -> None:
-    """422 with every problem of `named` (dependency cycles counted with `others`)."""
-    found = [p for n, d in named.items() for p in definitions.problems(n, d, n)]
-    graph = {n: list(d.get("dependencies") or []) for n, d in {**others, **named}.items()}
-    cycle = definitions.cycle_problem(graph)
-    if cycle is not None:
-        found.append(cycle)
-    if found:
-        count = len(found)
-        raise ApiError(
-            422,
-            f"the job definitions are invalid ({count} error{'s' if count != 1 else ''}): "
-            + "; ".join(f"{p.field}: {p.message}" for p in found),
-            [p.to_json() for p in found],
-        )
-
-
-def _refuse_running(names: list[str], what: str) -> None:
-    if names:
-        listed = ", ".join(repr(n) for n in sorted(names))
-        raise ApiError(
-            409,
-            f"would {what} started job{'s' if len(names) != 1 else ''} {listed}: stop "
-            "them first, or send force=true",
-        )
-
-
-async def _refuse_bad_templates(state: AppState, named: dict[str, JSON]) -> None:
-    """422 unless Kubernetes accepts every group's pod template (server-side dry runs)."""
-    found: list[definitions.Problem] = []
-    collection = DEPLOYMENTS.collection(state.config.namespace)
-    for name, definition in sorted(named.items()):
-        for i, group in enumerate(definition["template"]["taskGroups"]):
-            trial = definitions.trial_deployment(name, group)
-            try:
-                await state.kube.request(
-                    "POST",
-                    collection,
-                    query={"dryRun": "All"},
-                    body=trial,
-                    content_type="application/json",
-                )
-            except Invalid as exc:
-                where = f"{name}.template.taskGroups[{i}].template"
-                found.append(definitions.Problem(where, exc.message))
-    if found:
-        raise ApiError(
-            422,
-            "Kubernetes refuses the pod template: "
-            + "; ".join(f"{p.field}: {p.message}" for p in found),
-            [p.to_json() for p in found],
-        )
-
-
-async def _put(writes: Writes, name: str, definition: JSON, force: bool) -> JSON:
-    """Creates or replaces one job from its definition; re-checks on every fresh read."""
-    namespace = writes.namespace
-
-    def mutate(current: JSON) -> JSON:
-        if not definitions.defined(current):
-            raise ApiError(409, f"job {name!r} is being deleted; try again once it is gone")
-        updated = definitions.with_definition(current, definition)
-        if (
-            not force
-            and definitions.is_running(current)
-            and definitions.changes_what_runs(current, updated)
-        ):
-            _refuse_running([name], "replace")
-        return updated
-
-    return await writes.put(
-        KIND_JOB,
-        JOBS.item(namespace, name),
-        mutate,
-        create=lambda: definitions.new_job(name),
-        collection_path=JOBS.collection(namespace),
-        cached=writes.state.store.job_bodies.get(name),
-    )
-
-
-async def _delete(writes: Writes, name: str, force: bool) -> None:
-    """Deletes the job as it is now: read afresh (the running check decides on it), then
-    deleted with that uid and resourceVersion as preconditions; if anything changed
-    meanwhile (a status write, a job recreated), it is read and decided again."""
-
-    def check(current: JSON) -> None:
-        if not definitions.defined(current):
-            return  # already being deleted: deleting again changes nothing
-        if not force and definitions.is_running(current):
-            _refuse_running([name], "delete")
-
-    try:
-        await writes.delete(KIND_JOB, JOBS.item(writes.namespace, name), check)
-    except NotFound:
-        return
-    except Conflict as exc:
-        raise ApiError(409, f"job {name!r} kept changing; try again") from exc
-
-
-async def _listed(state: AppState) -> dict[str, JSON]:
-    """Every job definition as the apiserver has it now: writes decide on this, not on
-    the store, which may not have seen a write that just answered."""
-    listed = await state.kube.list_items(JOBS.collection(state.config.namespace))
-    return {
-        str(b["metadata"]["name"]): b for b in listed.get("items") or [] if definitions.defined(b)
-    }
-
-
-async def _fresh(state: AppState, name: str) -> JSON | None:
-    try:
-        body = await state.kube.get(JOBS.item(state.config.namespace, name))
-    except NotFound:
-        return None
-    return body if definitions.defined(body) else None
+    return may
 
 
 @many.get(
@@ -198,8 +77,8 @@ async def _fresh(state: AppState, name: str) -> JSON | None:
     responses=responses(),
     summary="Every job's definition, by job name",
 )
-async def get_definitions(state: StateDep) -> dict[str, JSON]:
-    return _all_definitions(state)
+async def get_definitions(defs: DefinitionsDep) -> dict[str, JSON]:
+    return defs.all()
 
 
 @many.post(
@@ -212,34 +91,12 @@ async def get_definitions(state: StateDep) -> dict[str, JSON]:
 async def post_definitions(
     body: Definitions,
     request: Request,
-    state: StateDep,
+    defs: DefinitionsDep,
     writes: WritesDep,
     force: ForceQuery = False,
 ) -> dict[str, JSON]:
     named = {n: d.model_dump() for n, d in body.items()}
-    current = await _listed(state)
-    _refuse_invalid(named, {})
-    creates = [n for n in named if n not in current]
-    after = {n: definitions.with_definition(current[n], named[n]) for n in named if n in current}
-    replaces = [n for n, b in after.items() if definitions.changes_definition(current[n], b)]
-    deletes = [n for n in current if n not in named]
-    for verb, names in (("create", creates), ("update", replaces), ("delete", deletes)):
-        if names:
-            await check_access(request, verb, "jobs", group=GROUP)
-    if not force:
-        started = [
-            n
-            for n in [*deletes, *replaces]
-            if definitions.is_running(current[n])
-            and (n in deletes or definitions.changes_what_runs(current[n], after[n]))
-        ]
-        _refuse_running(started, "replace or delete")
-    await _refuse_bad_templates(state, {n: named[n] for n in creates + replaces})
-    for name in sorted(creates + replaces):
-        await _put(writes, name, named[name], force)
-    for name in sorted(deletes):
-        await _delete(writes, name, force)
-    return _all_definitions(state)
+    return await defs.put_all(writes, named, force, _may(request))
 
 
 @many.delete(
@@ -251,15 +108,9 @@ async def post_definitions(
     summary="Delete every job definition (every job)",
 )
 async def delete_definitions(
-    request: Request, state: StateDep, writes: WritesDep, force: ForceQuery = False
+    request: Request, defs: DefinitionsDep, writes: WritesDep, force: ForceQuery = False
 ) -> Response:
-    current = await _listed(state)
-    if current:
-        await check_access(request, "delete", "jobs", group=GROUP)
-    if not force:
-        _refuse_running([n for n, b in current.items() if definitions.is_running(b)], "delete")
-    for name in sorted(current):
-        await _delete(writes, name, force)
+    await defs.delete_all(writes, force, _may(request))
     return Response(status_code=204)
 
 
@@ -270,11 +121,8 @@ async def delete_definitions(
     responses=responses(404),
     summary="One job's definition",
 )
-async def get_definition(job_id: JobIdPath, state: StateDep) -> JSON:
-    body = _bodies(state).get(job_id)
-    if body is None:
-        raise ApiError(404, f"no job {job_id!r}")
-    return definitions.definition_of(body)
+async def get_definition(job_id: JobIdPath, defs: DefinitionsDep) -> JSON:
+    return defs.one(job_id)
 
 
 @one.post(
@@ -287,19 +135,12 @@ async def post_definition(
     job_id: JobIdPath,
     body: JobDefinition,
     request: Request,
-    state: StateDep,
+    defs: DefinitionsDep,
     writes: WritesDep,
     force: ForceQuery = False,
 ) -> JSON:
-    # Creating and updating are distinct rights in RBAC; ask for the one it will be.
-    verb = "update" if job_id in state.store.job_bodies else "create"
-    await check_access(request, verb, "jobs", group=GROUP)
-    definition = body.model_dump()
-    others = {n: definitions.definition_of(b) for n, b in _bodies(state).items() if n != job_id}
-    _refuse_invalid({job_id: definition}, others)
-    await _refuse_bad_templates(state, {job_id: definition})
-    stored = await _put(writes, job_id, definition, force)
-    return definitions.definition_of(stored)
+    await authenticate(request)  # before anything is read on the caller's behalf
+    return await defs.put_one(writes, job_id, body.model_dump(), force, _may(request))
 
 
 @one.delete(
@@ -312,15 +153,12 @@ async def post_definition(
 async def delete_definition(
     job_id: JobIdPath,
     request: Request,
-    state: StateDep,
+    defs: DefinitionsDep,
     writes: WritesDep,
     force: ForceQuery = False,
 ) -> Response:
     await check_access(request, "delete", "jobs", group=GROUP)
-    existing = await _fresh(state, job_id)
-    if existing is None:
-        raise ApiError(404, f"no job {job_id!r}")
-    await _delete(writes, job_id, force)
+    await defs.delete_one(writes, job_id, force)
     return Response(status_code=204)
 
 

@@ -1,7 +1,8 @@
 """Loggers: live log levels. Defaults in the loggers ConfigMap, overrides on each pod.
 
 Task processes read both from files the operator mounts (see docs/loggers.md), so a
-change here reaches running processes without a restart.
+change here reaches running processes without a restart. The HTTP face of
+caravan.services.loggers.
 """
 
 from __future__ import annotations
@@ -11,25 +12,18 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 from pydantic import RootModel, StringConstraints
 
-from caravan import labels
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import StateDep, StoreDep, WritesDep
+from caravan.api.deps import LoggersDep, WritesDep, configmap_access
 from caravan.api.errors import ApiError
 from caravan.api.ids import AllocId, LoggerId
 from caravan.api.models import responses
-from caravan.api.state import AppState
-from caravan.api.writes import Writes
-from caravan.kube.client import JSON, PODS
-from caravan.kube.errors import NotFound
 from caravan.loggers import levels
-from caravan.loggers.levels import Level, StoredDocumentError
-from caravan.loggers.template import DEFAULTS_KEY
-from caravan.store.store import KIND_POD
+from caravan.loggers.levels import Level
 
 router = APIRouter(prefix="/v1/log", tags=["loggers"])
-CAN_READ_DEFAULTS = [Depends(authorize("get", "configmaps"))]
-CAN_WRITE_DEFAULTS = [Depends(authorize("update", "configmaps"))]
+CAN_READ_DEFAULTS = [Depends(configmap_access("get", lambda names: names.loggers))]
+CAN_WRITE_DEFAULTS = [Depends(configmap_access("update", lambda names: names.loggers))]
 CAN_READ_POD = [Depends(authorize("get", "pods"))]
 CAN_PATCH_POD = [Depends(authorize("patch", "pods"))]
 
@@ -59,10 +53,6 @@ def _checked(body: LoggerConfig) -> dict[str, str]:
 # Defaults ------------------------------------------------------------------------------
 
 
-def _defaults_text(state: AppState) -> str | None:
-    return state.store.configmaps.get(state.config.configmaps.loggers, {}).get(DEFAULTS_KEY)
-
-
 @router.get(
     "/defaults",
     dependencies=CAN_READ_DEFAULTS,
@@ -70,8 +60,8 @@ def _defaults_text(state: AppState) -> str | None:
     responses=responses(),
     summary="The default logger configuration of every loggerID",
 )
-async def get_defaults(state: StateDep) -> dict[str, dict[str, str]]:
-    return levels.parse_lenient(_defaults_text(state))
+async def get_defaults(loggers: LoggersDep) -> dict[str, dict[str, str]]:
+    return loggers.defaults()
 
 
 @router.post(
@@ -82,73 +72,14 @@ async def get_defaults(state: StateDep) -> dict[str, dict[str, str]]:
     summary="Replace one loggerID's defaults (an empty object removes them)",
 )
 async def set_defaults(
-    loggerID: LoggerId,
-    body: ConfigBody,
-    state: StateDep,
-    writes: WritesDep,
+    loggerID: LoggerId, body: ConfigBody, loggers: LoggersDep, writes: WritesDep
 ) -> dict[str, str]:
     config = _checked(body)
-
-    def update(current: str | None) -> str:
-        try:
-            raw = levels.parse_raw(current)
-        except StoredDocumentError as exc:
-            raise ApiError(
-                409,
-                f"ConfigMap {state.config.configmaps.loggers} key {DEFAULTS_KEY} is not a JSON"
-                f" object ({exc}); fix it with kubectl before changing defaults",
-            ) from exc
-        return levels.dump(levels.with_config(raw, loggerID, config))
-
-    await writes.configmap_key(state.config.configmaps.loggers, DEFAULTS_KEY, update)
+    await loggers.set_defaults(writes, loggerID, config)
     return config
 
 
 # Overrides of one allocation -----------------------------------------------------------
-
-
-async def _patch_overrides(
-    writes: Writes, alloc: str, logger_id: str, config: dict[str, str] | None
-) -> dict[str, dict[str, str]]:
-    """Sets (or with None removes) one loggerID in the pod's overrides annotation.
-
-    A merge patch with the resourceVersion read as precondition (the pod's spec is not
-    ours to send back), so a writer in another process makes this one re-read instead of
-    losing its change; writers in this process take turns per pod.
-    """
-
-    def patch_for(pod: JSON) -> JSON | None:
-        current = _annotation(pod)
-        try:
-            raw = levels.parse_raw(current)
-        except StoredDocumentError:
-            # Only this pod reads it and it is unreadable anyway: start afresh.
-            raw = {}
-        if config is None:
-            updated = levels.without_config(raw, logger_id)
-        else:
-            updated = levels.with_config(raw, logger_id, config)
-        text = levels.dump(updated)
-        if text == current:
-            return None
-        return {"metadata": {"annotations": {labels.LOGGERS_ANNOTATION: text}}}
-
-    try:
-        pod = await writes.patch(KIND_POD, PODS.item(writes.namespace, alloc), patch_for)
-    except NotFound as exc:
-        raise ApiError(404, f"no allocation {alloc!r}") from exc
-    return levels.parse_lenient(_annotation(pod))
-
-
-def _annotation(pod: JSON) -> str | None:
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
-    text = annotations.get(labels.LOGGERS_ANNOTATION)
-    return None if text is None else str(text)
-
-
-def _known_allocation(state: AppState, alloc: str) -> None:
-    if alloc not in state.store.pods:
-        raise ApiError(404, f"no allocation {alloc!r}")
 
 
 @router.get(
@@ -158,14 +89,8 @@ def _known_allocation(state: AppState, alloc: str) -> None:
     responses=responses(404),
     summary="The allocation's own overrides; {} means it uses the defaults",
 )
-async def get_overrides(
-    allocID: AllocId,
-    store: StoreDep,
-) -> dict[str, dict[str, str]]:
-    pod = store.pods.get(allocID)
-    if pod is None:
-        raise ApiError(404, f"no allocation {allocID!r}")
-    return levels.parse_lenient(pod.loggers)
+async def get_overrides(allocID: AllocId, loggers: LoggersDep) -> dict[str, dict[str, str]]:
+    return loggers.overrides(allocID)
 
 
 @router.post(
@@ -179,12 +104,11 @@ async def set_overrides(
     allocID: AllocId,
     loggerID: LoggerId,
     body: ConfigBody,
-    state: StateDep,
+    loggers: LoggersDep,
     writes: WritesDep,
 ) -> dict[str, dict[str, str]]:
     config = _checked(body)
-    _known_allocation(state, allocID)
-    return await _patch_overrides(writes, allocID, loggerID, config)
+    return await loggers.set_overrides(writes, allocID, loggerID, config)
 
 
 @router.delete(
@@ -195,13 +119,9 @@ async def set_overrides(
     summary="Drop one loggerID's overrides: the allocation uses the defaults again",
 )
 async def delete_overrides(
-    allocID: AllocId,
-    loggerID: LoggerId,
-    state: StateDep,
-    writes: WritesDep,
+    allocID: AllocId, loggerID: LoggerId, loggers: LoggersDep, writes: WritesDep
 ) -> dict[str, dict[str, str]]:
-    _known_allocation(state, allocID)
-    return await _patch_overrides(writes, allocID, loggerID, None)
+    return await loggers.set_overrides(writes, allocID, loggerID, None)
 
 
 area = Area("loggers", router)

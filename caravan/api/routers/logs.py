@@ -1,48 +1,29 @@
-"""Logs: the log definitions list, allocation meta, and log reads of allocations."""
+"""Logs: the log definitions list, allocation meta, and log reads of allocations.
+
+The HTTP face of caravan.services.logs."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-import aiohttp
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import LogsDep, StateDep, StoreDep, WritesDep
-from caravan.api.errors import ApiError
+from caravan.api.deps import LogsDep, WritesDep, configmap_access
 from caravan.api.ids import AllocId, LogId, TaskName
 from caravan.api.models import StrictModel, responses
-from caravan.api.state import AppState
-from caravan.jobs.summary import PodFacts
-from caravan.kube.client import PODS
-from caravan.kube.errors import Invalid, KubeError, NotFound
-from caravan.logs import definitions, reads
-from caravan.logs.definitions import LogDefinition
-from caravan.logs.service import LogsService
-from caravan.logs.status import rfc3339_utc, status_word
-from caravan.store import Store
-
-log = logging.getLogger(__name__)
+from caravan.logs import reads
 
 router = APIRouter(prefix="/v1/log", tags=["logs"])
-CAN_READ_LIST = [Depends(authorize("get", "configmaps"))]
-CAN_WRITE_LIST = [Depends(authorize("update", "configmaps"))]
+CAN_READ_LIST = [Depends(configmap_access("get", lambda names: names.logs))]
+CAN_WRITE_LIST = [Depends(configmap_access("update", lambda names: names.logs))]
 CAN_LIST_PODS = [Depends(authorize("list", "pods"))]
 CAN_READ_LOG = [Depends(authorize("get", "pods", subresource="log"))]
 
-LOGS_KEY = "logs.json"
-CHUNK_BYTES = 64 * 1024
-# A non-followed read whose upstream stays silent this long is cut (seconds).
-READ_IDLE_SECONDS = 60.0
 STREAM_HEADER = "X-Caravan-Log-Stream"
-# Bytes of each stream read to learn whether a node's kubelet splits them.
-NODE_PROBE_BYTES = 4096
 
 
 class LogDefinitionModel(StrictModel):
@@ -68,19 +49,6 @@ class LogMeta(BaseModel):
     )
 
 
-def stored_definitions(state: AppState) -> list[LogDefinition]:
-    name = state.config.configmaps.logs
-    text = state.store.configmaps.get(name, {}).get(LOGS_KEY)
-    entries, problems = definitions.parse_stored(text)
-    if problems:
-        log.warning(
-            "ConfigMap %s: %s",
-            name,
-            "; ".join(f"{p.field} {p.message}" for p in problems[:5]),
-        )
-    return entries
-
-
 @router.get(
     "/logs",
     dependencies=CAN_READ_LIST,
@@ -88,8 +56,8 @@ def stored_definitions(state: AppState) -> list[LogDefinition]:
     responses=responses(),
     summary="The log definitions",
 )
-async def get_logs(state: StateDep) -> list[dict[str, Any]]:
-    return [e.to_json() for e in stored_definitions(state)]
+async def get_logs(logs: LogsDep) -> list[dict[str, Any]]:
+    return [e.to_json() for e in logs.definitions()]
 
 
 @router.post(
@@ -100,16 +68,9 @@ async def get_logs(state: StateDep) -> list[dict[str, Any]]:
     summary="Replace the whole list of log definitions (ids unique)",
 )
 async def set_logs(
-    body: list[LogDefinitionModel], state: StateDep, writes: WritesDep
+    body: list[LogDefinitionModel], logs: LogsDep, writes: WritesDep
 ) -> list[dict[str, Any]]:
-    entries, problems = definitions.check_list([item.model_dump() for item in body])
-    if problems:
-        raise ApiError(
-            422,
-            "invalid log definitions: " + "; ".join(f"{p.field} {p.message}" for p in problems),
-            [p.to_json() for p in problems],
-        )
-    await writes.configmap_key(state.config.configmaps.logs, LOGS_KEY, definitions.dump(entries))
+    entries = await logs.set_definitions(writes, [item.model_dump() for item in body])
     return [e.to_json() for e in entries]
 
 
@@ -120,183 +81,8 @@ async def set_logs(
     responses=responses(404),
     summary="One entry per allocation of the log's job and task group",
 )
-async def get_meta(name: LogId, state: StateDep, store: StoreDep) -> list[dict[str, Any]]:
-    entry = definitions.find(stored_definitions(state), name)
-    if entry is None:
-        raise ApiError(404, f"no log {name!r}")
-    return [
-        {
-            "allocID": pod.name,
-            "status": status_word(pod.bucket),
-            "jobName": entry.job,
-            "taskName": entry.task,
-            "fileName": entry.fileName,
-            "createTime": rfc3339_utc(pod.created),
-            "logLevel": "true" if entry.logLevel else "false",
-        }
-        for pod in store.pods_of(entry.job, entry.group)
-    ]
-
-
-def caravan_allocation(store: Store, alloc: str, task: str) -> PodFacts:
-    """The allocation's facts; 404 unless it is a pod of a Caravan job with that task.
-
-    The store only holds pods labelled with a Caravan job, so any other pod of the
-    namespace is unknown here, whatever the cluster holds.
-    """
-    pod = store.pods.get(alloc)
-    if pod is None:
-        raise ApiError(404, f"no allocation {alloc!r}")
-    if task not in pod.containers:
-        raise ApiError(
-            404,
-            f"allocation {alloc!r} has no task {task!r}",
-            [{"field": "task", "message": f"one of {', '.join(pod.containers)}"}],
-        )
-    return pod
-
-
-class _Upstream:
-    """Opens pod log reads of one task, split by stream when the cluster can."""
-
-    def __init__(
-        self, state: AppState, service: LogsService, pod: PodFacts, task: str, fs: reads.Fs
-    ) -> None:
-        self.state = state
-        self.path = PODS.item(state.config.namespace, pod.name, "log")
-        self.alloc = pod.name
-        self.node = pod.node
-        self.task = task
-        self.fs = fs
-        self.service = service
-
-    @property
-    def split(self) -> bool:
-        return bool(self.service.split_streams) and self.service.node_splits.get(self.node, True)
-
-    async def detect(self) -> None:
-        """Learns whether this read can be split: once per process whether kube-apiserver
-        accepts `stream` (a 1-byte read), then once per node whether its kubelet honours
-        it (the head of both streams: the same non-empty bytes mean it does not)."""
-        if self.service.split_streams is None:
-            try:
-                await self._head("Stdout", 1)
-            except KubeError as exc:
-                if not _stream_refused(exc):
-                    raise self._error(exc) from exc
-                log.info("this cluster cannot split pod log streams: serving combined logs")
-                self.service.split_streams = False
-            else:
-                self.service.split_streams = True
-        if not self.service.split_streams or not self.node or self.node in self.service.node_splits:
-            return
-        try:
-            stdout, stderr = await asyncio.gather(
-                self._head("Stdout", NODE_PROBE_BYTES), self._head("Stderr", NODE_PROBE_BYTES)
-            )
-        except KubeError as exc:
-            raise self._error(exc) from exc
-        if stdout or stderr:  # nothing written yet: nothing to learn (and nothing to mix)
-            splits = stdout != stderr
-            self.service.node_splits[self.node] = splits
-            if not splits:
-                log.info("node %s does not split pod log streams: combined logs", self.node)
-
-    async def _head(self, stream: str, size: int) -> bytes:
-        query = {"container": self.task, "stream": stream, "limitBytes": size}
-        response = await self.state.kube.stream(self.path, query=query, timeout=30)
-        try:
-            return await response.read()
-        finally:
-            response.release()
-
-    async def open(
-        self, timeout: float, *, start: reads.TailStart | None = None, **query: Any
-    ) -> aiohttp.ClientResponse:
-        """One upstream read of the task's stream, from `start` when given."""
-        params: dict[str, Any] = {"container": self.task, **query}
-        if self.split:
-            params["stream"] = "Stdout" if self.fs == "stdout" else "Stderr"
-            if start is not None and start.since is not None:
-                params["sinceTime"] = start.since
-        elif start is not None and start.lines is not None:
-            params["tailLines"] = start.lines
-        return await self._get(params, timeout)
-
-    async def combined_tail(self, lines: int) -> tuple[bytes, int]:
-        """The first line and the line count of the combined log's last `lines` lines,
-        timestamped: where a split stream's tail starts (`stream` refuses `tailLines`)."""
-        params = {"container": self.task, "tailLines": lines, "timestamps": "true"}
-        window = reads.TailWindow(0)
-        first = b""
-        async for chunk in _chunks(await self._get(params, READ_IDLE_SECONDS), follow=False):
-            if len(first) < 256 and b"\n" not in first:
-                first += chunk[:256]
-            window.feed(chunk)
-        return first, window.lines
-
-    async def _get(self, params: dict[str, Any], timeout: float) -> aiohttp.ClientResponse:
-        try:
-            return await self.state.kube.stream(self.path, query=params, timeout=timeout)
-        except KubeError as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: KubeError) -> Exception:
-        if isinstance(exc, NotFound):
-            return ApiError(404, f"no allocation {self.alloc!r}")
-        if isinstance(exc, Invalid) and exc.status == 400:
-            # e.g. "container main is waiting to start": the task has no log yet.
-            return ApiError(
-                409, f"the log of {self.alloc}/{self.task} cannot be read now: {exc.message}"
-            )
-        return exc
-
-
-def _stream_refused(exc: KubeError) -> bool:
-    """kube-apiserver without PodLogsQuerySplitStreams: 422 `stream: Forbidden`."""
-    return isinstance(exc, Invalid) and any(c.get("field") == "stream" for c in exc.causes)
-
-
-async def _chunks(response: aiohttp.ClientResponse, follow: bool) -> AsyncIterator[bytes]:
-    """The body's chunks; the response is released when the consumer stops."""
-    try:
-        async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-            yield chunk
-    except (aiohttp.ClientPayloadError, TimeoutError):
-        # A followed stream that stayed idle past the settings' timeout just ends.
-        if not follow:
-            raise
-    finally:
-        response.release()
-
-
-async def _count_tail(
-    upstream: _Upstream, offset: int, keep: int
-) -> tuple[reads.TailWindow, reads.TailStart]:
-    """Reads growing tails until one holds `offset` bytes or is the whole log.
-
-    Returns the last window (holding its last `keep` bytes) and where it started.
-    """
-    lines = reads.first_tail_lines(offset)
-    while True:
-        if upstream.split:
-            first, got_lines = await upstream.combined_tail(lines)
-            whole = got_lines < lines
-            start = reads.TailStart(since=None if whole else reads.since_time(first))
-        else:
-            start = reads.TailStart(lines=lines)
-        window = reads.TailWindow(keep)
-        async for chunk in _chunks(await upstream.open(READ_IDLE_SECONDS, start=start), False):
-            window.feed(chunk)
-        if upstream.split:
-            # The suffix holds the stream's share of the combined tail: grow until enough.
-            done = window.seen >= offset or start.since is None
-            following = None if done else lines * 2
-        else:
-            following = reads.next_tail_lines(lines, window.lines, window.seen, offset)
-        if following is None:
-            return window, start
-        lines = following
+async def get_meta(name: LogId, logs: LogsDep) -> list[dict[str, Any]]:
+    return logs.meta(name)
 
 
 @router.get(
@@ -322,52 +108,19 @@ async def read_log(
     alloc: AllocId,
     task: TaskName,
     fs: reads.Fs,
-    state: StateDep,
-    store: StoreDep,
-    service: LogsDep,
+    logs: LogsDep,
     origin: Annotated[
-        Literal["start", "end"],
+        reads.Origin,
         Query(description="`start` skips `offset` bytes; `end` returns the last `offset` bytes"),
     ] = "start",
     offset: Annotated[int, Query(ge=0, le=2**53, description="Bytes from the origin")] = 0,
     follow: Annotated[bool, Query(description="Keep streaming new bytes (chunked)")] = False,
 ) -> Response:
-    pod = caravan_allocation(store, alloc, task)
-    settings = state.runtime_settings
-    max_bytes = settings.logs_max_read_bytes
-    idle = settings.logs_follow_idle_timeout_seconds if follow else READ_IDLE_SECONDS
-    upstream = _Upstream(state, service, pod, task, fs)
-    await upstream.detect()
-    follow_query: dict[str, Any] = {"follow": "true"} if follow else {}
-
-    if origin == "start":
-        part, limit = reads.start_slice(offset, max_bytes, follow)
-        response = await upstream.open(idle, limitBytes=limit, **follow_query)
-    else:
-        if offset == 0 and not follow:
-            return Response(b"", media_type="text/plain", headers=_headers(upstream))
-        counted = 0  # follow from the end with offset 0: only what comes next
-        start = reads.TailStart(lines=0)
-        if offset or upstream.split:
-            # Small tails are kept from the counting pass; larger ones (and followed
-            # ones) are streamed by one more pass instead of being held in memory.
-            keep = offset if offset <= max_bytes and not follow else 0
-            window, start = await _count_tail(upstream, offset, keep)
-            if keep:
-                body = window.tail()[:max_bytes]
-                return Response(body, media_type="text/plain", headers=_headers(upstream))
-            counted = window.seen
-        part = reads.end_slice(counted, offset, max_bytes, follow)
-        response = await upstream.open(idle, start=start, **follow_query)
-    return StreamingResponse(
-        reads.sliced(_chunks(response, follow=follow), part),
-        media_type="text/plain",
-        headers=_headers(upstream),
-    )
-
-
-def _headers(upstream: _Upstream) -> dict[str, str]:
-    return {STREAM_HEADER: upstream.fs if upstream.split else "combined"}
+    answer = await logs.read(alloc, task, fs, origin, offset, follow)
+    headers = {STREAM_HEADER: answer.stream}
+    if isinstance(answer.body, bytes):
+        return Response(answer.body, media_type="text/plain", headers=headers)
+    return StreamingResponse(answer.body, media_type="text/plain", headers=headers)
 
 
 area = Area("logs", router)

@@ -1,14 +1,12 @@
 """Secrets: Kubernetes Secrets labelled `app.kubernetes.io/managed-by=caravan`, by name.
 
-Served under `/v1/secrets` and, as the seed writes them, `/secrets`. A Secret of the same
-name that Caravan does not manage is never listed, read (404), overwritten or deleted
-(409). Values are read from kube-apiserver on demand (the store keeps names only) and
-never reach a log line or an error message: messages name ids and keys, nothing more.
+Served under `/v1/secrets` and, as the seed writes them, `/secrets`. The HTTP face of
+caravan.services.secrets: a Secret Caravan does not manage is never listed, read (404),
+overwritten or deleted (409), and values never reach a log line or an error message.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -17,24 +15,11 @@ from pydantic import BaseModel, Field
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize, check_access
-from caravan.api.deps import StateDep, StoreDep, WritesDep
-from caravan.api.errors import ApiError, kube_error_status
+from caravan.api.deps import SecretsDep, WritesDep
+from caravan.api.errors import ApiError
 from caravan.api.ids import SecretId
 from caravan.api.models import responses
-from caravan.kube.client import JSON, SECRETS, KubeClient
-from caravan.kube.errors import Conflict, KubeError, NotFound
-from caravan.secrets import (
-    SecretInputError,
-    decode_secret_data,
-    is_managed,
-    managed_secret,
-    parse_secret_body,
-    validate_secret_id,
-)
-from caravan.secrets.model import MAX_SECRET_BYTES, quote
-from caravan.store.store import KIND_SECRET
-
-log = logging.getLogger(__name__)
+from caravan.secrets import MAX_SECRET_BYTES, parse_secret_body
 
 # Header naming keys of a managed Secret whose bytes are not UTF-8 text (left out of GET).
 OMITTED_KEYS_HEADER = "X-Caravan-Omitted-Keys"
@@ -61,50 +46,6 @@ class SecretList(BaseModel):
 secrets_router = APIRouter()
 
 
-def _not_found(secret_id: str) -> ApiError:
-    # The same answer for "absent" and "not Caravan's": reads never reveal foreign Secrets.
-    return ApiError(404, f"no secret {quote(secret_id)}")
-
-
-def _not_ours(secret_id: str) -> ApiError:
-    return ApiError(
-        409,
-        f"a Secret named {quote(secret_id)} exists but is not managed by Caravan"
-        " (no label app.kubernetes.io/managed-by=caravan); Caravan leaves it alone",
-    )
-
-
-def _checked_id(secret_id: str) -> str:
-    problem = validate_secret_id(secret_id)
-    if problem is not None:
-        raise ApiError(400, f"invalid secret id {quote(secret_id)}: {problem}")
-    return secret_id
-
-
-def _kube_failure(exc: KubeError, secret_id: str) -> ApiError:
-    """A Kubernetes refusal, told without its message (which could quote what we sent)."""
-    fields = [str(c["field"]) for c in exc.causes if c.get("field")]
-    log.warning("kubernetes refused an operation on secret %s: %s", secret_id, exc)
-    where = f" (fields: {', '.join(fields)})" if fields else ""
-    return ApiError(
-        kube_error_status(exc),
-        f"kubernetes refused the operation on secret {quote(secret_id)}: {exc.reason}{where}",
-    )
-
-
-async def _read(kube: KubeClient, path: str, secret_id: str) -> JSON | None:
-    try:
-        return await kube.get(path)
-    except NotFound:
-        return None
-    except KubeError as exc:
-        raise _kube_failure(exc, secret_id) from None
-
-
-def _kept_changing(secret_id: str) -> ApiError:
-    return ApiError(409, f"secret {quote(secret_id)} kept changing; try again")
-
-
 @secrets_router.get(
     "/list",
     dependencies=[Depends(authorize("list", "secrets"))],
@@ -112,8 +53,8 @@ def _kept_changing(secret_id: str) -> ApiError:
     responses=responses(),
     summary="Ids of the secrets Caravan manages, sorted",
 )
-async def list_secrets(store: StoreDep) -> dict[str, list[str]]:
-    return {"keys": sorted(store.secret_names)}
+async def list_secrets(secrets: SecretsDep) -> dict[str, list[str]]:
+    return {"keys": secrets.names()}
 
 
 @secrets_router.get(
@@ -133,13 +74,9 @@ async def list_secrets(store: StoreDep) -> dict[str, list[str]]:
     },
     summary="A secret's key/value map",
 )
-async def get_secret(secret_id: SecretId, request: Request, state: StateDep) -> Response:
+async def get_secret(secret_id: SecretId, request: Request, secrets: SecretsDep) -> Response:
     await check_access(request, "get", "secrets", name=secret_id)
-    _checked_id(secret_id)
-    secret = await _read(state.kube, SECRETS.item(state.config.namespace, secret_id), secret_id)
-    if secret is None or not is_managed(secret):
-        raise _not_found(secret_id)
-    values, binary = decode_secret_data(secret.get("data"))
+    values, binary = await secrets.read(secret_id)
     headers = {OMITTED_KEYS_HEADER: ",".join(binary)} if binary else None
     return JSONResponse(values, headers=headers)
 
@@ -155,44 +92,16 @@ async def get_secret(secret_id: SecretId, request: Request, state: StateDep) -> 
             "content": {"application/json": {"schema": _SECRET_MAP_SCHEMA}},
         }
     },
-    summary="Create a secret, or replace its whole map",
+    summary="Create a secret, or replace its whole map (needs both create and update)",
 )
 async def post_secret(
-    secret_id: SecretId, request: Request, state: StateDep, writes: WritesDep
+    secret_id: SecretId, request: Request, secrets: SecretsDep, writes: WritesDep
 ) -> Response:
-    _checked_id(secret_id)
-    namespace = state.config.namespace
-    path = SECRETS.item(namespace, secret_id)
-    values: dict[str, str] | None = None
-
-    async def attempt() -> JSON:
-        nonlocal values
-        existing = await _read(state.kube, path, secret_id)
-        # Creating and updating are distinct rights in RBAC; ask for the one we will use.
-        if existing is None:
-            await check_access(request, "create", "secrets")
-        else:
-            await check_access(request, "update", "secrets", name=secret_id)
-        if values is None:
-            values = await _body(request)
-        if existing is not None and not is_managed(existing):
-            raise _not_ours(secret_id)
-        try:
-            if existing is None:
-                return await state.kube.create(
-                    SECRETS.collection(namespace), managed_secret(secret_id, values)
-                )
-            return await state.kube.replace(path, managed_secret(secret_id, values, existing))
-        except Conflict:
-            raise  # Created or changed meanwhile: read again and decide again.
-        except KubeError as exc:
-            raise _kube_failure(exc, secret_id) from None
-
-    try:
-        await writes.attempt(KIND_SECRET, path, attempt)
-    except Conflict:
-        raise _kept_changing(secret_id) from None
-    log.info("stored secret %s (%d keys)", secret_id, len(values or {}))
+    # Both rights, asked before anything is read: the answer must not tell a caller who
+    # may create but not update (or the reverse) whether the Secret exists.
+    await check_access(request, "create", "secrets")
+    await check_access(request, "update", "secrets", name=secret_id)
+    await secrets.store(writes, secret_id, await _body(request))
     return Response(status_code=204)
 
 
@@ -200,10 +109,7 @@ async def _body(request: Request) -> dict[str, str]:
     raw = await request.body()
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(400, f"the body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        return parse_secret_body(raw)
-    except SecretInputError as exc:
-        raise ApiError(400, exc.message, list(exc.details)) from None
+    return parse_secret_body(raw)
 
 
 @secrets_router.delete(
@@ -214,26 +120,10 @@ async def _body(request: Request) -> dict[str, str]:
     summary="Delete a secret",
 )
 async def delete_secret(
-    secret_id: SecretId, request: Request, state: StateDep, writes: WritesDep
+    secret_id: SecretId, request: Request, secrets: SecretsDep, writes: WritesDep
 ) -> Response:
     await check_access(request, "delete", "secrets", name=secret_id)
-    _checked_id(secret_id)
-
-    def check(existing: JSON) -> None:
-        if not is_managed(existing):
-            raise _not_ours(secret_id)
-
-    # Delete exactly what was checked: if someone relabelled or replaced it meanwhile,
-    # the precondition fails and it is looked at again.
-    try:
-        await writes.delete(KIND_SECRET, SECRETS.item(state.config.namespace, secret_id), check)
-    except NotFound:
-        raise _not_found(secret_id) from None
-    except Conflict:
-        raise _kept_changing(secret_id) from None
-    except KubeError as exc:
-        raise _kube_failure(exc, secret_id) from None
-    log.info("deleted secret %s", secret_id)
+    await secrets.delete(writes, secret_id)
     return Response(status_code=204)
 
 

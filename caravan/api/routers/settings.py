@@ -4,15 +4,12 @@ The document lives in the settings ConfigMap (key `settings.json`, the filled do
 the installation's schema in the settings-schema ConfigMap (key `schema.json`). Reads are
 served from the settings service, which the store's watch keeps current (kubectl edits
 included). Access is checked as the equivalent ConfigMap action on the settings
-ConfigMap: `get` for every read, `update` for POST.
+ConfigMap: `get` for every read, `update` for POST. The HTTP face of
+caravan.services.settings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,23 +17,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from caravan.api.area import Area
-from caravan.api.auth import Caller, check_access
-from caravan.api.deps import SettingsDep, WritesDep
+from caravan.api.deps import SettingsDep, WritesDep, configmap_access
 from caravan.api.errors import ApiError
 from caravan.api.models import responses
-from caravan.api.state import AppState
-from caravan.kube.client import CONFIGMAPS, KubeError
-from caravan.kube.configmaps import write_configmap_key
-from caravan.settings import defaults_from_schema
-from caravan.settings.service import (
-    SCHEMA_KEY,
-    SETTINGS_KEY,
-    SettingsService,
-    schema_from_text,
-    serialize,
-)
-
-log = logging.getLogger(__name__)
 
 ERRORS_HEADER = "X-Caravan-Settings-Errors"
 
@@ -68,17 +51,8 @@ class SettingsErrors(BaseModel):
     )
 
 
-def _access(verb: str) -> Callable[[Request], Awaitable[Caller]]:
-    async def dependency(request: Request) -> Caller:
-        state: AppState = request.app.state.caravan
-        name = state.config.configmaps.settings
-        return await check_access(request, verb, "configmaps", name=name)
-
-    return dependency
-
-
-CAN_READ = [Depends(_access("get"))]
-CAN_WRITE = [Depends(_access("update"))]
+CAN_READ = [Depends(configmap_access("get", lambda names: names.settings))]
+CAN_WRITE = [Depends(configmap_access("update", lambda names: names.settings))]
 
 router = APIRouter(tags=["settings"])
 
@@ -90,8 +64,8 @@ router = APIRouter(tags=["settings"])
     responses=responses(),
     summary="The settings schema in force (JSON Schema 2020-12, with defaults)",
 )
-async def get_schema(service: SettingsDep) -> dict[str, Any]:
-    return service.schema
+async def get_schema(settings: SettingsDep) -> dict[str, Any]:
+    return settings.schema
 
 
 @router.get(
@@ -101,8 +75,8 @@ async def get_schema(service: SettingsDep) -> dict[str, Any]:
     responses=responses(),
     summary="The document made of the schema's defaults",
 )
-async def get_default(service: SettingsDep) -> dict[str, Any]:
-    return service.defaults()
+async def get_default(settings: SettingsDep) -> dict[str, Any]:
+    return settings.defaults()
 
 
 @router.get(
@@ -123,8 +97,8 @@ async def get_default(service: SettingsDep) -> dict[str, Any]:
     },
     summary="The current settings document",
 )
-async def get_settings(service: SettingsDep) -> JSONResponse:
-    return JSONResponse(service.document, headers={ERRORS_HEADER: str(service.error_count)})
+async def get_settings(settings: SettingsDep) -> JSONResponse:
+    return JSONResponse(settings.document, headers={ERRORS_HEADER: str(settings.error_count)})
 
 
 @router.get(
@@ -134,8 +108,8 @@ async def get_settings(service: SettingsDep) -> JSONResponse:
     responses=responses(),
     summary="Why the stored settings or the installation's schema are not in force",
 )
-async def get_errors(service: SettingsDep) -> dict[str, Any]:
-    return service.all_errors()
+async def get_errors(settings: SettingsDep) -> dict[str, Any]:
+    return settings.all_errors()
 
 
 @router.post(
@@ -155,93 +129,14 @@ async def get_errors(service: SettingsDep) -> dict[str, Any]:
     },
     summary="Fill missing values from the defaults, validate, store",
 )
-async def post_settings(request: Request, service: SettingsDep, writes: WritesDep) -> JSONResponse:
+async def post_settings(request: Request, settings: SettingsDep, writes: WritesDep) -> JSONResponse:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the body must be UTF-8 encoded JSON") from None
-    checked = service.check(text)
-    if checked.document is None:
-        details = [e.to_dict() for e in checked.errors]
-        if checked.malformed:
-            raise ApiError(400, f"malformed settings document: {details[0]['message']}", details)
-        count = len(details)
-        raise ApiError(
-            422,
-            f"the settings document is invalid ({count} error{'s' if count != 1 else ''})",
-            details,
-        )
-    stored = serialize(checked.document)
-    await writes.configmap_key(service.settings_configmap, SETTINGS_KEY, stored)
-    # In force at once (the watch will deliver the same text again, a no-op).
-    service.set_settings_text(stored)
-    return JSONResponse(service.document)
+    await settings.post(writes, text)
+    return JSONResponse(settings.document)
 
 
-async def start(state: AppState) -> None:
-    names = state.config.configmaps
-
-    def set_runtime(runtime: Any) -> None:
-        state.set_runtime_settings(runtime)
-
-    refills: set[asyncio.Task[None]] = set()
-
-    def refill(seen: str, filled: str) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(_refill(state, seen, filled))
-        except RuntimeError:
-            return  # No loop: nothing can be written anyway.
-        refills.add(task)  # A reference, or the task may be collected mid-flight.
-        task.add_done_callback(refills.discard)
-
-    service = SettingsService(
-        names.settings, names.settings_schema, on_runtime=set_runtime, on_refill=refill
-    )
-    state.settings = service
-    state.set_runtime_settings(service.runtime)
-    state.store.on_configmap(service.on_configmap)
-    # The watch may already have delivered them before we listened.
-    for name in (names.settings_schema, names.settings):
-        if name in state.store.configmaps:
-            service.on_configmap(name, state.store.configmaps[name])
-    await _store_defaults_if_missing(state)
-
-
-async def _refill(state: AppState, seen: str, filled: str) -> None:
-    """Stores the filled document in place of `seen`, unless the text changed meanwhile."""
-    try:
-        await write_configmap_key(
-            state.kube,
-            state.config.namespace,
-            state.config.configmaps.settings,
-            SETTINGS_KEY,
-            lambda current: filled if current == seen else (current or ""),
-        )
-    except KubeError as exc:
-        log.warning("could not store the filled settings document: %s", exc)
-
-
-async def _store_defaults_if_missing(state: AppState) -> None:
-    """Writes the defaults document when nothing is stored yet, so that the file task pods
-    mount is complete from the start. An existing text, even an invalid one, is kept."""
-    names, namespace = state.config.configmaps, state.config.namespace
-    try:
-        schema_text: str | None = None
-        with contextlib.suppress(KubeError):
-            found = await state.kube.get(CONFIGMAPS.item(namespace, names.settings_schema))
-            schema_text = (found.get("data") or {}).get(SCHEMA_KEY)
-        schema, _ = schema_from_text(schema_text)
-        defaults = serialize(defaults_from_schema(schema))
-        await write_configmap_key(
-            state.kube,
-            namespace,
-            names.settings,
-            SETTINGS_KEY,
-            lambda current: current if current and current.strip() else defaults,
-        )
-    except KubeError as exc:
-        log.warning("could not store the default settings in ConfigMap %s: %s", names.settings, exc)
-
-
-area = Area("settings", router, on_start=start)
+area = Area("settings", router)

@@ -1,0 +1,227 @@
+"""The job definitions service (Genvid's `jobsdefs`): jobs created, replaced and deleted
+from definitions.
+
+A definition is a Job resource seen through Genvid's shape (caravan.jobs.definitions);
+jobs made with kubectl are definitions too. A write that would change or delete a started
+job is refused unless forced (Genvid's "service running check"). Every write decides on
+what the apiserver holds now, never on the store, which may lag behind a write that just
+answered. Creating, updating and deleting are distinct rights: the caller's `may` is
+asked for each verb a write will use, once that is known from the fresh read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from caravan.errors import ConflictError, InvalidError, no_such, quote
+from caravan.jobs import definitions
+from caravan.kube.client import DEPLOYMENTS, JOBS, JSON
+from caravan.kube.errors import Conflict, Invalid, NotFound
+from caravan.kube.rmw import Decision
+from caravan.services.state import ServerState
+from caravan.services.writes import Writes
+from caravan.store.store import KIND_JOB
+
+# Raises unless the caller may use this verb on jobs (create, update, delete).
+May = Callable[[str], Awaitable[object]]
+
+
+class JobDefinitions:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+
+    # Reads -------------------------------------------------------------------------------
+
+    def all(self) -> dict[str, JSON]:
+        """Every job's definition, by job name."""
+        return {n: definitions.definition_of(b) for n, b in sorted(self._bodies().items())}
+
+    def one(self, name: str) -> JSON:
+        body = self._bodies().get(name)
+        if body is None:
+            raise no_such("job", name)
+        return definitions.definition_of(body)
+
+    # Writes ------------------------------------------------------------------------------
+
+    async def put_all(
+        self, writes: Writes, named: dict[str, JSON], force: bool, may: May
+    ) -> dict[str, JSON]:
+        """Creates or replaces every job named; deletes the jobs not named."""
+        current = await self._listed()
+        _refuse_invalid(named, {})
+        creates = [n for n in named if n not in current]
+        after = {
+            n: definitions.with_definition(current[n], named[n]) for n in named if n in current
+        }
+        replaces = [n for n, b in after.items() if definitions.changes_definition(current[n], b)]
+        deletes = [n for n in current if n not in named]
+        for verb, names in (("create", creates), ("update", replaces), ("delete", deletes)):
+            if names:
+                await may(verb)
+        if not force:
+            started = [
+                n
+                for n in [*deletes, *replaces]
+                if definitions.is_running(current[n])
+                and (n in deletes or definitions.changes_what_runs(current[n], after[n]))
+            ]
+            _refuse_running(started, "replace or delete")
+        await self._refuse_bad_templates({n: named[n] for n in creates + replaces})
+        for name in sorted(creates + replaces):
+            await self._put(writes, name, named[name], force)
+        for name in sorted(deletes):
+            await self._delete(writes, name, force)
+        return self.all()
+
+    async def delete_all(self, writes: Writes, force: bool, may: May) -> None:
+        current = await self._listed()
+        if current:
+            await may("delete")
+        if not force:
+            _refuse_running([n for n, b in current.items() if definitions.is_running(b)], "delete")
+        for name in sorted(current):
+            await self._delete(writes, name, force)
+
+    async def put_one(
+        self, writes: Writes, name: str, definition: JSON, force: bool, may: May
+    ) -> JSON:
+        """Creates or replaces one job; the verb asked is the one the fresh read calls for."""
+        await may("create" if await self._fresh(name) is None else "update")
+        others = {n: definitions.definition_of(b) for n, b in self._bodies().items() if n != name}
+        _refuse_invalid({name: definition}, others)
+        await self._refuse_bad_templates({name: definition})
+        stored = await self._put(writes, name, definition, force)
+        return definitions.definition_of(stored)
+
+    async def delete_one(self, writes: Writes, name: str, force: bool) -> None:
+        if await self._fresh(name) is None:
+            raise no_such("job", name)
+        await self._delete(writes, name, force)
+
+    # Helpers -----------------------------------------------------------------------------
+
+    def _bodies(self) -> dict[str, JSON]:
+        bodies = self.state.store.job_bodies
+        return {n: b for n, b in bodies.items() if definitions.defined(b)}
+
+    async def _listed(self) -> dict[str, JSON]:
+        """Every job definition as the apiserver has it now."""
+        listed = await self.state.kube.list_items(JOBS.collection(self.state.namespace))
+        return {
+            str(b["metadata"]["name"]): b
+            for b in listed.get("items") or []
+            if definitions.defined(b)
+        }
+
+    async def _fresh(self, name: str) -> JSON | None:
+        try:
+            body = await self.state.kube.get(JOBS.item(self.state.namespace, name))
+        except NotFound:
+            return None
+        return body if definitions.defined(body) else None
+
+    async def _refuse_bad_templates(self, named: dict[str, JSON]) -> None:
+        """Refused unless Kubernetes accepts every group's pod template (server-side dry
+        runs)."""
+        found: list[definitions.Problem] = []
+        collection = DEPLOYMENTS.collection(self.state.namespace)
+        for name, definition in sorted(named.items()):
+            for i, group in enumerate(definition["template"]["taskGroups"]):
+                trial = definitions.trial_deployment(name, group)
+                try:
+                    await self.state.kube.request(
+                        "POST",
+                        collection,
+                        query={"dryRun": "All"},
+                        body=trial,
+                        content_type="application/json",
+                    )
+                except Invalid as exc:
+                    where = f"{name}.template.taskGroups[{i}].template"
+                    found.append(definitions.Problem(where, exc.message))
+        if found:
+            raise InvalidError(
+                "Kubernetes refuses the pod template: "
+                + "; ".join(f"{p.field}: {p.message}" for p in found),
+                [p.to_json() for p in found],
+            )
+
+    async def _put(self, writes: Writes, name: str, definition: JSON, force: bool) -> JSON:
+        """Creates or replaces one job from its definition; re-checks on every fresh read."""
+        namespace = self.state.namespace
+
+        def decide(current: JSON) -> Decision[ConflictError | None]:
+            if not definitions.defined(current):
+                return Decision(None, _being_deleted(name))
+            updated = definitions.with_definition(current, definition)
+            if (
+                not force
+                and definitions.is_running(current)
+                and definitions.changes_what_runs(current, updated)
+            ):
+                return Decision(None, _running([name], "replace"))
+            return Decision(updated, None)
+
+        outcome = await writes.put(
+            KIND_JOB,
+            JOBS.item(namespace, name),
+            decide,
+            create=lambda: definitions.new_job(name),
+            collection_path=JOBS.collection(namespace),
+            cached=self.state.store.job_bodies.get(name),
+        )
+        if outcome.result is not None:
+            raise outcome.result
+        return outcome.stored
+
+    async def _delete(self, writes: Writes, name: str, force: bool) -> None:
+        """Deletes the job as it is now: read afresh (the running check decides on it),
+        then deleted with that uid and resourceVersion as preconditions; if anything
+        changed meanwhile (a status write, a job recreated), it is read and decided again."""
+
+        def check(current: JSON) -> None:
+            if not definitions.defined(current):
+                return  # already being deleted: deleting again changes nothing
+            if not force and definitions.is_running(current):
+                raise _running([name], "delete")
+
+        try:
+            await writes.delete(KIND_JOB, JOBS.item(self.state.namespace, name), check)
+        except NotFound:
+            return
+        except Conflict as exc:
+            raise ConflictError(f"job {quote(name)} kept changing; try again") from exc
+
+
+def _refuse_invalid(named: dict[str, JSON], others: dict[str, JSON]) -> None:
+    """Every problem of `named` (dependency cycles counted with `others`)."""
+    found = [p for n, d in named.items() for p in definitions.problems(n, d, n)]
+    graph = {n: list(d.get("dependencies") or []) for n, d in {**others, **named}.items()}
+    cycle = definitions.cycle_problem(graph)
+    if cycle is not None:
+        found.append(cycle)
+    if found:
+        count = len(found)
+        raise InvalidError(
+            f"the job definitions are invalid ({count} error{'s' if count != 1 else ''}): "
+            + "; ".join(f"{p.field}: {p.message}" for p in found),
+            [p.to_json() for p in found],
+        )
+
+
+def _running(names: list[str], what: str) -> ConflictError:
+    listed = ", ".join(quote(n) for n in sorted(names))
+    return ConflictError(
+        f"would {what} started job{'s' if len(names) != 1 else ''} {listed}: stop "
+        "them first, or send force=true"
+    )
+
+
+def _refuse_running(names: list[str], what: str) -> None:
+    if names:
+        raise _running(names, what)
+
+
+def _being_deleted(name: str) -> ConflictError:
+    return ConflictError(f"job {quote(name)} is being deleted; try again once it is gone")

@@ -1,1 +1,1 @@
-"""The HTTP side of Caravan: FastAPI app, one router per area of API.md."""
+"""The HTTP side of Caravan: FastAPI app, one router per area of the API (docs/api.md)."""

@@ -1,1 +1,1 @@
-"""One router module per area of API.md."""
+"""One router module per area of the API (docs/api.md)."""

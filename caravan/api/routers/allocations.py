@@ -1,8 +1,9 @@
 """`GET /v1/jobs/{job_id}/allocations`: a job's pods with status, node, age and restarts.
 
-An extension for the UI's job detail view (API.md has no route for a job's allocations
-with these facts). It lists the job's pods from the API server: the store keeps only
-what the jobs view needs, and this view is read one job at a time.
+An extension for the UI's job detail view (the Genvid API has no route for a job's
+allocations with these facts). caravan.services.jobs lists the job's pods from the API
+server: the store keeps only what the jobs view needs, and this view is read one job at
+a time.
 """
 
 from __future__ import annotations

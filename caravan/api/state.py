@@ -16,7 +16,7 @@ from caravan.services.state import ServerState
 from caravan.services.wiring import Services
 
 if TYPE_CHECKING:  # nats-py is imported only when NATS is configured
-    from caravan.events.cluster.jetstream import EventsCluster
+    from caravan.events_nats.cluster import EventsCluster
 
 
 @dataclass

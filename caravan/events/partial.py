@@ -1,7 +1,7 @@
 """A reduction's accumulators for one period, before they become a results message.
 
 One replica alone turns its closed window straight into a :class:`ResultMessage`. With
-several replicas (``caravan.events.cluster``) each publishes its :class:`Partial` and one
+several replicas (``caravan.events_nats``) each publishes its :class:`Partial` and one
 merger adds them up first; both paths render the message with :func:`render_message`, so
 a merged period reads exactly like one replica's.
 

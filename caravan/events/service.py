@@ -51,7 +51,7 @@ def wall_ms() -> int:
 
 class PartialSink(Protocol):
     """Where closed windows go when several replicas reduce together
-    (``caravan.events.cluster``): this replica's partials, then a watermark per tick."""
+    (``caravan.events_nats``): this replica's partials, then a watermark per tick."""
 
     def on_partial(self, partial: Partial) -> None:
         """A window closed; called synchronously from the engine, in order."""

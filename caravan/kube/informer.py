@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from caravan.kube.client import JSON, KubeClient
 from caravan.kube.errors import KubeError, Unavailable
+from caravan.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,12 @@ class Informer:
         self.lists = 0  # complete lists so far (the first one, then relists)
 
     async def run(self) -> None:
-        backoff = MIN_BACKOFF
+        backoff = Backoff(MIN_BACKOFF, MAX_BACKOFF, sleep=self._sleep)
         while True:
             try:
                 if not self.resource_version:
                     self.resource_version = await self._list()
-                backoff = MIN_BACKOFF
+                backoff.reset()
                 while self.resource_version:
                     await self._watch()
                 continue  # the watch asked for a relist (410 Gone): at once
@@ -89,17 +90,19 @@ class Informer:
                 # The stream broke or went silent: resume from where it was (a version
                 # etcd no longer keeps answers 410, and then we relist).
                 self.last_error = str(exc)
-                log.warning("informer %s: %s; resuming in %.1fs", self.kind, exc, backoff)
+                delay = backoff.next_delay()
+                log.warning("informer %s: %s; resuming in %.1fs", self.kind, exc, delay)
             except KubeError as exc:
                 self.resource_version = ""
                 self.last_error = str(exc)
-                log.warning("informer %s: %s; relisting in %.1fs", self.kind, exc, backoff)
+                delay = backoff.next_delay()
+                log.warning("informer %s: %s; relisting in %.1fs", self.kind, exc, delay)
             except Exception as exc:  # a broken stream must never end the informer
                 self.resource_version = ""
                 self.last_error = repr(exc)
-                log.warning("informer %s: %r; relisting in %.1fs", self.kind, exc, backoff)
-            await self._sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+                delay = backoff.next_delay()
+                log.warning("informer %s: %r; relisting in %.1fs", self.kind, exc, delay)
+            await backoff.sleep(delay)
 
     async def _list(self) -> str:
         # Page by page, each page handed over and dropped: the whole list of 10,000 pods

@@ -2,7 +2,7 @@
 
 The engine (caravan.events.EventsService) is pure; this module builds it, keeps it fed
 from the events ConfigMap (caravan.events.storage), and, when a NATS URL is configured,
-joins it to the other replicas (caravan.events.cluster, imported only then: nats-py is an
+joins it to the other replicas (caravan.events_nats, imported only then: nats-py is an
 extra). Callers never ask which of the two runs: storing documents, reading results and
 the stream of results messages are the same calls.
 """
@@ -22,7 +22,7 @@ from caravan.services.state import ServerState
 from caravan.services.writes import Writes
 
 if TYPE_CHECKING:  # nats-py is imported only when NATS is configured
-    from caravan.events.cluster.jetstream import EventsCluster
+    from caravan.events_nats.cluster import EventsCluster
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,8 @@ class Events:
 
 def _cluster(state: ServerState) -> EventsCluster:
     """The JetStream side (imported only when configured: nats-py is an extra)."""
-    from caravan.events.cluster.jetstream import EventsCluster
-    from caravan.events.cluster.streams import Names
+    from caravan.events_nats.cluster import EventsCluster
+    from caravan.events_nats.streams import Names
 
     nats = state.config.nats
     assert nats is not None

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from caravan.config import NatsConfig
-from caravan.events.cluster.jetstream import EventsCluster
-from caravan.events.cluster.streams import Names
 from caravan.events.service import EventsService, wall_ms
+from caravan.events_nats.cluster import EventsCluster
+from caravan.events_nats.streams import Names
 from tests.cluster.kubeutil import eventually
 
 GRACE_MS = 2_500

@@ -15,10 +15,10 @@ from typing import Any
 import nats
 import pytest
 
-from caravan.events.cluster import codec
-from caravan.events.cluster.codec import PeriodKey
-from caravan.events.cluster.streams import Names
 from caravan.events.service import EventsService
+from caravan.events_nats import codec
+from caravan.events_nats.codec import PeriodKey
+from caravan.events_nats.streams import Names
 from tests.cluster.eventsharness import (
     Replica,
     at_period_start,

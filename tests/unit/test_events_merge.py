@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caravan.events.cluster import codec
-from caravan.events.cluster.codec import PartialReport, Watermark
-from caravan.events.cluster.merge import Added, MergeBook, merge_partials
-from caravan.events.cluster.shared_log import SharedResultsLog
 from caravan.events.engine import Engine
 from caravan.events.partial import Partial
 from caravan.events.program import compile_documents
 from caravan.events.results import ResultMessage
+from caravan.events_nats import codec
+from caravan.events_nats.codec import PartialReport, Watermark
+from caravan.events_nats.merge import Added, MergeBook, merge_partials
+from caravan.events_nats.shared_log import SharedResultsLog
 from tests.samples import vote_cheer
 
 P = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from caravan.config import NatsConfig, nats_from_env
-from caravan.events.cluster.streams import Names
+from caravan.events_nats.streams import Names
 
 
 def test_no_url_means_the_embedded_engine(monkeypatch: pytest.MonkeyPatch) -> None:

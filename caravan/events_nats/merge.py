@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from caravan.events.cluster.codec import Final, PartialReport, PeriodKey, Watermark
 from caravan.events.partial import (
     Accumulator,
     Partial,
@@ -33,6 +32,7 @@ from caravan.events.partial import (
     merge_accumulator,
     render_message,
 )
+from caravan.events_nats.codec import Final, PartialReport, PeriodKey, Watermark
 
 DEFAULT_GRACE_MS = 2_000
 DEFAULT_LIVENESS_MS = 3_500  # a watermark comes at least every second (the ticker)

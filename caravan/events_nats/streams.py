@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
 from caravan.config import NatsConfig
+from caravan.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class Cursor:
         self.wait_s = wait_s
         self._sub: JetStreamContext.PullSubscription | None = None
         self._reconnects = -1
+        self._backoff = Backoff(0.1, 2.0)
         self.caught_up = False  # nothing was pending after the last batch
         self.resets = 0  # how often the consumer was lost and made again
 
@@ -223,6 +225,7 @@ class Cursor:
                 # One message first: a bigger fetch would wait for the whole batch.
                 msgs = await sub.fetch(1, timeout=self.wait_s)
             except nats.errors.TimeoutError:
+                self._backoff.reset()
                 self.caught_up = True
                 return []
             pending = msgs[-1].metadata.num_pending
@@ -233,11 +236,19 @@ class Cursor:
                 if len(msgs) >= max_batch:
                     break
         except RETRYABLE as exc:
-            log.info("stream %s: %s; reading again from %d", self.stream, exc, self.next_seq)
+            delay = self._backoff.next_delay()
+            log.info(
+                "stream %s: %s; reading again from %d in %.2fs",
+                self.stream,
+                exc,
+                self.next_seq,
+                delay,
+            )
             self._sub = None
             self.resets += 1
-            await asyncio.sleep(0.25)
+            await self._backoff.sleep(delay)
             return []
+        self._backoff.reset()
         self._last_per_subject = False  # from now on, simply the next sequence
         msgs = [m for m in msgs if seq_of(m) >= self.next_seq or self.next_seq == 1]
         if msgs:

@@ -39,6 +39,9 @@ from caravan.events.spec import (
     binding_name,
 )
 
+# Deeper where clauses are refused (each level costs recursion wherever a clause is read).
+MAX_WHERE_DEPTH = 32
+
 
 def _is_number(value: object) -> bool:
     # bool is an int subclass in Python but never a number in JSON terms.
@@ -68,6 +71,18 @@ class _Bound:
 
     certain: set[str] = field(default_factory=set)
     possible: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Clause:
+    """One where clause being parsed: where it is, whether it is valid so far, and what
+    its parts bind (each part's bindings, to find a name bound twice on one path)."""
+
+    path: str
+    what: str
+    ok: bool = True
+    parts: list[set[str]] = field(default_factory=list)
+    certain: set[str] = field(default_factory=set)
 
 
 class _Parser:
@@ -123,177 +138,34 @@ class _Parser:
 
     # -- where -----------------------------------------------------------------------
 
-    def where(self, raw: object, path: str, what: str) -> tuple[WhereSpec | None, _Bound]:
+    def where(
+        self, raw: object, path: str, what: str, depth: int = 1
+    ) -> tuple[WhereSpec | None, _Bound]:
+        """One where clause: each operator checked by its own method below, then the
+        bindings of all its parts held against each other."""
         if not isinstance(raw, dict):
             self.err(path, f"{what}: where must be an object")
             return None, _Bound()
+        if depth > MAX_WHERE_DEPTH:
+            # Deeper clauses would cost recursion everywhere they are read (matching,
+            # serializing): refused here, nothing below is looked at.
+            self.err(path, f"{what}: where clauses nest more than {MAX_WHERE_DEPTH} levels deep")
+            return None, _Bound()
         self._unknown_fields(raw, WHERE_FIELDS, path, what)
-        ok = True
-        # Each conjunct's bindings, to detect the same name bound twice on one path.
-        parts: list[set[str]] = []
-        certain: set[str] = set()
-
-        key: tuple[Term, ...] | None = None
-        if "key" in raw:
-            key = self._terms(raw["key"], f"{path}.key", what)
-            ok = ok and key is not None
-            for b in {t.name for t in key or () if isinstance(t, Binding)}:
-                parts.append({b})
-            if key is not None:
-                seen: set[str] = set()
-                for i, t in enumerate(key):
-                    if isinstance(t, Binding):
-                        if t.name in seen:
-                            self.err(
-                                f"{path}.key[{i}]",
-                                f"{what}: binding {t} appears twice in the key pattern",
-                            )
-                            ok = False
-                        seen.add(t.name)
-                certain |= seen
-
-        name: str | None = None
-        if "name" in raw:
-            name = binding_name(raw["name"])
-            if name is None:
-                self.err(
-                    f"{path}.name",
-                    f'{what}: name must be a binding like "<n>", got {raw["name"]!r}',
-                )
-                ok = False
-            else:
-                parts.append({name})
-                certain.add(name)
-
-        vtype: str | None = None
-        if "type" in raw:
-            if raw["type"] in ("string", "number"):
-                vtype = raw["type"]
-            else:
-                self.err(
-                    f"{path}.type",
-                    f'{what}: type must be "string" or "number", got {raw["type"]!r}',
-                )
-                ok = False
-
-        comparisons: list[tuple[str, JsonScalar]] = []
-        for op in COMPARISONS:
-            if op not in raw:
-                continue
-            operand = raw[op]
-            if op in ("$eq", "$neq"):
-                good = _is_scalar(operand)
-                expect = "a string, a number, a boolean or null"
-            else:
-                good = isinstance(operand, str) or _is_number(operand)
-                expect = "a number or a string"
-            if not good:
-                self.err(f"{path}.{op}", f"{what}: {op} must be {expect}, got {operand!r}")
-                ok = False
-                continue
-            if vtype is not None and op not in ("$eq", "$neq") and operand is not None:
-                kind = "string" if isinstance(operand, str) else "number"
-                if kind != vtype:
-                    self.err(
-                        f"{path}.{op}",
-                        f"{what}: {op} compares with a {kind} but type "
-                        f"is {vtype!r}; it could never match",
-                    )
-                    ok = False
-            comparisons.append((op, operand))
-
-        in_: tuple[JsonScalar, ...] | None = None
-        if "$in" in raw:
-            items = raw["$in"]
-            if not isinstance(items, list) or not items or not all(map(_is_scalar, items)):
-                self.err(
-                    f"{path}.$in",
-                    f"{what}: $in must be a non-empty array of strings, numbers, booleans or null",
-                )
-                ok = False
-            else:
-                in_ = tuple(items)
-
-        search: str | None = None
-        if "$search" in raw:
-            if isinstance(raw["$search"], str):
-                search = raw["$search"]
-            else:
-                self.err(f"{path}.$search", f"{what}: $search must be a string")
-                ok = False
-
-        search_in: tuple[str, ...] | None = None
-        if "$searchIn" in raw:
-            items = raw["$searchIn"]
-            if isinstance(items, str):
-                search_in = (items,)
-            elif isinstance(items, list) and items and all(isinstance(s, str) for s in items):
-                search_in = tuple(items)
-            else:
-                self.err(
-                    f"{path}.$searchIn",
-                    f"{what}: $searchIn must be a string or a non-empty array of strings",
-                )
-                ok = False
-        if vtype == "number" and (search is not None or search_in is not None):
-            self.err(
-                f"{path}.type",
-                f"{what}: $search/$searchIn apply to strings but type "
-                f'is "number"; it could never match',
-            )
-            ok = False
-
-        case_sensitive = False
-        if "$caseSensitive" in raw:
-            if isinstance(raw["$caseSensitive"], bool):
-                case_sensitive = raw["$caseSensitive"]
-            else:
-                self.err(f"{path}.$caseSensitive", f"{what}: $caseSensitive must be a boolean")
-                ok = False
-
-        all_of: list[WhereSpec] = []
-        any_of: list[WhereSpec] = []
-        for op, target in (("$and", all_of), ("$or", any_of)):
-            if op not in raw:
-                continue
-            branches = raw[op]
-            if not isinstance(branches, list) or not branches:
-                self.err(f"{path}.{op}", f"{what}: {op} must be a non-empty array of where clauses")
-                ok = False
-                continue
-            or_certain: set[str] | None = None
-            or_possible: set[str] = set()
-            for i, branch in enumerate(branches):
-                spec, bound = self.where(branch, f"{path}.{op}[{i}]", what)
-                ok = ok and spec is not None
-                if spec is not None:
-                    target.append(spec)
-                if op == "$and":
-                    parts.append(bound.possible)
-                    certain |= bound.certain
-                else:
-                    or_possible |= bound.possible
-                    or_certain = (
-                        bound.certain if or_certain is None else (or_certain & bound.certain)
-                    )
-            if op == "$or":
-                parts.append(or_possible)
-                certain |= or_certain or set()
-
-        possible: set[str] = set()
-        for part in parts:
-            twice = possible & part
-            if twice:
-                self.err(
-                    path,
-                    f"{what}: binding(s) {_fmt_names(twice)} bound more than "
-                    f"once in the same clause",
-                )
-                ok = False
-            possible |= part
-
-        if not ok:
-            return None, _Bound(certain, possible)
+        clause = _Clause(path, what)
+        key = self._where_key(raw, clause)
+        name = self._where_name(raw, clause)
+        vtype = self._where_type(raw, clause)
+        comparisons = self._where_comparisons(raw, clause, vtype)
+        in_ = self._where_in(raw, clause)
+        search, search_in = self._where_search(raw, clause, vtype)
+        case_sensitive = self._where_case(raw, clause)
+        all_of = self._where_all_of(raw, clause, depth)
+        any_of = self._where_any_of(raw, clause, depth)
+        possible = self._where_bindings(clause)
+        bound = _Bound(clause.certain, possible)
+        if not clause.ok:
+            return None, bound
         return WhereSpec(
             path=path,
             key=key,
@@ -306,7 +178,193 @@ class _Parser:
             case_sensitive=case_sensitive,
             all_of=tuple(all_of),
             any_of=tuple(any_of),
-        ), _Bound(certain, possible)
+        ), bound
+
+    def _fail(self, clause: _Clause, path: str, message: str) -> None:
+        self.err(path, f"{clause.what}: {message}")
+        clause.ok = False
+
+    def _where_key(self, raw: dict[str, Any], clause: _Clause) -> tuple[Term, ...] | None:
+        if "key" not in raw:
+            return None
+        path = f"{clause.path}.key"
+        key = self._terms(raw["key"], path, clause.what)
+        if key is None:
+            clause.ok = False
+            return None
+        seen: set[str] = set()
+        for i, t in enumerate(key):
+            if isinstance(t, Binding):
+                if t.name in seen:
+                    self._fail(
+                        clause, f"{path}[{i}]", f"binding {t} appears twice in the key pattern"
+                    )
+                seen.add(t.name)
+        clause.parts.extend({b} for b in seen)
+        clause.certain |= seen
+        return key
+
+    def _where_name(self, raw: dict[str, Any], clause: _Clause) -> str | None:
+        if "name" not in raw:
+            return None
+        name = binding_name(raw["name"])
+        if name is None:
+            self._fail(
+                clause,
+                f"{clause.path}.name",
+                f'name must be a binding like "<n>", got {raw["name"]!r}',
+            )
+            return None
+        clause.parts.append({name})
+        clause.certain.add(name)
+        return name
+
+    def _where_type(self, raw: dict[str, Any], clause: _Clause) -> str | None:
+        if "type" not in raw:
+            return None
+        if raw["type"] in ("string", "number"):
+            return str(raw["type"])
+        self._fail(
+            clause,
+            f"{clause.path}.type",
+            f'type must be "string" or "number", got {raw["type"]!r}',
+        )
+        return None
+
+    def _where_comparisons(
+        self, raw: dict[str, Any], clause: _Clause, vtype: str | None
+    ) -> list[tuple[str, JsonScalar]]:
+        comparisons: list[tuple[str, JsonScalar]] = []
+        for op in COMPARISONS:
+            if op not in raw:
+                continue
+            operand = raw[op]
+            path = f"{clause.path}.{op}"
+            if op in ("$eq", "$neq"):
+                good = _is_scalar(operand)
+                expect = "a string, a number, a boolean or null"
+            else:
+                good = isinstance(operand, str) or _is_number(operand)
+                expect = "a number or a string"
+            if not good:
+                self._fail(clause, path, f"{op} must be {expect}, got {operand!r}")
+                continue
+            if vtype is not None and op not in ("$eq", "$neq") and operand is not None:
+                kind = "string" if isinstance(operand, str) else "number"
+                if kind != vtype:
+                    self._fail(
+                        clause,
+                        path,
+                        f"{op} compares with a {kind} but type is {vtype!r}; it could never match",
+                    )
+            comparisons.append((op, operand))
+        return comparisons
+
+    def _where_in(self, raw: dict[str, Any], clause: _Clause) -> tuple[JsonScalar, ...] | None:
+        if "$in" not in raw:
+            return None
+        items = raw["$in"]
+        if not isinstance(items, list) or not items or not all(map(_is_scalar, items)):
+            self._fail(
+                clause,
+                f"{clause.path}.$in",
+                "$in must be a non-empty array of strings, numbers, booleans or null",
+            )
+            return None
+        return tuple(items)
+
+    def _where_search(
+        self, raw: dict[str, Any], clause: _Clause, vtype: str | None
+    ) -> tuple[str | None, tuple[str, ...] | None]:
+        search: str | None = None
+        if "$search" in raw:
+            if isinstance(raw["$search"], str):
+                search = raw["$search"]
+            else:
+                self._fail(clause, f"{clause.path}.$search", "$search must be a string")
+        search_in: tuple[str, ...] | None = None
+        if "$searchIn" in raw:
+            items = raw["$searchIn"]
+            if isinstance(items, str):
+                search_in = (items,)
+            elif isinstance(items, list) and items and all(isinstance(s, str) for s in items):
+                search_in = tuple(items)
+            else:
+                self._fail(
+                    clause,
+                    f"{clause.path}.$searchIn",
+                    "$searchIn must be a string or a non-empty array of strings",
+                )
+        if vtype == "number" and (search is not None or search_in is not None):
+            self._fail(
+                clause,
+                f"{clause.path}.type",
+                '$search/$searchIn apply to strings but type is "number"; it could never match',
+            )
+        return search, search_in
+
+    def _where_case(self, raw: dict[str, Any], clause: _Clause) -> bool:
+        if "$caseSensitive" not in raw:
+            return False
+        if isinstance(raw["$caseSensitive"], bool):
+            return raw["$caseSensitive"]
+        self._fail(clause, f"{clause.path}.$caseSensitive", "$caseSensitive must be a boolean")
+        return False
+
+    def _where_branches(
+        self, raw: dict[str, Any], clause: _Clause, op: str, depth: int
+    ) -> list[tuple[WhereSpec | None, _Bound]] | None:
+        """The clauses under `$and` or `$or`, each parsed one level deeper."""
+        if op not in raw:
+            return None
+        branches = raw[op]
+        if not isinstance(branches, list) or not branches:
+            self._fail(
+                clause, f"{clause.path}.{op}", f"{op} must be a non-empty array of where clauses"
+            )
+            return None
+        parsed = [
+            self.where(branch, f"{clause.path}.{op}[{i}]", clause.what, depth + 1)
+            for i, branch in enumerate(branches)
+        ]
+        clause.ok = clause.ok and all(spec is not None for spec, _ in parsed)
+        return parsed
+
+    def _where_all_of(self, raw: dict[str, Any], clause: _Clause, depth: int) -> list[WhereSpec]:
+        """`$and`: every branch's bindings are set on a match."""
+        parsed = self._where_branches(raw, clause, "$and", depth) or []
+        for _, bound in parsed:
+            clause.parts.append(bound.possible)
+            clause.certain |= bound.certain
+        return [spec for spec, _ in parsed if spec is not None]
+
+    def _where_any_of(self, raw: dict[str, Any], clause: _Clause, depth: int) -> list[WhereSpec]:
+        """`$or`: only the bindings every branch sets are certain."""
+        parsed = self._where_branches(raw, clause, "$or", depth)
+        if parsed is None:
+            return []
+        possible: set[str] = set()
+        certain: set[str] | None = None
+        for _, bound in parsed:
+            possible |= bound.possible
+            certain = bound.certain if certain is None else (certain & bound.certain)
+        clause.parts.append(possible)
+        clause.certain |= certain or set()
+        return [spec for spec, _ in parsed if spec is not None]
+
+    def _where_bindings(self, clause: _Clause) -> set[str]:
+        """Every binding the clause may set; one bound by two parts of it is an error."""
+        possible: set[str] = set()
+        for part in clause.parts:
+            twice = possible & part
+            if twice:
+                self._fail(
+                    clause,
+                    clause.path,
+                    f"binding(s) {_fmt_names(twice)} bound more than once in the same clause",
+                )
+            possible |= part
+        return possible
 
     # -- maps and reductions ---------------------------------------------------------
 

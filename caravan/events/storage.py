@@ -15,12 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from caravan.events.document import MAX_WHERE_DEPTH
 from caravan.events.errors import format_errors
 from caravan.events.service import EventsService
 
 log = logging.getLogger(__name__)
 
 EVENTS_KEY = "events.json"
+# Stored documents nesting deeper than this are refused whole: a where clause at its own
+# limit, with the levels of a document around it, stays well under.
+MAX_NESTING = 2 * MAX_WHERE_DEPTH + 16
 
 
 class StoredTextError(ValueError):
@@ -40,6 +44,20 @@ def parse_stored(data: dict[str, str] | None) -> list[Any]:
         raise StoredTextError(f'{EVENTS_KEY} must be an object {{"mapreduce": [<document>, ...]}}')
     documents: list[Any] = parsed["mapreduce"]
     return documents
+
+
+def nesting(value: Any) -> int:
+    """How deep JSON `value` nests (iteratively: a deep value must not exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def encode(documents: list[Any]) -> str:
@@ -83,6 +101,13 @@ class StoredDocuments:
             documents = parse_stored(data)
         except StoredTextError as exc:
             self._keep_running(f"{where}: {exc}")
+            return
+        if nesting(documents) > MAX_NESTING:
+            # Not even shown: copying or serializing it would exhaust the stack.
+            self._keep_running(
+                f"{where}: nested more than {MAX_NESTING} levels deep "
+                f"(where clauses nest at most {MAX_WHERE_DEPTH} levels)"
+            )
             return
         errors = self.service.validate(documents)
         if errors and not self.loaded:

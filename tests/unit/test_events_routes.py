@@ -396,3 +396,46 @@ async def test_the_example_document_is_valid(api: httpx.AsyncClient) -> None:
         },
     )
     assert sent.json()["accepted"] == 2
+
+
+def nested_where(depth: int) -> dict[str, Any]:
+    """The votes document with its map's where clause nested `depth` levels deep."""
+    document = votes_only()
+    clause = document["event"]["game"]["maps"][0]["where"]
+    for _ in range(depth - 1):
+        clause = {"$and": [clause]}
+    document["event"]["game"]["maps"][0]["where"] = clause
+    return document
+
+
+@pytest.mark.parametrize("depth", [33, 200, 400])
+async def test_a_where_nested_too_deep_is_refused_naming_where_and_nothing_is_stored(
+    api: httpx.AsyncClient, state: AppState, depth: int
+) -> None:
+    response = await api.post("/v1/events", json={"mapreduce": [nested_where(depth)]})
+    assert response.status_code == 422, response.text
+    paths = [d["path"] for d in response.json()["details"]]
+    deepest = "mapreduce[0].event.game.maps[0].where" + ".$and[0]" * 32
+    assert deepest in paths
+    assert "32 levels" in response.text
+    assert CONFIGMAPS.item(NS, CM) not in kube_of(state).objects  # nothing stored
+    assert (await api.get("/v1/events")).json() == {"errors": "", "mapreduce": []}
+
+
+async def test_a_where_at_the_depth_limit_is_accepted(api: httpx.AsyncClient) -> None:
+    response = await api.post("/v1/events", json={"mapreduce": [nested_where(32)]})
+    assert response.status_code == 200, response.text
+    assert (await api.get("/v1/events")).json()["mapreduce"] == [nested_where(32)]
+
+
+async def test_a_too_deep_document_stored_by_kubectl_is_reported_not_served_as_500(
+    api: httpx.AsyncClient, state: AppState
+) -> None:
+    stored = json.dumps({"mapreduce": [nested_where(300)]})
+    state.store.apply_event(
+        "configmap:" + CM, "ADDED", {"metadata": {"name": CM}, "data": {EVENTS_KEY: stored}}
+    )
+    response = await api.get("/v1/events")
+    assert response.status_code == 200, response.text
+    assert "levels deep" in response.json()["errors"]
+    assert response.json()["mapreduce"] == []

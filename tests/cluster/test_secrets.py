@@ -264,6 +264,9 @@ async def test_each_secret_call_needs_the_callers_own_rbac(
     creator = await service_account_token(
         kube, namespace, "creator", [{**secrets_rule, "verbs": ["get", "create"]}]
     )
+    writer = await service_account_token(
+        kube, namespace, "writer", [{**secrets_rule, "verbs": ["get", "create", "update"]}]
+    )
     admin = await service_account_token(
         kube,
         namespace,
@@ -279,12 +282,17 @@ async def test_each_secret_call_needs_the_callers_own_rbac(
             return {"Authorization": f"Bearer {token}"}
 
         assert (await client.get("/v1/secrets/list")).status_code == 401
-        made = await client.post("/secrets/secret/s", json={"k": "v"}, headers=as_(creator))
+        # A write creates or replaces: it needs both `create` and `update` (asked before
+        # anything is read), so it tells no one whether the Secret exists.
+        denied = await client.post("/secrets/secret/s", json={"k": "v"}, headers=as_(creator))
+        assert denied.status_code == 403, denied.text
+        made = await client.post("/secrets/secret/s", json={"k": "v"}, headers=as_(writer))
         assert made.status_code == 204, made.text
-        # Replacing is `update`, which the creator lacks; deleting is `delete`.
         again = await client.post("/secrets/secret/s", json={"k": "w"}, headers=as_(creator))
         assert again.status_code == 403, again.text
-        assert (await client.delete("/secrets/secret/s", headers=as_(creator))).status_code == 403
+        assert again.json() == denied.json()
+        # Deleting is `delete`, which neither has.
+        assert (await client.delete("/secrets/secret/s", headers=as_(writer))).status_code == 403
         assert (await client.get("/v1/secrets/list", headers=as_(creator))).status_code == 403
         listed_by_reader = await client.get("/v1/secrets/list", headers=as_(reader))
         assert listed_by_reader.json() == {"keys": ["s"]}

@@ -18,6 +18,7 @@ from typing import Any
 from caravan.events.document import MAX_WHERE_DEPTH
 from caravan.events.errors import format_errors
 from caravan.events.service import EventsService
+from caravan.jsondepth import nesting
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,6 @@ def parse_stored(data: dict[str, str] | None) -> list[Any]:
         raise StoredTextError(f'{EVENTS_KEY} must be an object {{"mapreduce": [<document>, ...]}}')
     documents: list[Any] = parsed["mapreduce"]
     return documents
-
-
-def nesting(value: Any) -> int:
-    """How deep JSON `value` nests (iteratively: a deep value must not exhaust the stack)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def encode(documents: list[Any]) -> str:

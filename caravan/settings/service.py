@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from caravan.jsondepth import nesting
 from caravan.settings.configmap import parse_settings_configmap_value
 from caravan.settings.defaults import defaults_from_schema, load_builtin_schema
 from caravan.settings.installation import build_installation_schema
@@ -91,7 +92,7 @@ def read_document(
 
 
 def _limit_problem(document: object) -> SettingsError | None:
-    if _depth(document) > MAX_DEPTH:
+    if nesting(document) > MAX_DEPTH:
         return SettingsError(
             "$", f"the document is nested more than {MAX_DEPTH} levels deep", "json"
         )
@@ -108,19 +109,6 @@ def _printable(error: SettingsError) -> SettingsError:
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
     return SettingsError(text(error.path), text(error.message), error.keyword)
-
-
-def _depth(value: object) -> int:
-    """Nesting depth of a JSON value, without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        node, level = pending.pop()
-        deepest = max(deepest, level)
-        if isinstance(node, Mapping):
-            pending.extend((child, level + 1) for child in node.values())
-        elif isinstance(node, list):
-            pending.extend((child, level + 1) for child in node)
-    return deepest
 
 
 def serialize(document: Mapping[str, Any]) -> str:

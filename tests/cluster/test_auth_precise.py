@@ -132,9 +132,13 @@ async def test_a_job_definition_asks_the_verb_the_apiserver_calls_for(
         # "ghost" that the apiserver no longer has.
         web = store.job_bodies.pop("web")
         store.job_bodies["ghost"] = {**web, "metadata": {**web["metadata"], "name": "ghost"}}
-        replaced = await client.post("/v1/jobsdef/web", json=DEFINITION, headers=bearer(updater))
+        replaced = await client.post(
+            "/v1/jobsdef/web?force=true", json=DEFINITION, headers=bearer(updater)
+        )
         assert replaced.status_code == 200, replaced.text
-        refused = await client.post("/v1/jobsdef/web", json=DEFINITION, headers=bearer(creator))
+        refused = await client.post(
+            "/v1/jobsdef/web?force=true", json=DEFINITION, headers=bearer(creator)
+        )
         assert refused.status_code == 403, refused.text
         created = await client.post("/v1/jobsdef/ghost", json=DEFINITION, headers=bearer(creator))
         assert created.status_code == 200, created.text

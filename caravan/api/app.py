@@ -13,6 +13,7 @@ from caravan import __version__
 from caravan.api import guard, metrics
 from caravan.api.access import AccessReviewer
 from caravan.api.area import Area
+from caravan.api.deps import services_of
 from caravan.api.errors import install_error_handlers
 from caravan.api.routers import (
     access,
@@ -29,7 +30,7 @@ from caravan.api.routers import (
 )
 from caravan.api.state import AppState
 from caravan.api.writes import ReadYourWritesHeader
-from caravan.services.wiring import start_services
+from caravan.services.wiring import build_services
 
 # Every area of the API; each router module exposes `area`.
 AREAS: list[Area] = [
@@ -55,11 +56,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.auth = AccessReviewer(
             state.kube, state.config.namespace, audience=state.config.token_audience
         )
-    state.services = await start_services(state)
+    services = services_of(state)
+    await services.start()
     try:
         yield
     finally:
-        await state.services.stop()
+        await services.stop()
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -73,6 +75,7 @@ def create_app(state: AppState) -> FastAPI:
         redoc_url=None,
     )
     app.state.caravan = state
+    state.services = build_services(state)
     install_error_handlers(app)
     guard.install(app, state.config)
     app.add_middleware(ReadYourWritesHeader)

@@ -68,6 +68,8 @@ class Events:
         if name in state.store.configmaps:
             stored.apply(state.store.configmaps[name])
         state.store.on_configmap(stored.on_change)
+        # The knobs in force now (the settings started first), and every later change.
+        self._set_limits(state.runtime_settings)
         state.runtime_listeners.append(self._set_limits)
         engine.start()
 

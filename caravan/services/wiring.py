@@ -1,8 +1,5 @@
-"""Every area's service, built and started in one place (the app's lifespan calls it).
-
-The order matters once: settings start first, so every other service is built with the
-knobs in force (and hears of each later change through the runtime listeners).
-"""
+"""Every area's service, built in one place (when the app is made) and started by the
+app's lifespan."""
 
 from __future__ import annotations
 
@@ -28,22 +25,24 @@ class Services:
     loggers: Loggers
     secrets: Secrets
 
+    async def start(self) -> None:
+        """Starts those that run, once the informers run (they may not have synced yet:
+        each listens to the store for what arrives later). Settings first, so that the
+        others start with the knobs in force."""
+        await self.settings.start()
+        await self.events.start()
+
     async def stop(self) -> None:
         await self.events.stop()
 
 
-async def start_services(state: ServerState) -> Services:
-    """Builds every service and starts those that run, once the informers run (they may
-    not have synced yet: each listens to the store for what arrives later)."""
-    settings = Settings(state)
-    await settings.start()
-    events = Events(state)
-    await events.start()
+def build_services(state: ServerState) -> Services:
+    """Every area's service, built (no I/O: `start` does that)."""
     return Services(
-        settings=settings,
+        settings=Settings(state),
         jobs=Jobs(state),
         definitions=JobDefinitions(state),
-        events=events,
+        events=Events(state),
         logs=Logs(state),
         loggers=Loggers(state),
         secrets=Secrets(state),

@@ -19,7 +19,7 @@ from caravan.jobs.definitions import with_definition
 from caravan.jobs.spec import deployment_name, read_job
 from caravan.kube.client import JOBS, JSON, KubeClient
 from caravan.kube.recorder import EventRecorder
-from caravan.kube.rmw import swap_spec
+from caravan.kube.rmw import Decision, swap_spec
 from caravan.labels import GROUP, VERSION
 from caravan.operator.revisions import list_versions
 
@@ -118,18 +118,14 @@ class RolloutKeeper:
             return  # trimmed from the history: nothing to go back to
         version = (body.get("status") or {}).get("version")
 
-        reverted = False
-
-        def mutate(current: JSON) -> JSON:
-            nonlocal reverted
-            reverted = False
+        def decide(current: JSON) -> Decision[bool]:
+            """Reverted, unless it changed meanwhile: a person acted, leave it to them."""
             if (current.get("metadata") or {}).get("generation") != meta.get("generation"):
-                return current  # changed meanwhile: a person acted, leave it to them
-            reverted = True
-            return with_definition(current, chosen.definition)
+                return Decision(None, False)
+            return Decision(with_definition(current, chosen.definition), True)
 
-        await swap_spec(self.kube, JOBS.item(self.namespace, job), mutate)
-        if not reverted:
+        outcome = await swap_spec(self.kube, JOBS.item(self.namespace, job), decide)
+        if not outcome.result:
             return
         message = (
             f"the rollout of version {version} stalled (group {', '.join(groups)}): back to "

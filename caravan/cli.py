@@ -133,6 +133,12 @@ def cli() -> None:
     " empty: the apiserver's [CARAVAN_TOKEN_AUDIENCE]",
 )
 @click.option(
+    "--reuse-port/--no-reuse-port",
+    default=_ENV["reuse_port"].lower() in ("1", "true", "yes"),
+    help="share the listening port with other processes (SO_REUSEPORT), e.g. replicas in"
+    " one node's network namespace [CARAVAN_REUSE_PORT]",
+)
+@click.option(
     "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
 )
 def run(
@@ -153,6 +159,7 @@ def run(
     pod_policy: str,
     max_body_bytes: int,
     token_audience: str,
+    reuse_port: bool,
     log_level: str,
 ) -> None:
     """Serve the Cluster API and run the operator."""
@@ -181,6 +188,7 @@ def run(
         limits=ServerLimits(max_body_bytes=max_body_bytes),
         token_audience=token_audience or None,
         log_level=log_level.upper(),
+        reuse_port=reuse_port,
         # Only from the environment: credentials stay out of the process's arguments.
         nats=nats_from_env(),
     )

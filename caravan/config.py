@@ -146,6 +146,9 @@ class Config:
     limits: ServerLimits = field(default_factory=ServerLimits)
     # The audience TokenReviews ask for (--token-audience); None: the apiserver's own.
     token_audience: str | None = None
+    # Share the listening port with other processes (SO_REUSEPORT): replicas in the
+    # node's network namespace (hostNetwork) on one node (caravan.listener).
+    reuse_port: bool = False
 
     @staticmethod
     def default_namespace() -> str:
@@ -203,6 +206,7 @@ def env_defaults() -> dict[str, str]:
         "pod_policy": _env("CARAVAN_POD_POLICY", "baseline"),
         "max_body_bytes": _env("CARAVAN_MAX_BODY_BYTES", str(8 * MiB)),
         "token_audience": _env("CARAVAN_TOKEN_AUDIENCE", ""),
+        "reuse_port": _env("CARAVAN_REUSE_PORT", "false"),
     }
 
 

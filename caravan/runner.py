@@ -18,6 +18,7 @@ from caravan.api.state import AppState
 from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
 from caravan.kube.informer import Informer
+from caravan.listener import shared_socket
 from caravan.operator.decorators import template_decorators
 from caravan.operator.leader import LeaseElector
 from caravan.operator.runner import OperatorThread
@@ -95,6 +96,8 @@ class Caravan:
     async def start(self) -> None:
         config = self.config
         config.check()
+        # Bound before anything starts, so a port taken fails here with nothing to stop.
+        sockets = [shared_socket(config.host, config.port)] if config.reuse_port else None
         kube = await KubeClient.connect(config.kubeconfig, config.context)
         store = Store()
         self.state = state = AppState(config=config, kube=kube, store=store)
@@ -129,7 +132,7 @@ class Caravan:
             self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
         elif config.run_operator:
             self._start_leading()
-        self._tasks.append(asyncio.create_task(self.server.serve(), name="uvicorn"))
+        self._tasks.append(asyncio.create_task(self.server.serve(sockets), name="uvicorn"))
         while not self.server.started:
             if self._tasks[-1].done():
                 # uvicorn logs the cause (e.g. the port is taken) and exits the task.

@@ -12,6 +12,13 @@
 # Usage: hack/images.sh build            build what is missing (progress lines, logs in the cache)
 #        hack/images.sh import SOCKET    build, then import every image into containerd at SOCKET
 #        hack/images.sh list             the image references and their archives
+#        hack/images.sh import-caravan DIR SOCKET
+#                                        Caravan's image from the sources in DIR (e.g. a git
+#                                        worktree of an earlier commit), tagged
+#                                        caravan:src-<digest of those sources>, imported;
+#                                        prints that reference last. The upgrade test runs two
+#                                        releases side by side this way, never touching the
+#                                        caravan:0.1.0 the other tests use.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,8 +49,8 @@ hash_of() {  # hash_of TEXT FILE...: a short digest of a text and the files' con
   { printf '%s\n' "$text"; for f in "$@"; do printf '%s\n' "$f"; cat "$f"; done; } | sha256sum | cut -c1-16
 }
 
-project_files() {  # the build context of the Caravan image: what the Dockerfile copies
-  (cd "$repo" && find Dockerfile pyproject.toml README.md caravan -type f \
+project_files() {  # [DIR] the build context of the Caravan image: what the Dockerfile copies
+  (cd "${1:-$repo}" && find Dockerfile pyproject.toml README.md caravan -type f \
      -not -path '*/__pycache__/*' -not -name '*.pyc' | LC_ALL=C sort)
 }
 
@@ -114,9 +121,10 @@ build_dockerfile() {
   say "$name: built ($(du -h "$archive" | cut -f1))"
 }
 
-caravan_key() {
-  local files; mapfile -t files < <(project_files)
-  (cd "$repo" && hash_of "caravan $(base_key)" "${files[@]}")
+caravan_key() {  # [DIR]
+  local dir=${1:-$repo} files
+  mapfile -t files < <(project_files "$dir")
+  (cd "$dir" && hash_of "caravan $(base_key)" "${files[@]}")
 }
 task_key() {
   local files; mapfile -t files < <(cd "$repo" && find examples/task -type f | LC_ALL=C sort)
@@ -145,27 +153,63 @@ build() {
   find "$images_dir" -maxdepth 1 -name 'example-task-*.tar' -not -name "example-task-$tk.tar" -delete
 }
 
+import_archive() {  # import_archive SOCKET REF ARCHIVE (skipped when already there)
+  local socket=$1 ref=$2 archive=$3
+  local ctr_=(ctr --address "$socket" -n k8s.io) full=$ref base
+  [[ $ref == */* ]] || full="docker.io/library/$ref"
+  base=$(basename "$archive")
+  # Each imported image is labelled with the archive it came from: same label, same image.
+  if [[ -n $("${ctr_[@]}" images ls -q "name==$full,labels.\"caravan.dev/archive\"==$base" 2>/dev/null) ]]; then
+    return
+  fi
+  "${ctr_[@]}" images import "$archive" >/dev/null
+  "${ctr_[@]}" images label "$full" "caravan.dev/archive=$base" >/dev/null
+  say "imported $full"
+}
+
 import() {  # import SOCKET: every image into containerd's k8s.io namespace (skips present ones)
   local socket=$1 ref archive
   build
-  local ctr_=(ctr --address "$socket" -n k8s.io)
   while read -r ref archive; do
-    local full=$ref base
-    [[ $ref == */* ]] || full="docker.io/library/$ref"
-    base=$(basename "$archive")
-    # Each imported image is labelled with the archive it came from: same label, same image.
-    if [[ -n $("${ctr_[@]}" images ls -q "name==$full,labels.\"caravan.dev/archive\"==$base" 2>/dev/null) ]]; then
-      continue
-    fi
-    "${ctr_[@]}" images import "$archive" >/dev/null
-    "${ctr_[@]}" images label "$full" "caravan.dev/archive=$base" >/dev/null
-    say "imported $full"
+    import_archive "$socket" "$ref" "$archive"
   done < <(archives)
+}
+
+import_caravan() {  # import_caravan DIR SOCKET
+  local dir socket=$2
+  dir=$(cd "$1" && pwd)
+  [[ -f $dir/Dockerfile && -d $dir/caravan ]] || { echo "$dir holds no Caravan sources" >&2; exit 2; }
+  exec 7>"$images_dir/.lock"
+  flock 7
+  local key; key=$(caravan_key "$dir")
+  local ref="caravan:src-$key" archive="$images_dir/src-caravan-$key.tar"
+  local logf="$log_dir/image-src-caravan.log"
+  if [[ ! -f $archive ]]; then
+    if [[ -f $images_dir/caravan-$key.tar ]]; then
+      # The same sources were built as caravan:0.1.0: the same image under another name.
+      say "$ref: retagging caravan-$key.tar"
+      buildah_ pull "docker-archive:$images_dir/caravan-$key.tar" >>"$logf" 2>&1
+      buildah_ tag "$CARAVAN_REF" "$ref" >>"$logf" 2>&1
+      buildah_ push "$ref" "docker-archive:$archive.tmp:$ref" >>"$logf" 2>&1
+      buildah_ rmi "$ref" >>"$logf" 2>&1
+      mv "$archive.tmp" "$archive"
+    else
+      build_base
+      build_dockerfile src-caravan "$ref" "$dir" "$key"
+    fi
+  fi
+  # A few releases are kept (an upgrade needs two); older ones are dead weight.
+  find "$images_dir" -maxdepth 1 -name 'src-caravan-*.tar' -printf '%T@ %p\n' | sort -rn \
+    | tail -n +5 | cut -d' ' -f2- | xargs -r rm -f
+  flock -u 7
+  import_archive "$socket" "$ref" "$archive"
+  echo "$ref"
 }
 
 case "${1:-}" in
   build) build ;;
   import) import "${2:?usage: $0 import SOCKET}" ;;
   list) archives ;;
-  *) echo "usage: $0 build|import SOCKET|list" >&2; exit 2 ;;
+  import-caravan) import_caravan "${2:?usage: $0 import-caravan DIR SOCKET}" "${3:?usage: $0 import-caravan DIR SOCKET}" ;;
+  *) echo "usage: $0 build|import SOCKET|list|import-caravan DIR SOCKET" >&2; exit 2 ;;
 esac

@@ -332,8 +332,13 @@ def test_values_for_a_node_whose_pods_have_no_network() -> None:
     assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"
     c = container(objs)
     assert c["args"] == ["run", "--host", "127.0.0.1", "--port", "18080"]
-    assert c["ports"][0]["containerPort"] == 18080
+    # No container port (it would be a host port: one pod per node), the probes by number,
+    # and replicas on one node share the port.
+    assert "ports" not in c
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18080}
+    assert one(objs, "Service")["spec"]["ports"][0]["targetPort"] == 18080
     env = env_of(objs)
+    assert env["CARAVAN_REUSE_PORT"] == "true"
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
     assert env["KUBERNETES_SERVICE_PORT"] == "6443"
     assert "listen" in render_fails(**{"listen.port": 0})
@@ -358,8 +363,8 @@ def test_deployment_security_context(default: list[Obj]) -> None:
 def test_deployment_probes_ports_resources(default: list[Obj]) -> None:
     c = container(default)
     assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8080}
     assert c["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"memory": "256Mi"},
@@ -447,6 +452,15 @@ def test_settings_schema_must_be_a_json_object(text: str) -> None:
 # --- optional objects -------------------------------------------------------------------
 
 
+def test_rolling_update_never_has_fewer_pods_than_asked(default: list[Obj]) -> None:
+    strategy = one(default, "Deployment")["spec"]["strategy"]
+    assert strategy == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert "CARAVAN_REUSE_PORT" not in env_of(default)
+
+
 @pytest.mark.parametrize("replicas,expected", [(1, 0), (2, 1), (3, 1)])
 def test_pdb_only_with_several_replicas(replicas: int, expected: int) -> None:
     pdbs = of_kind(render(replicaCount=replicas), "PodDisruptionBudget")
@@ -459,7 +473,7 @@ def test_service(default: list[Obj]) -> None:
     service = one(default, "Service")
     assert service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        {"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"},
     ]
 
 

@@ -252,6 +252,14 @@ def test_task_pods_run_as_an_account_with_no_rbac_and_no_token(default: list[Obj
     assert env_of(objs)["CARAVAN_TASK_SERVICE_ACCOUNT"] == ""
 
 
+def test_token_audience_and_body_limit(default: list[Obj]) -> None:
+    assert "CARAVAN_TOKEN_AUDIENCE" not in env_of(default)
+    assert env_of(default)["CARAVAN_MAX_BODY_BYTES"] == "8388608"
+    objs = render(**{"auth.tokenAudience": "caravan", "maxBodyBytes": 1048576})
+    assert env_of(objs)["CARAVAN_TOKEN_AUDIENCE"] == "caravan"
+    assert env_of(objs)["CARAVAN_MAX_BODY_BYTES"] == "1048576"
+
+
 def variables(policy: Obj) -> dict[str, str]:
     return {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
 

@@ -1,0 +1,86 @@
+"""Open streams end when their caller's access is withdrawn: a RoleBinding deleted ends
+that caller's SSE stream and WebSocket, while another caller's stay open. Caravan runs
+with a 1 s re-check here (30 s by default); decisions are cached 10 s at most."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from caravan.config import ServerLimits
+from caravan.kube.client import KubeClient
+from tests.cluster.conftest import running_caravan
+from tests.cluster.kubeutil import service_account_token
+from tests.samples import votes_only
+
+READ_EVENTS = [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]
+RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces"
+# Long enough for a 10 s cached decision and a 1 s re-check; a bound, not a measure.
+ENDS_WITHIN = 60
+
+
+async def test_streams_end_when_the_rolebinding_is_deleted(
+    kube: KubeClient, namespace: str, kubeconfig: str
+) -> None:
+    leaving = await service_account_token(kube, namespace, "leaving", READ_EVENTS)
+    staying = await service_account_token(kube, namespace, "staying", READ_EVENTS)
+    async with running_caravan(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        auth_mode="kubernetes",
+        limits=ServerLimits(stream_recheck_seconds=1.0),
+    ) as caravan:
+        ws_url = caravan.url.replace("http://", "ws://") + "/v1/events/ws"
+        async with (
+            httpx.AsyncClient(base_url=caravan.url, timeout=None) as api,
+            api.stream(
+                "GET", "/v1/events/stream", headers={"Authorization": f"Bearer {leaving}"}
+            ) as gone,
+            api.stream(
+                "GET", "/v1/events/stream", headers={"Authorization": f"Bearer {staying}"}
+            ) as kept,
+            connect(ws_url, additional_headers={"Authorization": f"Bearer {leaving}"}) as ws,
+        ):
+            assert gone.status_code == kept.status_code == 200
+            gone_lines, kept_lines = gone.aiter_lines(), kept.aiter_lines()
+            assert await anext(gone_lines) == ": subscribed"
+            assert await anext(kept_lines) == ": subscribed"
+            await kube.delete(f"{RBAC}/{namespace}/rolebindings/leaving")
+
+            async def drained() -> None:
+                async for _ in gone_lines:
+                    pass
+
+            await asyncio.wait_for(drained(), ENDS_WITHIN)  # the SSE stream ended
+            try:
+                await asyncio.wait_for(ws.recv(), ENDS_WITHIN)
+                raise AssertionError("the WebSocket got a frame instead of closing")
+            except ConnectionClosed as closed:
+                assert closed.rcvd is not None and closed.rcvd.code == 1008
+            # The other caller's stream goes on: it still receives what is sent.
+            sender = await service_account_token(
+                kube,
+                namespace,
+                "sender",
+                [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"]}],
+            )
+            documents = {"mapreduce": [votes_only()]}
+            auth = {"Authorization": f"Bearer {sender}"}
+            stored = await api.post("/v1/events", json=documents, headers=auth)
+            assert stored.status_code == 200, stored.text
+
+            async def data() -> str:
+                while True:
+                    await api.post(
+                        "/v1/events/send",
+                        json={"channel": "game", "events": [{"key": ["vote"], "value": "a"}]},
+                        headers=auth,
+                    )
+                    line = await asyncio.wait_for(anext(kept_lines), 5)
+                    if line.startswith("data: "):
+                        return line
+
+            assert (await asyncio.wait_for(data(), ENDS_WITHIN)).startswith("data: ")

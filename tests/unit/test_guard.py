@@ -146,6 +146,16 @@ async def test_a_streamed_body_is_cut_at_the_limit(secured: Served) -> None:
     assert status_of(answer) not in (401, 413, 415), answer
 
 
+async def test_a_body_slower_than_its_deadline_is_408(secured: Served) -> None:
+    # 10 bytes of a declared 100, then nothing: cut after body_seconds, not held open.
+    head = (
+        b"POST /v1/events/send HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer good\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    )
+    answer = await exchange(secured.port, head, b'{"channel"')
+    assert status_of(answer) == 408, answer
+
+
 async def test_too_many_or_too_large_headers_are_431(secured: Served) -> None:
     many = b"".join(b"X-H%d: v\r\n" % i for i in range(200))
     answer = await exchange(secured.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")

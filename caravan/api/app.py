@@ -122,6 +122,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 _absent_is_not_null(parameter)
     _closed_pattern_objects(schema)
+    guard.document(schema)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault(
         "ErrorBody",

@@ -271,3 +271,15 @@ def install(app: FastAPI, config: Config) -> None:
         app.add_middleware(LoopbackGuard)
     app.add_middleware(SecurityHeaders)
     streams.install(app, config.limits)
+
+
+def document(schema: dict[str, Any]) -> None:
+    """What the guards answer, said in the OpenAPI document: every operation that takes a
+    body may get 413 (too large) and 415 (not JSON) before its route runs."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                answers = operation.setdefault("responses", {})
+                answers.setdefault("413", {"description": "Body too large", "content": error})
+                answers.setdefault("415", {"description": "Body not JSON", "content": error})

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictStr
 
-from caravan.api import results_feed
+from caravan.api import results_feed, streams
 from caravan.api.area import Area
 from caravan.api.auth import check_access
 from caravan.api.deps import EventsDep, WritesDep, configmap_access
@@ -179,9 +179,11 @@ async def send_events(body: SendBatch, events: EventsDep) -> dict[str, Any]:
     response_class=StreamingResponse,
     summary="Stream every results message as it is produced (SSE)",
 )
-async def stream_results(events: EventsDep) -> StreamingResponse:
+async def stream_results(request: Request, events: EventsDep) -> StreamingResponse:
+    # Ends when the caller may no longer read the events (api/streams.py).
+    name = request.app.state.caravan.config.configmaps.events
     return StreamingResponse(
-        results_feed.sse(events),
+        streams.stream(request, results_feed.sse(events), "get", "configmaps", name=name),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -199,7 +201,12 @@ async def websocket_results(websocket: WebSocket) -> None:
     except ApiError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return
-    await results_feed.websocket_results(websocket, events)
+    try:
+        # Closed (1008) when the caller may no longer read the events (api/streams.py).
+        async with streams.websocket_access(websocket, "get", "configmaps", name=name):
+            await results_feed.websocket_results(websocket, events)
+    except ApiError as exc:  # too many streams open already
+        await websocket.close(code=1008, reason=exc.message[:120])
 
 
 area = Area("events", router)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field, StrictBool, StrictStr
 
+from caravan.api import streams
 from caravan.api.area import Area
 from caravan.api.auth import authorize
 from caravan.api.deps import LogsDep, WritesDep, configmap_access
@@ -105,6 +106,7 @@ async def get_meta(name: LogId, logs: LogsDep) -> list[dict[str, Any]]:
     summary="Read a task's log from a byte offset (origin start or end); follow streams",
 )
 async def read_log(
+    request: Request,
     alloc: AllocId,
     task: TaskName,
     fs: reads.Fs,
@@ -120,7 +122,11 @@ async def read_log(
     headers = {STREAM_HEADER: answer.stream}
     if isinstance(answer.body, bytes):
         return Response(answer.body, media_type="text/plain", headers=headers)
-    return StreamingResponse(answer.body, media_type="text/plain", headers=headers)
+    body = answer.body
+    if follow:
+        # Ends when the caller may no longer read logs (api/streams.py).
+        body = streams.stream(request, body, "get", "pods", subresource="log")
+    return StreamingResponse(body, media_type="text/plain", headers=headers)
 
 
 area = Area("logs", router)

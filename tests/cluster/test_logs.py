@@ -12,6 +12,7 @@ import httpx
 
 from caravan.kube.client import CONFIGMAPS, JOBS, PODS, KubeClient
 from caravan.runner import Caravan
+from tests.cluster.conftest import JSON_TYPE
 from tests.cluster.kubeutil import (
     cri_log,
     eventually,
@@ -103,7 +104,7 @@ async def test_log_definitions_replace_atomically_and_follow_kubectl_edits(
         response = await api.post("/v1/log/logs", json=body)
         assert response.status_code == status, (body, response.text)
         assert response.json()["error"]
-    response = await api.post("/v1/log/logs", content=b"[{not json", headers={})
+    response = await api.post("/v1/log/logs", content=b"[{not json", headers=JSON_TYPE)
     assert response.status_code == 400
     assert await get_json(api, "/v1/log/logs") == first
     unchanged = await kube.get(CONFIGMAPS.item(namespace, LOGS_CONFIGMAP))

@@ -20,7 +20,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from caravan.api.area import Area
-from caravan.api.errors import ApiError
+from caravan.errors import no_such
 
 STATIC = pathlib.Path(str(resources.files("caravan.ui") / "static"))
 DOCS_STATIC = pathlib.Path(str(resources.files("fastapi_offline") / "static"))
@@ -67,7 +67,7 @@ def asset_path(root: pathlib.Path, name: str) -> pathlib.Path | None:
 def _file(root: pathlib.Path, name: str, headers: dict[str, str]) -> FileResponse:
     found = asset_path(root, name)
     if found is None:
-        raise ApiError(404, f"no asset {name!r}")
+        raise no_such("asset", name)
     return FileResponse(found, media_type=TYPES[found.suffix], headers=headers)
 
 

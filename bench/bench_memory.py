@@ -3,7 +3,9 @@
 Creates N pods labelled as allocations of one Caravan job (with a scheduler name no
 scheduler serves, so they stay Pending and cost the cluster nothing), starts `caravan
 run`, waits for its caches to sync and prints its RSS, and the GET /v1/jobs latency with
-that many allocations in the view. Not a test: nothing here asserts.
+that many allocations in the view. `--failing F`: that share of the pods gets a status
+with a failure Kubernetes would give (a crash loop with its last termination, or not
+schedulable), so the store holds their failure facts too. Not a test: nothing here asserts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import pathlib
 import sys
 import time
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -62,6 +65,16 @@ async def main(args: argparse.Namespace) -> None:
 
         await asyncio.gather(*(create(i) for i in range(args.pods)))
         print(f"[bench] {args.pods} allocation pods created in {time.monotonic() - t0:.0f}s")
+        failing = int(args.pods * args.failing)
+
+        async def fail(i: int) -> None:
+            async with sem:
+                await kube.merge_patch(
+                    PODS.item(ns, f"alloc-{i:05d}", "status"), {"status": failed_status(i)}
+                )
+
+        await asyncio.gather(*(fail(i) for i in range(failing)))
+        print(f"[bench] {failing} of them given a failure status")
         async with running_caravan(ns, config, timeout=60) as (proc, api):
             while True:
                 view = (await api.get("/v1/jobs/mem")).json()
@@ -74,8 +87,10 @@ async def main(args: argparse.Namespace) -> None:
                 t = time.perf_counter()
                 await api.get("/v1/jobs")
                 gets.append(time.perf_counter() - t)
+            problems = sum(len(g["problems"]) for g in view["taskGroups"])
             print(
-                f"[bench] caravan RSS with {args.pods} pods in its store:"
+                f"[bench] caravan RSS with {args.pods} pods in its store"
+                f" ({failing} failing, {problems} problem kinds in the view):"
                 f" {rss_mb(proc.pid):.0f} MB;"
                 f" GET /v1/jobs p50 {pct(gets, 50) * 1000:.2f} ms,"
                 f" p99 {pct(gets, 99) * 1000:.2f} ms"
@@ -83,7 +98,50 @@ async def main(args: argparse.Namespace) -> None:
         await kube.delete(PODS.collection(ns), labelSelector="bench=memory")
 
 
+def failed_status(i: int) -> dict[str, Any]:
+    """Half crash loops (exit code, last termination), half unschedulable."""
+    if i % 2:
+        return {
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/4 nodes are available: 1 Insufficient cpu, 3 node(s) had"
+                    " untolerated taint {kwok.x-k8s.io/node: fake}.",
+                }
+            ]
+        }
+    return {
+        "containerStatuses": [
+            {
+                "name": "main",
+                "image": "bench/fake:1",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 7 + i % 5,
+                "started": False,
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 5m0s restarting failed container=main pod=alloc-{i}",
+                    }
+                },
+                "lastState": {
+                    "terminated": {
+                        "reason": "Error",
+                        "exitCode": 3,
+                        "startedAt": "2026-01-01T00:00:00Z",
+                        "finishedAt": "2026-01-01T00:00:01Z",
+                    }
+                },
+            }
+        ]
+    }
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--failing", type=float, default=0.2, help="share of failing pods")
     asyncio.run(main(parser.parse_args()))

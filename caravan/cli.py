@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from caravan.client import failures
 from caravan.client.areas import events, monitor, secrets
 from caravan.client.jobs import jobsdefs, scale, start, status, stop
 from caravan.client.load import load
@@ -225,6 +226,7 @@ for command in (
     events,
     monitor,
     load,
+    *failures.COMMANDS,
 ):
     cli.add_command(command)
 

@@ -17,3 +17,7 @@ LOGGERS_ANNOTATION: Final = "caravan.dev/loggers"
 # Bumped on every task pod when Caravan's loggers or settings ConfigMap changes, so the
 # kubelet rewrites the pod's ConfigMap volumes at once (caravan/operator/refresh.py).
 CONFIG_REVISION_ANNOTATION: Final = "caravan.dev/config-revision"
+# When each task group was last restarted (JSON {group: time}), on the Job: written by the
+# restart route, copied by the operator into the group's pod template (as `kubectl rollout
+# restart` does), so the Deployment replaces its allocations one by one.
+RESTARTED_AT_ANNOTATION: Final = "caravan.dev/restarted-at"

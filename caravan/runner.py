@@ -16,14 +16,21 @@ from caravan.api.app import create_app
 from caravan.api.serving import uvicorn_limits
 from caravan.api.state import AppState
 from caravan.config import Config
-from caravan.kube.client import CONFIGMAPS, JOBS, PODS, SECRETS, KubeClient
+from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, EVENTS, JOBS, PODS, SECRETS, KubeClient
 from caravan.kube.informer import Informer
 from caravan.listener import shared_socket
 from caravan.operator.decorators import template_decorators
 from caravan.operator.leader import LeaseElector
 from caravan.operator.runner import OperatorThread
 from caravan.store import Store
-from caravan.store.store import KIND_CONFIGMAP, KIND_JOB, KIND_POD, KIND_SECRET
+from caravan.store.store import (
+    KIND_CONFIGMAP,
+    KIND_DEPLOYMENT,
+    KIND_EVENT,
+    KIND_JOB,
+    KIND_POD,
+    KIND_SECRET,
+)
 from caravan.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,17 @@ def build_informers(kube: KubeClient, store: Store, config: Config) -> list[Info
             label_selector=labels.JOB_LABEL,
             idle_seconds=idle,
         ),
+        # The task groups' Deployments: what they say of pods they could not create.
+        Informer(
+            kube,
+            KIND_DEPLOYMENT,
+            DEPLOYMENTS.collection(ns),
+            store,
+            label_selector=labels.JOB_LABEL,
+            idle_seconds=idle,
+        ),
+        # The namespace's Events, for the jobs' activity (caravan.store.activity bounds them).
+        Informer(kube, KIND_EVENT, EVENTS.collection(ns), store, idle_seconds=idle),
         Informer(
             kube,
             KIND_SECRET,

@@ -12,11 +12,13 @@ from caravan.api.errors import ApiError
 from caravan.api.state import AppState
 from caravan.api.writes import request_writes
 from caravan.config import ConfigMapNames
+from caravan.services.activity import JobActivity
 from caravan.services.events import Events
 from caravan.services.jobs import Jobs
 from caravan.services.jobsdefs import JobDefinitions
 from caravan.services.loggers import Loggers
 from caravan.services.logs import Logs
+from caravan.services.restart import Restarts
 from caravan.services.secrets import Secrets
 from caravan.services.settings import Settings
 from caravan.services.wiring import Services
@@ -58,6 +60,21 @@ def get_jobs(state: StateDep) -> Jobs:
     return services_of(state).jobs
 
 
+def get_activity(state: StateDep) -> JobActivity:
+    return services_of(state).activity
+
+
+def get_restarts(state: StateDep) -> Restarts:
+    return services_of(state).restarts
+
+
+def caller_name(request: Request) -> str | None:
+    """The caller's username once access control named them (None with auth off): the
+    Events Caravan records say who asked."""
+    caller = getattr(request.state, "caller", None)
+    return caller.username if isinstance(caller, Caller) else None
+
+
 def get_definitions(state: StateDep) -> JobDefinitions:
     return services_of(state).definitions
 
@@ -97,3 +114,6 @@ DefinitionsDep = Annotated[JobDefinitions, Depends(get_definitions)]
 LogsDep = Annotated[Logs, Depends(get_logs)]
 LoggersDep = Annotated[Loggers, Depends(get_loggers)]
 SecretsDep = Annotated[Secrets, Depends(get_secrets)]
+ActivityDep = Annotated[JobActivity, Depends(get_activity)]
+RestartsDep = Annotated[Restarts, Depends(get_restarts)]
+CallerNameDep = Annotated[str | None, Depends(caller_name)]

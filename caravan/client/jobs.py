@@ -12,8 +12,8 @@ from caravan.client import paths
 from caravan.client.api import ApiFailure, flags_named
 from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
+from caravan.jobs.shapes import BUCKETS
 
-BUCKETS = ("queued", "starting", "running", "complete", "failed", "lost")
 LONG_POLL_SECONDS = 60.0
 
 
@@ -33,9 +33,23 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
                     f"{g.get('count')}/{g.get('countMax')}" if g else "",
                     g.get("countInit"),
                     *(summary.get(b, "") for b in BUCKETS),
+                    problems_cell(g.get("problems") or []),
                 ]
             )
-    return table(["job", "status", "autostart", "group", "count/max", "init", *BUCKETS], rows)
+    columns = ["job", "status", "autostart", "group", "count/max", "init", *BUCKETS, "problems"]
+    return table(columns, rows)
+
+
+def problems_cell(problems: list[dict[str, Any]]) -> str:
+    """A failing group's reasons, e.g. `CrashLoopBackOff (2): task main exited with code 3`."""
+    return "; ".join(
+        f"{p.get('reason')} ({p.get('allocations')}): {_cut(str(p.get('message') or ''))}"
+        for p in problems
+    )
+
+
+def _cut(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _fetch(

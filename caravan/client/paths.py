@@ -31,6 +31,18 @@ def job_allocations(name: str) -> str:
     return f"{job(name)}/allocations"
 
 
+def job_activity(name: str) -> str:
+    return f"{job(name)}/activity"
+
+
+def job_restart(name: str) -> str:
+    return f"{JOBS}/restart/{segment(name)}"
+
+
+def alloc_restart(alloc: str) -> str:
+    return f"/v1/allocations/{segment(alloc)}/restart"
+
+
 def start_or_stop(verb: Literal["start", "stop"], name: str | None = None) -> str:
     """Start/Stop All without a name; one job's start/stop with one."""
     return f"{JOBS}/{verb}" if name is None else f"{JOBS}/{verb}/{segment(name)}"

@@ -1,4 +1,5 @@
-"""What the job detail view shows of each allocation (pod): status, node, age, restarts.
+"""What the job detail view shows of each allocation (pod): status, node, age, restarts,
+and per task its state, reason and exit codes.
 
 Pure: reads a pod's JSON as the API server returns it. The store keeps only the facts the
 jobs view needs (memory), so the detail view reads the pods themselves.
@@ -10,17 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from caravan import labels
-from caravan.jobs.summary import pod_facts
-from caravan.logs.status import rfc3339_utc, status_word
+from caravan.jobs.failures import pod_problem, task_views
+from caravan.jobs.shapes import AllocationView
+from caravan.jobs.summary import pod_facts, status_word
+from caravan.jobs.times import rfc3339_utc
 
 
-def allocation_view(pod: Mapping[str, Any]) -> dict[str, Any]:
+def allocation_view(pod: Mapping[str, Any]) -> AllocationView:
     facts = pod_facts(pod, labels.JOB_LABEL, labels.TASK_GROUP_LABEL, labels.LOGGERS_ANNOTATION)
-    status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    restarts: dict[str, int] = {}
-    for container in status.get("containerStatuses") or []:
-        restarts[str(container.get("name", ""))] = int(container.get("restartCount") or 0)
+    tasks = task_views(pod)
+    reason, message = pod_problem(pod)
     return {
         "allocID": facts.name,
         "taskGroup": facts.group,
@@ -28,12 +29,14 @@ def allocation_view(pod: Mapping[str, Any]) -> dict[str, Any]:
         "phase": facts.phase,
         "node": str(spec.get("nodeName") or ""),
         "createTime": rfc3339_utc(facts.created),
-        "restarts": sum(restarts.values()),
-        "tasks": [{"name": name, "restarts": restarts.get(name, 0)} for name in facts.containers],
+        "restarts": sum(t["restarts"] for t in tasks),
+        "reason": reason,
+        "message": message,
+        "tasks": tasks,
     }
 
 
-def allocation_views(pods: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def allocation_views(pods: list[Mapping[str, Any]]) -> list[AllocationView]:
     """Sorted by task group, then name: the order the detail view lists them in."""
     views = [allocation_view(p) for p in pods]
     return sorted(views, key=lambda v: (v["taskGroup"], v["allocID"]))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from caravan.jobs.rollout import DEFAULT_ROLLOUT, RolloutPolicy, read_rollout
+from caravan.labels import RESTARTED_AT_ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class JobSpec:
     autostart: bool = True
     # Jobs "start all" starts before this one.
     dependencies: tuple[str, ...] = ()
+    # (group, time) of each group's last restart (caravan.jobs.restart).
+    restarted_at: tuple[tuple[str, str], ...] = ()
 
     def group(self, name: str) -> TaskGroupSpec | None:
         return next((g for g in self.task_groups if g.name == name), None)
@@ -82,10 +86,23 @@ def read_job(body: dict[str, Any]) -> JobSpec:
             )
         )
     dependencies = spec.get("dependencies")
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
     return JobSpec(
         name=str(body.get("metadata", {}).get("name", "")),
         suspend=bool(spec.get("suspend", False)),
         task_groups=tuple(groups),
         autostart=spec.get("autostart") is not False,
         dependencies=tuple(str(d) for d in dependencies) if isinstance(dependencies, list) else (),
+        restarted_at=read_restarts(annotations.get(RESTARTED_AT_ANNOTATION)),
     )
+
+
+def read_restarts(text: Any) -> tuple[tuple[str, str], ...]:
+    """The restart annotation's {group: time}, sorted; nothing when absent or unreadable."""
+    try:
+        parsed = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return ()
+    if not isinstance(parsed, dict):
+        return ()
+    return tuple(sorted((str(g), str(t)) for g, t in parsed.items() if isinstance(t, str)))

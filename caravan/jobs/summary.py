@@ -5,10 +5,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final
 
-Bucket = Literal["queued", "starting", "running", "complete", "failed", "lost"]
-BUCKETS: tuple[Bucket, ...] = ("queued", "complete", "failed", "running", "starting", "lost")
+from caravan.jobs.failures import DeploymentFacts, group_problems, interned_problem
+from caravan.jobs.shapes import BUCKETS, AllocStatus, Bucket, Problem, Summary
+
+# The seed's status words for the buckets: an allocation not yet running (not placed, or
+# placed but not ready) is "pending".
+STATUS_OF_BUCKET: Final[dict[Bucket, AllocStatus]] = {
+    "queued": "pending",
+    "starting": "pending",
+    "running": "running",
+    "complete": "complete",
+    "failed": "failed",
+    "lost": "lost",
+}
 
 # Reasons Kubernetes gives when a pod was taken away from a node rather than ending by itself.
 _LOST_REASONS = frozenset({"Evicted", "NodeLost", "NodeAffinity", "Terminated", "Shutdown"})
@@ -31,6 +42,10 @@ class PodFacts:
     loggers: str  # raw JSON of the loggers annotation, "" when absent
     node: str = ""  # spec.nodeName, "" until scheduled
     revision: str = ""  # the config-revision annotation (operator/refresh.py), "" when absent
+    # What keeps it from running, in Kubernetes' word and for a person (jobs.failures);
+    # "" when nothing. Shared strings: the pods of a group usually fail alike.
+    problem: str = ""
+    problem_message: str = ""
 
     @property
     def bucket(self) -> Bucket:
@@ -49,6 +64,7 @@ def pod_facts(
     status = pod.get("status") or {}
     conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
     spec = pod.get("spec") or {}
+    problem, problem_message = interned_problem(pod)
     return PodFacts(
         name=str(meta.get("name", "")),
         job=str(labels.get(job_label, "")),
@@ -64,6 +80,8 @@ def pod_facts(
         node=sys.intern(str(spec.get("nodeName") or "")),
         # Interned: every pod carries one of very few revisions (memory at 10,000 pods).
         revision=sys.intern(str((meta.get("annotations") or {}).get(revision_key, ""))),
+        problem=problem,
+        problem_message=problem_message,
     )
 
 
@@ -81,9 +99,42 @@ def pod_bucket(pod: PodFacts) -> Bucket:
     return "starting"
 
 
-def summarize(pods: Iterable[PodFacts]) -> dict[str, int]:
-    """Counts per bucket, every bucket present, in the order API.md shows them."""
+def status_word(bucket: Bucket) -> AllocStatus:
+    return STATUS_OF_BUCKET[bucket]
+
+
+def summarize(pods: Iterable[PodFacts], desired: int = 0) -> Summary:
+    """Counts per bucket, every bucket present, in the order of `BUCKETS`.
+
+    Allocations wanted (`desired`) that have no pod at all (Kubernetes could not create
+    them yet, or refused to) count as queued, as Nomad counts unplaced allocations.
+    """
     counts: dict[str, int] = dict.fromkeys(BUCKETS, 0)
+    active = 0
     for pod in pods:
         counts[pod.bucket] += 1
-    return counts
+        active += _active(pod)
+    counts["queued"] += max(0, desired - active)
+    return counts  # type: ignore[return-value]  # every key of Summary, as ints
+
+
+def _active(pod: PodFacts) -> bool:
+    """Whether the pod stands for one of the wanted allocations, as a ReplicaSet counts
+    its pods: not being deleted and not ended (an ended one gets replaced)."""
+    return not pod.deleting and pod.phase not in ("Succeeded", "Failed")
+
+
+def group_state(
+    pods: Iterable[PodFacts], desired: int, deployment: DeploymentFacts | None = None
+) -> tuple[Summary, list[Problem]]:
+    """A task group's summary and problems, from its pods and its Deployment."""
+    pods = list(pods)
+    summary = summarize(pods, desired)
+    active = sum(1 for p in pods if _active(p))
+    problems = group_problems(
+        ((p.problem, p.problem_message) for p in pods if not p.deleting),
+        missing=max(0, desired - active),
+        deployment=deployment,
+        not_running=max(0, desired - summary["running"]),
+    )
+    return summary, problems

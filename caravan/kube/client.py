@@ -53,6 +53,7 @@ NAMESPACES = ResourcePath("", "v1", "namespaces")
 DEPLOYMENTS = ResourcePath("apps", "v1", "deployments")
 JOBS = ResourcePath("caravan.dev", "v1alpha1", "jobs")
 CONTROLLER_REVISIONS = ResourcePath("apps", "v1", "controllerrevisions")
+EVENTS = ResourcePath("events.k8s.io", "v1", "events")
 
 
 async def load_configuration(

@@ -1,44 +1,12 @@
-"""What `GET /v1/log/meta/{name}` says of an allocation: status word and creation time."""
+"""What `GET /v1/log/meta/{name}` says of an allocation: status word and creation time.
+
+Both are the jobs views' own (caravan.jobs): the logs area reads the jobs area, never the
+other way round.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Final, Literal
+from caravan.jobs.summary import STATUS_OF_BUCKET, status_word
+from caravan.jobs.times import rfc3339_utc
 
-from caravan.jobs.summary import Bucket
-
-Status = Literal["pending", "running", "complete", "failed", "lost"]
-
-# The seed's status words for the jobs summary buckets: an allocation not yet running
-# (not scheduled, or scheduled but not ready) is "pending".
-STATUS_OF_BUCKET: Final[dict[Bucket, Status]] = {
-    "queued": "pending",
-    "starting": "pending",
-    "running": "running",
-    "complete": "complete",
-    "failed": "failed",
-    "lost": "lost",
-}
-
-
-def status_word(bucket: Bucket) -> Status:
-    return STATUS_OF_BUCKET[bucket]
-
-
-def rfc3339_utc(timestamp: str) -> str:
-    """Kubernetes timestamps as RFC 3339 in UTC with a `Z` (`2026-01-01T00:00:00Z`).
-
-    An empty or unreadable timestamp stays as given ("" for a pod the API server has not
-    stamped yet), rather than inventing a time.
-    """
-    if not timestamp:
-        return ""
-    try:
-        parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return timestamp
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    utc = parsed.astimezone(UTC)
-    spec = "seconds" if utc.microsecond == 0 else "microseconds"
-    return utc.isoformat(timespec=spec).replace("+00:00", "Z")
+__all__ = ["STATUS_OF_BUCKET", "rfc3339_utc", "status_word"]

@@ -39,6 +39,11 @@ def desired_deployment(
     template = copy.deepcopy(group.template)
     template_meta = template.setdefault("metadata", {})
     template_meta["labels"] = {**(template_meta.get("labels") or {}), **own_labels}
+    restarted = dict(spec.restarted_at).get(group.name)
+    if restarted:
+        # A new value changes the template: the Deployment replaces its pods one by one.
+        annotations = template_meta.get("annotations") or {}
+        template_meta["annotations"] = {**annotations, labels.RESTARTED_AT_ANNOTATION: restarted}
     template.setdefault("spec", {})
     for decorate in decorators:
         decorate(template, spec, group)

@@ -13,7 +13,7 @@ from caravan import metrics
 from caravan.jobs.definitions import dependency_problem_of
 from caravan.jobs.spec import read_job
 from caravan.kube.client import JSON, KubeClient, load_configuration
-from caravan.kube.recorder import EventRecorder
+from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.labels import (
     GROUP,
     JOB_LABEL,
@@ -21,6 +21,7 @@ from caravan.labels import (
     TASK_GROUP_LABEL,
     VERSION,
 )
+from caravan.operator.drift import foreign_spec_manager
 from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
@@ -44,6 +45,8 @@ class OperatorShared:
     jobs_listener: JobsListener | None = None
     refresher: VolumeRefresher | None = None
     configmap_listener: ConfigMapListener | None = None
+    # The operator's Events on the Jobs (DriftRepaired).
+    recorder: EventRecorder | None = None
 
     def request(self, bodies: dict[str, JSON | None]) -> None:
         # Before the first job event there is no reconciler yet; Kopf's initial listing
@@ -73,6 +76,8 @@ def build_registry() -> kopf.OperatorRegistry:
         settings.scanning.disabled = True
         shared: OperatorShared = memo.shared
         shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
+        # The operator's Events on the Jobs (DriftRepaired, Refused, AutoReverted, ...).
+        shared.recorder = EventRecorder(shared.kube, memo.config.namespace, memo.config.identity)
         # Pods are watched once, by the store: when a job's allocations change its view,
         # the store says so here (from its own loop) and the job's status is rewritten.
         loop = asyncio.get_running_loop()
@@ -115,6 +120,8 @@ def build_registry() -> kopf.OperatorRegistry:
             await shared.refresher.close()
         if shared.reconciler is not None:
             await shared.reconciler.close()
+        if shared.recorder is not None:
+            await shared.recorder.close()
         if shared.kube is not None:
             await shared.kube.close()
 
@@ -150,7 +157,7 @@ def build_registry() -> kopf.OperatorRegistry:
             dependencies: kopf.Index[str, tuple[str, ...]] = indexes["dependencies_by_job"]
             rollouts: kopf.Index[str, Rollout] = indexes["rollouts_by_job"]
             store: Store = memo.store
-            recorder = EventRecorder(shared.kube, memo.config.namespace, memo.config.identity)
+            recorder = shared.recorder
             shared.reconciler = Reconciler(
                 kube=shared.kube,
                 namespace=memo.config.namespace,
@@ -159,6 +166,8 @@ def build_registry() -> kopf.OperatorRegistry:
                 decorators=memo.decorators,
                 policy=memo.policy,
                 recorder=recorder,
+                failures=store.deployments_of,
+                on_drift=lambda body, name, how: _drift_repaired(shared, body, name, how),
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
                 revisions=RevisionKeeper(shared.kube, memo.config.namespace),
                 dependencies=lambda: dependency_graph(dependencies),
@@ -200,8 +209,13 @@ def build_registry() -> kopf.OperatorRegistry:
         # A hand-scaled or deleted Deployment makes its job reconcile: drift is repaired.
         # Its status moving (pods starting) or our own apply's echo does not.
         generation = int(body.get("metadata", {}).get("generation") or 0)
+        deleted = type == "DELETED"
         reconciler(memo, indexes).deployment_changed(
-            labels[JOB_LABEL], name, generation, deleted=type == "DELETED"
+            labels[JOB_LABEL],
+            name,
+            generation,
+            deleted=deleted,
+            changed_by=None if deleted else foreign_spec_manager(body),
         )
         if type != "DELETED":
             reconciler(memo, indexes).rollout_moved(labels[JOB_LABEL], rollout_of(body))
@@ -212,6 +226,17 @@ def build_registry() -> kopf.OperatorRegistry:
 def dependency_graph(index: Any) -> dict[str, tuple[str, ...]]:
     """Kopf's index of every job's dependencies as a plain mapping."""
     return {job: next(iter(values), ()) for job, values in index.items()}
+
+
+def _drift_repaired(shared: OperatorShared, body: JSON, name: str, how: str) -> None:
+    if shared.recorder is not None:
+        shared.recorder.record(
+            job_regarding(body),
+            "Normal",
+            "DriftRepaired",
+            f"Deployment {name} {how}; Caravan applied the job's definition to it again",
+            "Repair",
+        )
 
 
 def connection_info(configuration: Any) -> kopf.ConnectionInfo:

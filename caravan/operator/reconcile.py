@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from caravan import labels
 from caravan.jobs.definitions import dependency_problem_of
+from caravan.jobs.failures import DeploymentFacts
 from caravan.jobs.podpolicy import PodPolicy, violations
 from caravan.jobs.spec import read_job
 from caravan.jobs.summary import PodFacts
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 # (job name) -> pods of that job / (deployment name, group) pairs owned by that job
 PodsLookup = Callable[[str], Iterable[PodFacts]]
 DeploymentsLookup = Callable[[str], Iterable[tuple[str, str]]]
+# (job name) -> what each group's Deployment says of allocations it could not make
+FailuresLookup = Callable[[str], Mapping[str, DeploymentFacts]]
 
 
 async def reconcile_job(
@@ -46,6 +49,7 @@ async def reconcile_job(
     policy: PodPolicy | None = None,
     dependencies: Mapping[str, Sequence[str]] | None = None,
     recorder: EventRecorder | None = None,
+    failures: Mapping[str, DeploymentFacts] | None = None,
 ) -> str | None:
     """One pass. `applied` remembers each Deployment's last applied manifest and the
     generation the apply gave it: an unchanged manifest is not sent again (a change of
@@ -113,6 +117,7 @@ async def reconcile_job(
         apply_error=apply_error,
         refusal=refusal,
         dependency_problem=dependency_problem,
+        deployments=failures,
     )
     if status_changed(body.get("status"), new_status):
         await kube.merge_patch(JOBS.item(namespace, spec.name, "status"), {"status": new_status})
@@ -169,6 +174,9 @@ class Reconciler:
     # The installation's pod policy (None: none) and where refusals are told as Events.
     policy: PodPolicy | None = None
     recorder: EventRecorder | None = None
+    failures: FailuresLookup = lambda job: {}
+    # (Job body, Deployment name, what had happened to it): a drift repaired.
+    on_drift: Callable[[JSON, str, str], None] = lambda body, name, how: None
     on_result: Callable[[str], None] = lambda result: None
     # Every job's dependencies (Kopf's index), for the rules across jobs.
     dependencies: Callable[[], Mapping[str, Sequence[str]]] | None = None
@@ -182,12 +190,15 @@ class Reconciler:
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _bodies: dict[str, JSON] = field(default_factory=dict)
-    # The generation of each job's last successful pass.
-    _done: dict[str, int] = field(default_factory=dict)
+    # What each job's last successful pass applied: its generation and restart times.
+    _done: dict[str, tuple[int, str]] = field(default_factory=dict)
     # Per job: each Deployment's last applied manifest and generation.
     _applied: dict[str, dict[str, Applied]] = field(default_factory=dict)
     # Per job: the (uid, generation) whose refusal was told in an Event (once each).
     _told: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Per job: Deployments changed by someone else (what happened, at which generation),
+    # until a pass applied the Job's definition to them again.
+    _drifted: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
     closed: bool = False
 
     def request(self, job: str, body: JSON | None = None, *, new_spec_only: bool = False) -> None:
@@ -202,7 +213,7 @@ class Reconciler:
             new_spec_only
             and body is not None
             and job not in self._pending
-            and self._done.get(job) == _generation(body)
+            and self._done.get(job) == _applied_key(body)
         ):
             return
         if body is not None:
@@ -235,13 +246,20 @@ class Reconciler:
         finally:
             self._running.pop(job, None)
 
-    def deployment_changed(self, job: str, name: str, generation: int, deleted: bool) -> None:
+    def deployment_changed(
+        self, job: str, name: str, generation: int, deleted: bool, changed_by: str | None = None
+    ) -> None:
         """A Deployment of `job` changed. Its status moving, or the echo of our own apply,
         keeps the generation we applied: nothing to do. Anything else (a hand-made
-        scale or edit, a deletion) is drift: the next pass applies it again."""
+        scale or edit, a deletion) is drift: the next pass applies it again.
+        `changed_by`: the field manager other than Caravan that owns part of its spec."""
         entry = self._applied.get(job, {}).get(name)
         if not deleted and entry is not None and entry.generation == generation:
             return
+        if deleted:
+            self._drifted.setdefault(job, {})[name] = ("was deleted", generation)
+        elif changed_by is not None:
+            self._drifted.setdefault(job, {})[name] = (f"was changed by {changed_by}", generation)
         self._applied.get(job, {}).pop(name, None)
         self.request(job)
 
@@ -265,6 +283,7 @@ class Reconciler:
                 self._applied.pop(job, None)
                 if self.revisions is not None:
                     self.revisions.forget(job)
+                self._drifted.pop(job, None)
                 return  # deleted meanwhile
         if self.revisions is not None:
             version = await self.revisions.record(body)
@@ -281,11 +300,13 @@ class Reconciler:
             policy=self.policy,
             dependencies=None if self.dependencies is None else self.dependencies(),
             recorder=self.recorder,
+            failures=self.failures(job),
         )
         if self.rollout_keeper is not None and refusal is None:
             applied = {name: a.generation for name, a in self._applied.get(job, {}).items()}
             await self.rollout_keeper.check(body, list(self.rollouts(job)), applied)
-        self._done[job] = _generation(body)
+        self._done[job] = _applied_key(body)
+        self._report_repairs(job, body)
         told = (str(body["metadata"].get("uid", "")), _generation(body))
         if refusal is None:
             self._told.pop(job, None)
@@ -300,9 +321,40 @@ class Reconciler:
                 f"no Deployment is made: {refusal}",
             )
 
+    def _report_repairs(self, job: str, body: JSON) -> None:
+        """Drift that this pass repaired: the Deployment applied again after the change
+        (a new generation, or made again after a deletion)."""
+        drifted = self._drifted.get(job)
+        if not drifted:
+            return
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            self._drifted.pop(job, None)  # the job is going: its Deployments with it
+            return
+        spec = read_job(body)
+        wanted = {deployment_name(spec.name, g.name) for g in spec.task_groups}
+        applied = self._applied.get(job, {})
+        for name, (how, generation) in list(drifted.items()):
+            entry = applied.get(name)
+            if name in wanted and entry is None:
+                continue  # its apply failed: the next pass tries again
+            if name in wanted and (
+                how == "was deleted" or (entry is not None and entry.generation > generation)
+            ):
+                self.on_drift(body, name, how)
+            del drifted[name]
+        if not drifted:
+            self._drifted.pop(job, None)
+
     async def close(self) -> None:
         self.closed = True
         await cancel_and_wait(list(self._running.values()))
+
+
+def _applied_key(body: JSON) -> tuple[int, str]:
+    """What a pass applies of a Job: its spec (generation) and its restart annotation,
+    which changes the pod templates without changing the spec."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    return _generation(body), str(annotations.get(labels.RESTARTED_AT_ANNOTATION, ""))
 
 
 def _generation(body: JSON) -> int:

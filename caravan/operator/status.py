@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from caravan.jobs.failures import DeploymentFacts
 from caravan.jobs.spec import JobSpec
-from caravan.jobs.summary import PodFacts, summarize
-from caravan.jobs.view import job_status
+from caravan.jobs.summary import PodFacts
+from caravan.jobs.view import job_view
 
 
 def _now() -> str:
@@ -47,40 +48,56 @@ def job_status_body(
     apply_error: str | None = None,
     refusal: str | None = None,
     dependency_problem: str | None = None,
+    deployments: Mapping[str, DeploymentFacts] | None = None,
 ) -> dict[str, Any]:
     """The status subresource; `apply_error` is why Kubernetes refused the Deployments,
     `refusal` why Caravan did (the pod policy), `dependency_problem` what is wrong with
-    the job's dependencies among the other jobs."""
+    the job's dependencies among the other jobs, `deployments` what each group's
+    Deployment says (by group)."""
     now = now or _now()
-    summaries = [summarize(pods_by_group.get(g.name, ())) for g in spec.task_groups]
-    wanted = [spec.desired_count(g) for g in spec.task_groups]
-    running = sum(s["running"] for s in summaries)
-    desired = sum(wanted)
+    view = job_view(spec, pods_by_group, deployments)
+    running = sum(g["summary"]["running"] for g in view["taskGroups"])
+    desired = sum(g["count"] for g in view["taskGroups"])
     groups = [
-        {"name": group.name, "count": count, "summary": summary}
-        for group, count, summary in zip(spec.task_groups, wanted, summaries, strict=True)
+        {"name": g["name"], "count": g["count"], "summary": g["summary"]}
+        for g in view["taskGroups"]
     ]
-    status = job_status(spec, summaries)
     previous_conditions = {
         c.get("type", ""): c
         for c in (previous or {}).get("conditions") or []
         if isinstance(c, dict)
     }
-    ready = not spec.suspend and running >= desired
-    lagging = [
-        g.name
-        for g, count, s in zip(spec.task_groups, wanted, summaries, strict=True)
-        if s["running"] < count
-    ]
+    available = not spec.suspend and running >= desired
+    lagging = [g["name"] for g in view["taskGroups"] if g["summary"]["running"] < g["count"]]
+    # Each group's problems, most widespread first: the Degraded condition names them all,
+    # its reason is the first one's (Kubernetes' own word).
+    problems = sorted(
+        ((g["name"], p) for g in view["taskGroups"] for p in g["problems"]),
+        key=lambda gp: -gp[1]["allocations"],
+    )
     conditions = [
+        # As a Deployment's: `kubectl wait --for=condition=Available cjob/NAME`.
         _condition(
             previous_conditions,
-            "Ready",
-            ready,
-            "Stopped" if spec.suspend else ("AllRunning" if ready else "Waiting"),
+            "Available",
+            available,
+            "Stopped" if spec.suspend else ("AllRunning" if available else "Waiting"),
             "job is stopped"
             if spec.suspend
-            else ("every allocation is running" if ready else f"waiting for {', '.join(lagging)}"),
+            else (
+                "every allocation is running" if available else f"waiting for {', '.join(lagging)}"
+            ),
+            generation,
+            now,
+        ),
+        _condition(
+            previous_conditions,
+            "Degraded",
+            bool(problems),
+            problems[0][1]["reason"] if problems else "NoProblems",
+            "; ".join(f"{g}: {p['reason']}: {p['message']}" for g, p in problems)[:1000]
+            if problems
+            else "no task group reports a problem",
             generation,
             now,
         ),
@@ -110,7 +127,9 @@ def job_status_body(
         ),
     ]
     return {
-        "status": status,
+        "status": view["status"],
+        # One line for `kubectl get cjob`: the first problem and where.
+        "problem": _headline(problems),
         "running": running,
         "desired": desired,
         "groupCount": len(groups),
@@ -139,11 +158,27 @@ def dependency_condition_stale(status: Mapping[str, Any] | None, problem: str | 
     return problem is not None
 
 
+def _headline(problems: list[tuple[str, Any]]) -> str:
+    if not problems:
+        return ""
+    group, first = problems[0]
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{first['reason']} in {group}{more}"
+
+
 def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Compares what matters, so a status write never triggers another one."""
     if not old:
         return True
-    keys = ("status", "running", "desired", "groupCount", "observedGeneration", "taskGroups")
+    keys = (
+        "status",
+        "problem",
+        "running",
+        "desired",
+        "groupCount",
+        "observedGeneration",
+        "taskGroups",
+    )
     if any(old.get(k) != new.get(k) for k in keys):
         return True
     return _timeless(old.get("conditions")) != _timeless(new.get("conditions"))

@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from typing import Any
 
 from caravan import labels
 from caravan.errors import DomainError, NotFoundError, no_such
 from caravan.jobs import counts
 from caravan.jobs.allocations import allocation_views
+from caravan.jobs.changes import job_changes
 from caravan.jobs.order import start_order, stop_order
+from caravan.jobs.shapes import AllocationView, JobView
 from caravan.jobs.spec import JobSpec, read_job, rescaled
 from caravan.jobs.view import job_view
 from caravan.kube.client import JOBS, JSON, PODS
 from caravan.kube.errors import NotFound
+from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.kube.rmw import Decision, Outcome
 from caravan.kube.scaler import DeploymentScaler
 from caravan.services.state import ServerState
@@ -36,10 +38,12 @@ Read = JobSpec | DomainError
 
 
 class Jobs:
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, recorder: EventRecorder | None = None) -> None:
         self.state = state
         self.store = state.store
         self.scaler = DeploymentScaler(state.kube, state.namespace)
+        # Started, Stopped and Scaled Events on the Jobs changed (None: none recorded).
+        self.recorder = recorder
 
     # Reads -------------------------------------------------------------------------------
 
@@ -66,7 +70,18 @@ class Jobs:
             raise no_such("job", job_id)
         return body
 
-    async def allocations(self, job_id: str) -> list[dict[str, Any]]:
+    def current(self, job_id: str) -> JobView:
+        """The job's view as the store holds it now (the answer of a write)."""
+        spec = self.store.jobs.get(job_id)
+        if spec is None:
+            raise no_such("job", job_id)
+        return self.view_of(spec)
+
+    def view_of(self, spec: JobSpec) -> JobView:
+        pods = {g.name: self.store.pods_of(spec.name, g.name) for g in spec.task_groups}
+        return job_view(spec, pods, self.store.deployments_of(spec.name))
+
+    async def allocations(self, job_id: str) -> list[AllocationView]:
         """The job's allocations (pods) as the apiserver lists them now."""
         if job_id not in self.store.jobs:
             raise no_such("job", job_id)
@@ -77,31 +92,35 @@ class Jobs:
 
     # Writes ------------------------------------------------------------------------------
 
-    async def start(self, writes: Writes, job_id: str) -> dict[str, Any]:
-        return await self._change(writes, job_id, counts.started)
+    # `username`: the caller, named in the Events recorded (None: authentication off).
 
-    async def stop(self, writes: Writes, job_id: str) -> dict[str, Any]:
-        return await self._change(writes, job_id, counts.stopped)
+    async def start(self, writes: Writes, job_id: str, username: str | None = None) -> JobView:
+        return await self._change(writes, job_id, counts.started, username)
+
+    async def stop(self, writes: Writes, job_id: str, username: str | None = None) -> JobView:
+        return await self._change(writes, job_id, counts.stopped, username)
 
     async def update_counts(
-        self, writes: Writes, job_id: str, group: str, delta: int
-    ) -> dict[str, Any]:
+        self, writes: Writes, job_id: str, group: str, delta: int, username: str | None = None
+    ) -> JobView:
         return await self._change(
-            writes, job_id, lambda job: counts.with_count_delta(job, group, delta)
+            writes, job_id, lambda job: counts.with_count_delta(job, group, delta), username
         )
 
-    async def start_all(self, writes: Writes) -> list[dict[str, Any]]:
+    async def start_all(self, writes: Writes, username: str | None = None) -> list[JobView]:
         """Starts every autostart job, the jobs depended on first."""
         jobs = self.store.jobs
         autostart = {n: spec.dependencies for n, spec in jobs.items() if spec.autostart}
-        return await self._change_all(writes, start_order(autostart), counts.started)
+        return await self._change_all(writes, start_order(autostart), counts.started, username)
 
-    async def stop_all(self, writes: Writes) -> list[dict[str, Any]]:
+    async def stop_all(self, writes: Writes, username: str | None = None) -> list[JobView]:
         """Stops every job, each before the jobs it depends on."""
         every = {n: spec.dependencies for n, spec in self.store.jobs.items()}
-        return await self._change_all(writes, stop_order(every), counts.stopped)
+        return await self._change_all(writes, stop_order(every), counts.stopped, username)
 
-    async def _change(self, writes: Writes, job_id: str, change: Change) -> dict[str, Any]:
+    async def _change(
+        self, writes: Writes, job_id: str, change: Change, username: str | None = None
+    ) -> JobView:
         try:
             outcome = await writes.spec(
                 KIND_JOB,
@@ -115,8 +134,12 @@ class Jobs:
         if isinstance(outcome.result, DomainError):
             raise outcome.result
         spec = read_job(outcome.stored)
-        pods = {g.name: self.store.pods_of(job_id, g.name) for g in spec.task_groups}
-        return job_view(spec, pods)
+        if self.recorder is not None and isinstance(outcome.result, JobSpec):
+            for said in job_changes(outcome.result, spec, username):
+                self.recorder.record(
+                    job_regarding(outcome.stored), "Normal", said.reason, said.note, said.action
+                )
+        return self.view_of(spec)
 
     async def _write_through(self, outcome: Outcome[Read]) -> None:
         """The new replicas at once, rather than after the operator's watch of the Job
@@ -129,17 +152,19 @@ class Jobs:
             )
 
     async def _change_all(
-        self, writes: Writes, order: list[str], change: Change
-    ) -> list[dict[str, Any]]:
+        self, writes: Writes, order: list[str], change: Change, username: str | None = None
+    ) -> list[JobView]:
         """Applies `change` to each job in `order`, one after the other; every job's view."""
-        written: dict[str, dict[str, Any]] = {}
+        written: dict[str, JobView] = {}
         for name in order:
             try:
-                written[name] = await self._change(writes, name, change)
+                written[name] = await self._change(writes, name, change, username)
             except NotFoundError:
                 continue  # deleted meanwhile: nothing to start or stop
         store = self.store
-        views = {name: json.loads(store.job_json(name) or b"null") for name in store.jobs}
+        views: dict[str, JobView | None] = {
+            name: json.loads(store.job_json(name) or b"null") for name in store.jobs
+        }
         views.update(written)
         return [view for _, view in sorted(views.items()) if view is not None]
 

@@ -18,15 +18,20 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from caravan import labels
-from caravan.jobs.spec import JobSpec, read_job
+from caravan.jobs.failures import DeploymentFacts, deployment_facts
+from caravan.jobs.shapes import Activity
+from caravan.jobs.spec import JobSpec, deployment_name, read_job
 from caravan.jobs.summary import PodFacts, pod_facts
 from caravan.jobs.view import job_view
 from caravan.kube.client import JSON
+from caravan.store.activity import ActivityLog
 from caravan.store.versions import ObjectVersions
 from caravan.store.waiters import VersionWaiters
 
 KIND_JOB = "job"
 KIND_POD = "pod"
+KIND_DEPLOYMENT = "deployment"
+KIND_EVENT = "event"
 KIND_CONFIGMAP = "configmap"
 KIND_SECRET = "secret"
 
@@ -42,6 +47,12 @@ class Store:
         self._pods_by_job: dict[str, dict[str, dict[str, PodFacts]]] = defaultdict(
             lambda: defaultdict(dict)
         )
+        # What each task group's Deployment says of allocations it could not make.
+        self.deployments: dict[str, DeploymentFacts] = {}
+        self._deployments_by_job: dict[str, dict[str, DeploymentFacts]] = {}
+        # Deployment name -> (job, group), from the jobs' specs: ties Events to jobs.
+        self._deployment_owners: dict[str, tuple[str, str]] = {}
+        self.activity_log = ActivityLog(owner_of_deployment=self._job_of_deployment)
         self.configmaps: dict[str, dict[str, str]] = {}
         self.secret_names: set[str] = set()
         self.jobs_waiters = VersionWaiters()
@@ -76,6 +87,21 @@ class Store:
             else:
                 found = [p for g in groups.values() for p in g.values()]
         return sorted(found, key=lambda p: p.name)
+
+    def deployments_of(self, job: str) -> dict[str, DeploymentFacts]:
+        """The facts of a job's Deployments, by group."""
+        return dict(self._deployments_by_job.get(job, {}))
+
+    def activity(self, job: str) -> Activity | None:
+        """The job's activity (its Events and those of its groups and pods); None: no job."""
+        spec = self.jobs.get(job)
+        if spec is None:
+            return None
+        groups = {deployment_name(job, g.name): g.name for g in spec.task_groups}
+        return self.activity_log.activity(job, groups)
+
+    def activity_waiters(self, job: str) -> VersionWaiters:
+        return self.activity_log.waiters(job)
 
     def on_jobs_changed(self, listener: JobsListener) -> None:
         """Calls listener(names) with the jobs whose view changed (on the store's loop)."""
@@ -142,6 +168,11 @@ class Store:
                 self._set_configmap(kind.partition(":")[2], None)
         elif kind == KIND_SECRET:
             self.secret_names &= names
+        elif kind == KIND_DEPLOYMENT:
+            for name in set(self.deployments) - names:
+                self._set_deployment(name, None)
+        elif kind == KIND_EVENT:
+            self.activity_log.keep_only(names)
 
     def replace_all(self, kind: str, objects: list[JSON]) -> None:
         """A whole list at once (what an informer does page by page)."""
@@ -153,6 +184,8 @@ class Store:
         name = _name(obj)
         deleted = event_type == "DELETED"
         self._apply(kind, name, deleted, obj)
+        if kind == KIND_EVENT:
+            return  # nobody writes Events and waits to read them: no versions kept
         key = (_kind_key(kind), name)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if deleted:
@@ -165,9 +198,17 @@ class Store:
             if deleted:
                 self._remove_job(name)
             else:
-                self.jobs[name] = read_job(obj)
+                self.jobs[name] = spec = read_job(obj)
                 self.job_bodies[name] = obj
+                self._own_deployments(name, spec)
                 self._mark_dirty(name)
+        elif kind == KIND_DEPLOYMENT:
+            found = None
+            if not deleted:
+                found = deployment_facts(obj, labels.JOB_LABEL, labels.TASK_GROUP_LABEL)
+            self._set_deployment(name, found)
+        elif kind == KIND_EVENT:
+            self.activity_log.apply("DELETED" if deleted else "MODIFIED", obj)
         elif kind == KIND_POD:
             facts = None
             if not deleted:
@@ -206,7 +247,33 @@ class Store:
     def _remove_job(self, name: str) -> None:
         self.jobs.pop(name, None)
         self.job_bodies.pop(name, None)
+        self._own_deployments(name, None)
+        self.activity_log.forget_job(name)
         self._mark_dirty(name)
+
+    def _own_deployments(self, job: str, spec: JobSpec | None) -> None:
+        for name in [n for n, (j, _) in self._deployment_owners.items() if j == job]:
+            del self._deployment_owners[name]
+        for group in spec.task_groups if spec is not None else ():
+            self._deployment_owners[deployment_name(job, group.name)] = (job, group.name)
+
+    def _job_of_deployment(self, name: str) -> str | None:
+        owner = self._deployment_owners.get(name)
+        return owner[0] if owner is not None else None
+
+    def _set_deployment(self, name: str, facts: DeploymentFacts | None) -> None:
+        old = self.deployments.pop(name, None)
+        if old is not None:
+            groups = self._deployments_by_job.get(old.job, {})
+            groups.pop(old.group, None)
+            if not groups:
+                self._deployments_by_job.pop(old.job, None)
+        if facts is not None:
+            self.deployments[name] = facts
+            self._deployments_by_job.setdefault(facts.job, {})[facts.group] = facts
+        if old != facts:
+            for job in {f.job for f in (old, facts) if f is not None}:
+                self._mark_dirty(job)
 
     def _remove_pod(self, name: str) -> None:
         """Under the pods lock."""
@@ -244,7 +311,8 @@ class Store:
                     changed.add(name)
                 continue
             groups = {g: pods.values() for g, pods in self._pods_by_job.get(name, {}).items()}
-            encoded = json.dumps(job_view(spec, groups), separators=(",", ":")).encode()
+            view = job_view(spec, groups, self.deployments_of(name))
+            encoded = json.dumps(view, separators=(",", ":")).encode()
             if encoded != old:
                 self._job_views[name] = encoded
                 changed.add(name)

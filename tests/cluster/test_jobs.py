@@ -107,9 +107,11 @@ async def test_every_summary_bucket_is_reached_by_a_real_pod(
     assert status["status"]["status"] == "running"
     assert status["status"]["desired"] == 4
     conditions = {c["type"]: c for c in status["status"]["conditions"]}
-    assert set(conditions) == {"Ready", "Reconciled", "DependenciesResolved"}
+    assert set(conditions) == {"Available", "Degraded", "Reconciled", "DependenciesResolved"}
     assert conditions["DependenciesResolved"]["status"] == "True"
     assert conditions["Reconciled"]["status"] == "True"
+    # Pods no node takes (the queued group) are a problem; the lost pod is its own word.
+    assert conditions["Degraded"]["status"] == "True"
 
 
 async def test_fifty_concurrent_increments_lose_no_update(

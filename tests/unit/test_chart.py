@@ -147,12 +147,12 @@ EXPECTED_ROLE_RULES = {
     ("caravan.dev", "jobs/status"): {"get", "update", "patch"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("apps", "controllerrevisions"): {"get", "list", "create", "delete"},
-    ("", "pods"): {"get", "list", "watch", "patch"},
+    ("", "pods"): {"get", "list", "watch", "patch", "delete"},
     ("", "pods/log"): {"get"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch"},
     ("", "secrets"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"get", "list", "watch", "create", "patch"},
     ("coordination.k8s.io", "leases"): {"get", "create", "update"},
 }
 

@@ -81,10 +81,13 @@ def test_view_status_and_counts() -> None:
                 "count": 3,
                 "countInit": 2,
                 "countMax": 5,
-                "summary": summarize([running]),
+                "summary": summarize([running], 3),
+                "problems": [],
             }
         ],
     }
+    # Two of the three wanted allocations have no pod yet: queued.
+    assert view["taskGroups"][0]["summary"]["queued"] == 2
     assert job_view(read_job(body()), {})["status"] == "pending"
     assert job_view(read_job(body()), {})["taskGroups"][0]["count"] == 2  # absent: countInit
     stopped = job_view(read_job(body(suspend=True, count=3)), {"g": [running]})

@@ -188,7 +188,28 @@ def test_allocation_view_reads_node_restarts_and_status() -> None:
         "node": "kwok-node-0",
         "createTime": "2026-01-01T10:00:00Z",
         "restarts": 3,
-        "tasks": [{"name": "main", "restarts": 2}, {"name": "side", "restarts": 1}],
+        "reason": "",
+        "message": "",
+        "tasks": [
+            {
+                "name": "main",
+                "state": "waiting",
+                "reason": "",
+                "message": "",
+                "exitCode": None,
+                "restarts": 2,
+                "lastTermination": None,
+            },
+            {
+                "name": "side",
+                "state": "waiting",
+                "reason": "",
+                "message": "",
+                "exitCode": None,
+                "restarts": 1,
+                "lastTermination": None,
+            },
+        ],
     }
     queued = allocation_view({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "m"}]}})
     assert queued["status"] == "pending"

@@ -1,4 +1,5 @@
-"""`GET /v1/jobs/{job_id}/allocations`: a job's pods with status, node, age and restarts.
+"""`GET /v1/jobs/{job_id}/allocations`: a job's pods with status, node, age, restarts and
+why they do not run; `POST /v1/allocations/{alloc_id}/restart` replaces one.
 
 An extension for the UI's job detail view (the Genvid API has no route for a job's
 allocations with these facts). caravan.services.jobs lists the job's pods from the API
@@ -8,33 +9,16 @@ a time.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import JobsDep
+from caravan.api.deps import CallerNameDep, JobsDep, RestartsDep, WritesDep
+from caravan.api.ids import AllocId
 from caravan.api.models import responses
+from caravan.jobs.shapes import AllocationView, JobView
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-
-class TaskView(BaseModel):
-    name: str
-    restarts: int
-
-
-class AllocationView(BaseModel):
-    allocID: str
-    taskGroup: str
-    status: str = Field(description="pending, running, complete, failed or lost")
-    phase: str = Field(description="The pod's phase")
-    node: str = Field(description="The node it runs on; empty until scheduled")
-    createTime: str = Field(description="RFC 3339 UTC")
-    restarts: int = Field(description="Container restarts, all tasks together")
-    tasks: list[TaskView]
 
 
 @router.get(
@@ -44,8 +28,27 @@ class AllocationView(BaseModel):
     responses=responses(404),
     summary="The job's allocations (pods) with status, node, age and restarts",
 )
-async def list_allocations(job_id: str, jobs: JobsDep) -> list[dict[str, Any]]:
+async def list_allocations(job_id: str, jobs: JobsDep) -> list[AllocationView]:
     return await jobs.allocations(job_id)
 
 
-area = Area("allocations", router)
+restart_router = APIRouter(prefix="/v1/allocations", tags=["jobs"])
+
+
+@restart_router.post(
+    "/{alloc_id}/restart",
+    dependencies=[Depends(authorize("delete", "pods"))],
+    response_model=JobView,
+    responses=responses(404),
+    summary="Replace one allocation: its pod is deleted and its task group makes a new one",
+)
+async def restart_allocation(
+    alloc_id: AllocId, restarts: RestartsDep, writes: WritesDep, who: CallerNameDep
+) -> JobView:
+    return await restarts.restart_allocation(writes, alloc_id, who)
+
+
+area_router = APIRouter()
+area_router.include_router(router)
+area_router.include_router(restart_router)
+area = Area("allocations", area_router)

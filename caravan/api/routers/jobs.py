@@ -4,18 +4,20 @@ The HTTP face of caravan.services.jobs."""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, Field, StrictStr
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from pydantic import Field, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import JobsDep, WritesDep
+from caravan.api.deps import ActivityDep, CallerNameDep, JobsDep, RestartsDep, WritesDep
 from caravan.api.errors import ApiError
 from caravan.api.ids import JobId
 from caravan.api.models import JsonInt, StrictModel, responses
+from caravan.jobs.shapes import Activity, JobView
 from caravan.labels import GROUP
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -28,33 +30,6 @@ CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 INDEX_PATTERN = r"^[0-9]{1,18}$"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class TaskGroupSummary(BaseModel):
-    queued: int
-    complete: int
-    failed: int
-    running: int
-    starting: int
-    lost: int
-
-
-class TaskGroupView(BaseModel):
-    name: str
-    count: int = Field(description="The desired count now (0 when the job is stopped).")
-    countInit: int = Field(description="The count the group gets when its job starts.")
-    countMax: int = Field(description="The ceiling for updatecounts.")
-    summary: TaskGroupSummary
-
-
-class JobView(BaseModel):
-    name: str
-    status: str = Field(description="pending, running or dead")
-    autostart: bool = Field(description='Started by "start all" (POST /v1/jobs/start).')
-    byCluster: bool = Field(
-        description="Started once per cluster; always false (one installation, one cluster)."
-    )
-    taskGroups: list[TaskGroupView]
 
 
 class UpdateCounts(StrictModel):
@@ -149,8 +124,8 @@ async def get_job_summary(job_id: JobId, jobs: JobsDep) -> Response:
     responses=responses(),
     summary='"Start all": starts every autostart job, the jobs depended on first',
 )
-async def start_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
-    return await jobs.start_all(writes)
+async def start_all(jobs: JobsDep, writes: WritesDep, who: CallerNameDep) -> list[JobView]:
+    return await jobs.start_all(writes, who)
 
 
 @router.post(
@@ -160,8 +135,8 @@ async def start_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
     responses=responses(),
     summary='"Stop all": stops every job, each before the jobs it depends on',
 )
-async def stop_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
-    return await jobs.stop_all(writes)
+async def stop_all(jobs: JobsDep, writes: WritesDep, who: CallerNameDep) -> list[JobView]:
+    return await jobs.stop_all(writes, who)
 
 
 @router.post(
@@ -171,8 +146,8 @@ async def stop_all(jobs: JobsDep, writes: WritesDep) -> list[dict[str, Any]]:
     responses=responses(404),
     summary="Start a job",
 )
-async def start_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
-    return await jobs.start(writes, job_id)
+async def start_job(job_id: JobId, jobs: JobsDep, writes: WritesDep, who: CallerNameDep) -> JobView:
+    return await jobs.start(writes, job_id, who)
 
 
 @router.post(
@@ -182,8 +157,8 @@ async def start_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str
     responses=responses(404),
     summary="Stop a job",
 )
-async def stop_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
-    return await jobs.stop(writes, job_id)
+async def stop_job(job_id: JobId, jobs: JobsDep, writes: WritesDep, who: CallerNameDep) -> JobView:
+    return await jobs.stop(writes, job_id, who)
 
 
 @router.post(
@@ -193,8 +168,70 @@ async def stop_job(job_id: JobId, jobs: JobsDep, writes: WritesDep) -> dict[str,
     responses=responses(404, 409),
     summary="Add a delta to a task group's count, clamped to [0, countMax]; 0 stops the group",
 )
-async def update_counts(body: UpdateCounts, jobs: JobsDep, writes: WritesDep) -> dict[str, Any]:
-    return await jobs.update_counts(writes, body.jobID, body.taskGroup, body.count)
+async def update_counts(
+    body: UpdateCounts, jobs: JobsDep, writes: WritesDep, who: CallerNameDep
+) -> JobView:
+    return await jobs.update_counts(writes, body.jobID, body.taskGroup, body.count, who)
+
+
+class RestartTarget(StrictModel):
+    taskGroup: StrictStr | None = Field(
+        default=None, min_length=1, description="Only this task group (default: every one)"
+    )
+
+
+@router.post(
+    "/restart/{job_id}",
+    dependencies=CAN_PATCH,
+    response_model=JobView,
+    responses=responses(404, 409),
+    summary="Replace every allocation of a job (or of one task group), one by one",
+)
+async def restart_job(
+    job_id: JobId,
+    restarts: RestartsDep,
+    writes: WritesDep,
+    who: CallerNameDep,
+    body: Annotated[RestartTarget | None, Body()] = None,
+) -> JobView:
+    group = body.taskGroup if body is not None else None
+    return await restarts.restart_job(writes, job_id, group, who)
+
+
+@router.get(
+    "/{job_id}/activity",
+    dependencies=CAN_GET,
+    response_model=Activity,
+    summary="The job's recent Kubernetes Events, oldest first; blocks while `waitIndex` is current",
+    responses={
+        200: {"headers": {"waitIndex": {"schema": {"type": "integer"}}}},
+        **responses(404),
+    },
+)
+async def job_activity(
+    job_id: JobId,
+    jobs: JobsDep,
+    activity: ActivityDep,
+    wait_index_header: Annotated[
+        str | None,
+        Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),
+    ] = None,
+    wait_index_query: Annotated[
+        str | None, Query(alias="waitIndex", pattern=INDEX_PATTERN, description="As the header")
+    ] = None,
+    wait: Annotated[
+        str | None,
+        Query(
+            pattern=_DURATION.pattern,
+            description="Longest wait, e.g. 30s or 250ms (default 5m, max 10m)",
+        ),
+    ] = None,
+) -> Response:
+    index = parse_index(wait_index_header, wait_index_query)
+    timeout = parse_wait(wait, *jobs.wait_bounds())
+    items, now = await activity.read(job_id, index, timeout)
+    body = json.dumps(items, separators=(",", ":"))
+    return Response(body, media_type="application/json", headers={"waitIndex": str(now)})
 
 
 area_router = APIRouter()

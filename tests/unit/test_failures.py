@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import pathlib
 from typing import Any, get_type_hints
 
 import pytest
+import yaml
 
 from caravan import labels
 from caravan.jobs import counts
@@ -25,6 +27,7 @@ from caravan.store import Store
 from caravan.store.activity import ActivityLog
 from caravan.store.store import KIND_DEPLOYMENT, KIND_EVENT, KIND_JOB
 
+CRD = pathlib.Path(__file__).parents[2] / "charts/caravan/files/crds/jobs.caravan.dev.yaml"
 JOB = labels.JOB_LABEL
 GROUP = labels.TASK_GROUP_LABEL
 
@@ -375,3 +378,10 @@ def test_the_store_feeds_deployment_facts_to_the_view_and_events_to_the_activity
     assert activity is not None
     assert [i["object"] for i in activity["items"]] == ["alloc/web-g-abc12-xyz34"]
     assert store.activity("nope") is None
+
+
+def test_kubectl_get_cjob_shows_the_problem_column() -> None:
+    crd = yaml.safe_load(CRD.read_text())
+    columns = {c["name"]: c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Problem"]["jsonPath"] == ".status.problem"
+    assert "priority" not in columns["Problem"]  # shown by default

@@ -1,6 +1,6 @@
 """Leader election on a Kubernetes Lease: every replica serves the API, one reconciles.
 
-Kopf's peering is priority-based standby, not election (NOTES.md), so Caravan runs the
+Kopf's peering is priority-based standby (equal priorities freeze), so Caravan runs the
 usual Lease protocol itself: the holder renews the Lease every `renew_seconds`; another
 replica takes over once it has seen the Lease unchanged for `lease_seconds` (measured on
 its own clock, so clock skew between nodes does not matter).

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -202,12 +204,29 @@ def env_defaults() -> dict[str, str]:
         "lease_seconds": _env("CARAVAN_LEASE_SECONDS", "15"),
         "task_service_account": _env("CARAVAN_TASK_SERVICE_ACCOUNT", ""),
         "allowed_service_accounts": _env("CARAVAN_ALLOWED_SERVICE_ACCOUNTS", ""),
-        "own_service_account": _env("CARAVAN_SERVICE_ACCOUNT", ""),
+        "own_service_account": _env("CARAVAN_SERVICE_ACCOUNT", "") or pod_service_account(),
         "pod_policy": _env("CARAVAN_POD_POLICY", "baseline"),
         "max_body_bytes": _env("CARAVAN_MAX_BODY_BYTES", str(8 * MiB)),
         "token_audience": _env("CARAVAN_TOKEN_AUDIENCE", ""),
         "reuse_port": _env("CARAVAN_REUSE_PORT", "false"),
     }
+
+
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def pod_service_account(token_file: str = SERVICE_ACCOUNT_TOKEN) -> str:
+    """The ServiceAccount this pod runs as, from its own token's claims ("" outside a pod):
+    Caravan's own account is never one task pods may use, whoever installed it."""
+    try:
+        with open(token_file) as f:
+            payload = f.read().strip().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (OSError, IndexError, ValueError):
+        return ""
+    subject = str(claims.get("sub", "")) if isinstance(claims, dict) else ""
+    prefix, _, name = subject.rpartition(":")
+    return name if prefix.startswith("system:serviceaccount:") else ""
 
 
 def names_list(text: str) -> tuple[str, ...]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import pathlib
+
 import pytest
 
-from caravan.config import env_defaults
+from caravan.config import env_defaults, pod_service_account
 
 
 def test_service_links_of_a_service_named_caravan_do_not_break_the_defaults(
@@ -26,3 +30,14 @@ def test_listen_address_variables_set_the_defaults(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CARAVAN_LISTEN_HOST", "::1")
     assert env_defaults()["port"] == "18080"
     assert env_defaults()["host"] == "::1"
+
+
+def test_caravans_own_account_is_read_from_its_token(tmp_path: pathlib.Path) -> None:
+    claims = {"sub": "system:serviceaccount:games:caravan", "aud": ["x"]}
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    token = tmp_path / "token"
+    token.write_text(f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2lnbmF0dXJl")
+    assert pod_service_account(str(token)) == "caravan"
+    token.write_text("not a token")
+    assert pod_service_account(str(token)) == ""
+    assert pod_service_account(str(tmp_path / "absent")) == ""

@@ -190,7 +190,11 @@ def test_role_is_least_privilege_and_namespaced(default: list[Obj]) -> None:
 
 
 def test_only_crd_reading_is_cluster_wide(default: list[Obj]) -> None:
-    (cluster_role,) = of_kind(default, "ClusterRole")
+    (cluster_role,) = [
+        r
+        for r in of_kind(default, "ClusterRole")
+        if not r["metadata"]["name"].endswith("-metrics-reader")
+    ]
     # No Secret (nor anything else) across namespaces: only Kopf's CRD discovery.
     assert flat_rules(cluster_role["rules"]) == {
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
@@ -250,6 +254,36 @@ def test_task_pods_run_as_an_account_with_no_rbac_and_no_token(default: list[Obj
     objs = render(**{"taskPods.serviceAccount.create": False})
     assert [a["metadata"]["name"] for a in of_kind(objs, "ServiceAccount")] == [RELEASE]
     assert env_of(objs)["CARAVAN_TASK_SERVICE_ACCOUNT"] == ""
+
+
+def test_metrics_readers_and_service_monitor(default: list[Obj]) -> None:
+    reader = one(default, "ClusterRole", f"{RELEASE}-{NAMESPACE}-metrics-reader")
+    assert reader["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
+    assert not [
+        b
+        for b in of_kind(default, "ClusterRoleBinding")
+        if b["roleRef"]["name"] == reader["metadata"]["name"]
+    ]
+    assert not of_kind(default, "ServiceMonitor")
+    prometheus = {"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}
+    objs = render(
+        **{
+            "metrics.readers": [prometheus],
+            "metrics.serviceMonitor.enabled": True,
+            "metrics.serviceMonitor.labels": {"release": "kube-prometheus"},
+        }
+    )
+    binding = one(objs, "ClusterRoleBinding", f"{RELEASE}-{NAMESPACE}-metrics-reader")
+    assert binding["subjects"] == [prometheus]
+    monitor = one(objs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == "http"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    service = one(objs, "Service")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert not of_kind(render(**{"auth.mode": "none"}), "ClusterRole")[1:]
 
 
 def test_token_audience_and_body_limit(default: list[Obj]) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.session import Session, client_command, table
+from caravan.jobs.shapes import ActivityItem, AllocationView
 
 LONG_POLL_SECONDS = 60.0
 
@@ -29,24 +30,25 @@ def age(timestamp: str, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def _exit_codes(alloc: dict[str, Any]) -> str:
+def _exit_codes(alloc: AllocationView) -> str:
     codes = []
     for task in alloc.get("tasks") or []:
         code = task.get("exitCode")
-        if code is None and task.get("lastTermination"):
-            code = task["lastTermination"].get("exitCode")
+        last = task.get("lastTermination")
+        if code is None and last:
+            code = last.get("exitCode")
         if code is not None:
             codes.append(str(code))
     return ",".join(codes)
 
 
-def _reason(alloc: dict[str, Any]) -> str:
+def _reason(alloc: AllocationView) -> str:
     reason = alloc.get("reason") or ""
     message = alloc.get("message") or ""
     return f"{reason}: {message}" if reason and message else reason
 
 
-def allocations_table(allocs: list[dict[str, Any]]) -> Table:
+def allocations_table(allocs: list[AllocationView]) -> Table:
     rows = [
         [
             a.get("allocID"),
@@ -72,7 +74,7 @@ def alloc(session: Session, job: str) -> None:
     session.emit(session.api.get(paths.job_allocations(job)), allocations_table)
 
 
-def _activity_line(item: dict[str, Any]) -> str:
+def _activity_line(item: ActivityItem) -> str:
     count = item.get("count") or 1
     times = f" (x{count})" if count > 1 else ""
     return (
@@ -83,17 +85,17 @@ def _activity_line(item: dict[str, Any]) -> str:
 
 def _fetch_activity(
     session: Session, job: str, index: int | None, wait: float = LONG_POLL_SECONDS
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[ActivityItem], int]:
     headers = {"waitIndex": str(index)} if index is not None else {}
     params = {"wait": f"{max(wait, 0.1):.1f}s"} if index is not None else {}
     response = session.api.send(
         "GET", paths.job_activity(job), headers=headers, params=params, timeout=wait + 30
     )
-    items: list[dict[str, Any]] = response.json().get("items") or []
+    items: list[ActivityItem] = response.json().get("items") or []
     return items, int(response.headers.get("waitIndex", "0"))
 
 
-def _key(item: dict[str, Any]) -> tuple[Any, ...]:
+def _key(item: ActivityItem) -> tuple[Any, ...]:
     return (item.get("time"), item.get("reason"), item.get("object"), item.get("message"))
 
 
@@ -128,8 +130,8 @@ def activity(session: Session, job: str, follow: bool) -> None:
         return
 
 
-def _allocs(session: Session, job: str) -> list[dict[str, Any]]:
-    allocs: list[dict[str, Any]] = session.api.get(paths.job_allocations(job))
+def _allocs(session: Session, job: str) -> list[AllocationView]:
+    allocs: list[AllocationView] = session.api.get(paths.job_allocations(job))
     return allocs
 
 

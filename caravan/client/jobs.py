@@ -12,27 +12,27 @@ from caravan.client import paths
 from caravan.client.api import ApiFailure, flags_named
 from caravan.client.documents import read_document
 from caravan.client.session import Session, client_command, table
-from caravan.jobs.shapes import BUCKETS
+from caravan.jobs.shapes import BUCKETS, Bucket, JobView, Problem, TaskGroupView
 
 LONG_POLL_SECONDS = 60.0
 
 
-def jobs_table(jobs: list[dict[str, Any]]) -> Table:
-    rows = []
+def jobs_table(jobs: list[JobView]) -> Table:
+    rows: list[list[Any]] = []
     for job in jobs:
-        groups = job.get("taskGroups") or [{}]
+        head = [job["name"], job["status"], "yes" if job.get("autostart", True) else "no"]
+        groups = job.get("taskGroups") or []
+        if not groups:
+            rows.append([*head, "", "", "", *("" for _ in BUCKETS), ""])
         for i, g in enumerate(groups):
-            summary = g.get("summary") or {}
-            first = i == 0
+            summary = g.get("summary")
             rows.append(
                 [
-                    job["name"] if first else "",
-                    job["status"] if first else "",
-                    ("yes" if job.get("autostart", True) else "no") if first else "",
-                    g.get("name"),
-                    f"{g.get('count')}/{g.get('countMax')}" if g else "",
-                    g.get("countInit"),
-                    *(summary.get(b, "") for b in BUCKETS),
+                    *(head if i == 0 else ["", "", ""]),
+                    g["name"],
+                    f"{g['count']}/{g['countMax']}",
+                    g["countInit"],
+                    *((summary or {}).get(b, "") for b in BUCKETS),
                     problems_cell(g.get("problems") or []),
                 ]
             )
@@ -40,7 +40,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     return table(columns, rows)
 
 
-def problems_cell(problems: list[dict[str, Any]]) -> str:
+def problems_cell(problems: list[Problem]) -> str:
     """A failing group's reasons, e.g. `CrashLoopBackOff (2): task main exited with code 3`."""
     return "; ".join(
         f"{p.get('reason')} ({p.get('allocations')}): {_cut(str(p.get('message') or ''))}"
@@ -54,14 +54,14 @@ def _cut(text: str, width: int = 60) -> str:
 
 def _fetch(
     session: Session, job: str | None, index: int | None, wait: float = LONG_POLL_SECONDS
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[JobView], int]:
     """The jobs (or one), and the waitIndex; with `index`, blocks (≤ `wait` s) until it moves."""
     headers = {"waitIndex": str(index)} if index is not None else {}
     params = {"wait": f"{max(wait, 0.1):.1f}s"} if index is not None else {}
     response = session.api.send(
         "GET", paths.JOBS, headers=headers, params=params, timeout=wait + 30
     )
-    jobs: list[dict[str, Any]] = response.json()
+    jobs: list[JobView] = response.json()
     new_index = int(response.headers.get("waitIndex", "0"))
     if job is not None:
         jobs = [j for j in jobs if j["name"] == job]
@@ -97,27 +97,33 @@ def status(session: Session, job: str | None, watch: bool) -> None:
         return
 
 
-def _progress(job: dict[str, Any], target: str) -> str:
+# The buckets of allocations that are not over yet: what a stop waits for.
+_ALIVE: tuple[Bucket, ...] = ("queued", "starting", "running")
+
+
+def _count(group: TaskGroupView, bucket: Bucket) -> int:
+    return int((group.get("summary") or {}).get(bucket, 0))
+
+
+def _progress(job: JobView, target: str) -> str:
     parts = []
     for g in job.get("taskGroups") or []:
-        s = g.get("summary") or {}
         if target == "dead":
-            left = sum(s.get(b, 0) for b in ("queued", "starting", "running"))
+            left = sum(_count(g, b) for b in _ALIVE)
             parts.append(f"{g['name']} {left} allocation{'s' if left != 1 else ''} left")
         else:
-            parts.append(f"{g['name']} {s.get('running', 0)}/{g.get('count', 0)} running")
+            parts.append(f"{g['name']} {_count(g, 'running')}/{g.get('count', 0)} running")
     return f"{job['name']}: {job['status']} ({', '.join(parts) or 'no task groups'})"
 
 
-def _arrived(job: dict[str, Any], target: str) -> bool:
+def _arrived(job: JobView, target: str) -> bool:
     groups = job.get("taskGroups") or []
     if target == "dead":
         return job["status"] == "dead" and all(
-            sum((g.get("summary") or {}).get(b, 0) for b in ("queued", "starting", "running")) == 0
-            for g in groups
+            sum(_count(g, b) for b in _ALIVE) == 0 for g in groups
         )
     return job["status"] == "running" and all(
-        (g.get("summary") or {}).get("running", 0) >= g.get("count", 0) for g in groups
+        _count(g, "running") >= g.get("count", 0) for g in groups
     )
 
 

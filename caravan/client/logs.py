@@ -12,6 +12,7 @@ from caravan.client import paths
 from caravan.client.api import ApiFailure
 from caravan.client.complete import log_ids
 from caravan.client.session import Session, client_command, table
+from caravan.jobs.shapes import AllocationView, JobView
 
 LEVELS = ("debug", "info", "warning", "error", "fatal", "panic")
 # Which allocation `caravan logs LOG` reads when none is named: a running one first (the
@@ -77,19 +78,21 @@ def _log_allocation(session: Session, log: str, alloc: str | None) -> dict[str, 
     return found
 
 
-def _find_allocation(session: Session, alloc: str) -> dict[str, Any]:
-    """An allocation's view (job, group, tasks), from its job's allocations."""
-    for job in session.api.get(paths.JOBS):
-        for view in session.api.get(paths.job_allocations(str(job["name"]))):
-            if view.get("allocID") == alloc:
-                return {"jobName": job["name"], **view}
+def _find_allocation(session: Session, alloc: str) -> tuple[str, AllocationView]:
+    """An allocation's job and view (group, tasks), from its job's allocations."""
+    jobs: list[JobView] = session.api.get(paths.JOBS)
+    for job in jobs:
+        views: list[AllocationView] = session.api.get(paths.job_allocations(job["name"]))
+        for view in views:
+            if view["allocID"] == alloc:
+                return job["name"], view
     raise ApiFailure(f"no allocation {alloc!r} (caravan status lists the jobs)", 404)
 
 
 def _alloc_task(session: Session, alloc: str, task: str | None) -> dict[str, Any]:
     """The meta of reading ALLOC's TASK directly (no log definition)."""
-    view = _find_allocation(session, alloc)
-    tasks = [str(t["name"]) for t in view.get("tasks") or []]
+    job, view = _find_allocation(session, alloc)
+    tasks = [t["name"] for t in view["tasks"]]
     if task is None:
         if len(tasks) != 1:
             raise click.UsageError(
@@ -103,12 +106,12 @@ def _alloc_task(session: Session, alloc: str, task: str | None) -> dict[str, Any
         )
     return {
         "allocID": alloc,
-        "status": view.get("status"),
-        "jobName": view.get("jobName"),
-        "taskGroup": view.get("taskGroup"),
+        "status": view["status"],
+        "jobName": job,
+        "taskGroup": view["taskGroup"],
         "taskName": task,
         "fileName": "stdout",
-        "createTime": view.get("createTime"),
+        "createTime": view["createTime"],
     }
 
 

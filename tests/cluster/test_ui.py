@@ -21,6 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Request, expect
 
+from caravan import labels
 from caravan.jobs.spec import deployment_name
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, SECRETS, KubeClient, KubeError
 from caravan.runner import Caravan
@@ -75,6 +76,26 @@ async def running_pods(caravan: Caravan, job: str, count: int) -> list[str]:
         return [p.name for p in store.pods_of(job) if p.bucket == "running"]
 
     return await eventually(running, lambda pods: len(pods) == count, what=f"{count} running")
+
+
+async def pods_of(kube: KubeClient, namespace: str, job: str, grp: str) -> dict[str, str]:
+    """The group's pods that are not being deleted: name → uid."""
+    listed = await kube.list_items(
+        f"/api/v1/namespaces/{namespace}/pods",
+        labelSelector=f"{labels.JOB_LABEL}={job},{labels.TASK_GROUP_LABEL}={grp}",
+    )
+    return {
+        p["metadata"]["name"]: p["metadata"]["uid"]
+        for p in listed["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+async def one_pod(kube: KubeClient, namespace: str, job: str, grp: str) -> dict[str, str]:
+    """The group's one pod (name → uid) once it has exactly one that is not going."""
+    return await eventually(
+        lambda: pods_of(kube, namespace, job, grp), lambda p: len(p) == 1, what=f"{job}/{grp}"
+    )
 
 
 def kubectl(kubeconfig: str, *args: str) -> str:
@@ -202,8 +223,9 @@ async def test_jobs_page_scales_with_debounced_clicks_and_follows_kubectl(
     await expect(page).to_have_url(f"{caravan.url}/ui/jobs/web")
     allocations = page.locator("table.allocs tbody tr")
     await expect(allocations).to_have_count(2)
-    pods = await running_pods(caravan, "web", 2)
-    for pod in pods:
+    # (From the apiserver: after the stop and start, the old pods may still be going.)
+    for grp in ("front", "back"):
+        (pod,) = await one_pod(kube, namespace, "web", grp)
         row = page.locator(f'tr[data-alloc="{pod}"]')
         await expect(row.locator(".badge")).to_have_text("running")
         node = (await kube.get(f"/api/v1/namespaces/{namespace}/pods/{pod}"))["spec"]["nodeName"]
@@ -278,6 +300,143 @@ async def two_hundred_jobs(ui: UiPage, kube: KubeClient, namespace: str, caravan
     await expect(page.locator('tbody[data-job="job-000"]')).not_to_have_attribute(
         "data-status", "dead"
     )
+
+
+# Failures, restart and activity -------------------------------------------------------
+
+
+def crash_looping(pod: dict[str, Any], exit_code: int = 3) -> dict[str, Any]:
+    """The status the kubelet writes for a container that keeps exiting with `exit_code`:
+    waiting in CrashLoopBackOff, its last run terminated. (kwok's pods run nothing, so the
+    test writes it; the failure facts read the same fields either way.)"""
+    now = pod["status"].get("startTime") or pod["metadata"]["creationTimestamp"]
+    statuses = [
+        {
+            "name": c["name"],
+            "image": c["image"],
+            "imageID": "",
+            "ready": False,
+            "started": False,
+            "restartCount": 4,
+            "state": {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off 40s restarting failed container={c['name']}",
+                }
+            },
+            "lastState": {
+                "terminated": {
+                    "exitCode": exit_code,
+                    "reason": "Error",
+                    "startedAt": now,
+                    "finishedAt": now,
+                }
+            },
+        }
+        for c in pod["spec"]["containers"]
+    ]
+    return {"status": {"containerStatuses": statuses}}
+
+
+async def test_crash_looping_group_is_flagged_explained_and_restarted(
+    ui: UiPage, kube: KubeClient, namespace: str, caravan: Caravan
+) -> None:
+    starting = pod_template(annotations={"kwok.caravan.dev/outcome": "starting"})
+    await kube.create(
+        JOBS.collection(namespace),
+        job_body("crashy", [group("web"), group("loop", template=starting)]),
+    )
+    (looping,) = (await one_pod(kube, namespace, "crashy", "loop")).items()
+    pod_path = f"/api/v1/namespaces/{namespace}/pods/{looping[0]}"
+    pod = await eventually(
+        lambda: kube.get(pod_path), lambda p: p["status"].get("phase") == "Running", what="Running"
+    )
+    await kube.merge_patch(pod_path + "/status", crash_looping(pod))
+    async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as api:
+        view = await eventually(
+            lambda: api.get("/v1/jobs/crashy"),
+            lambda r: bool(r.json()["taskGroups"][1]["problems"]),
+            what="the loop group's problem",
+        )
+        problems = {g["name"]: g["problems"] for g in view.json()["taskGroups"]}
+        assert [p["reason"] for p in problems["loop"]] == ["CrashLoopBackOff"]
+        assert problems["web"] == []
+
+        # The jobs page flags the group, and only it.
+        page = ui.page
+        await ui.open("/ui/")
+        loop_row = page.locator('tbody[data-job="crashy"] tr[data-group="loop"]')
+        await expect(loop_row).to_have_attribute("data-problems", "CrashLoopBackOff")
+        await expect(loop_row.locator(".badge.problem")).to_have_text("CrashLoopBackOff")
+        web_row = page.locator('tbody[data-job="crashy"] tr[data-group="web"]')
+        await expect(web_row.locator(".badge.problem")).to_have_count(0)
+        await ui.shot("jobs-problem")
+
+        # The job page says why: the reason, the exit code, the group's message.
+        await page.get_by_role("link", name="crashy", exact=True).click()
+        await ui.ready()
+        row = page.locator(f'tr[data-alloc="{looping[0]}"]')
+        await expect(row).to_have_attribute("data-reason", "CrashLoopBackOff")
+        await expect(row.locator("td.why")).to_contain_text("CrashLoopBackOff")
+        await expect(row.locator("td.why")).to_contain_text("exit code 3")
+        message = problems["loop"][0]["message"]
+        await expect(
+            page.locator('table.groups tr[data-group="loop"] td.problems')
+        ).to_contain_text(message)
+        await ui.shot("job-why")
+
+        # Restart the allocation: nothing before the confirmation, then a new pod (uid).
+        restart = row.get_by_role("button", name=f"Restart allocation {looping[0]}")
+        await restart.click()
+        await page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+        assert (await kube.get(pod_path))["metadata"]["uid"] == looping[1]
+        await restart.click()
+        dialog = page.get_by_role("dialog")
+        await expect(dialog).to_contain_text(f"Restart allocation {looping[0]}?")
+        await ui.shot("restart-confirm")
+        await dialog.get_by_role("button", name="Restart").click()
+        replaced = await eventually(
+            lambda: pods_of(kube, namespace, "crashy", "loop"),
+            lambda p: len(p) == 1 and looping[1] not in p.values(),
+            what="the allocation replaced",
+        )
+        (new_pod,) = replaced
+        await expect(page.locator(f'tr[data-alloc="{new_pod}"]')).to_have_count(1)
+        await expect(page.locator(f'tr[data-alloc="{looping[0]}"]')).to_have_count(0)
+
+        # The activity timeline follows: the restart's Event shows without a reload, as
+        # the API lists it.
+        restarted = page.locator('table.activity tr[data-reason="Restarted"]')
+        await expect(restarted).to_have_count(1)
+        await expect(restarted).to_contain_text(looping[0])
+        items = (await api.get("/v1/jobs/crashy/activity")).json()["items"]
+        assert any(i["reason"] == "Restarted" and looping[0] in i["message"] for i in items)
+
+        # Restart a group (rolling), then the whole job: new pods each time.
+        (web_before,) = (await pods_of(kube, namespace, "crashy", "web")).values()
+        await page.get_by_role("button", name="Restart task group web").click()
+        await page.get_by_role("dialog").get_by_role("button", name="Restart").click()
+        web_after = await eventually(
+            lambda: pods_of(kube, namespace, "crashy", "web"),
+            lambda p: len(p) == 1 and web_before not in p.values(),
+            what="the web group restarted",
+        )
+        await page.get_by_role("button", name="Restart job crashy").click()
+        await page.get_by_role("dialog").get_by_role("button", name="Restart").click()
+        await eventually(
+            lambda: pods_of(kube, namespace, "crashy", "web"),
+            lambda p: len(p) == 1 and not set(p.values()) & set(web_after.values()),
+            what="the job restarted",
+        )
+        # Three Restarted Events (the allocation, the group, the job), on the page as in
+        # the API.
+        await eventually(
+            lambda: api.get("/v1/jobs/crashy/activity"),
+            lambda r: [i["reason"] for i in r.json()["items"]].count("Restarted") == 3,
+            what="three Restarted Events",
+        )
+        await expect(restarted).to_have_count(3)
+        await ui.shot("job-restarted")
 
 
 # Logs ----------------------------------------------------------------------------------
@@ -590,6 +749,17 @@ async def test_read_only_token_sees_write_controls_disabled(
             await expect(page.get_by_role("button", name=name)).to_be_disabled()
         await expect(page.locator(".notice")).to_contain_text("may not patch jobs.caravan.dev")
         await ui.shot("read-only-jobs")
+        # The job page: the restarts are disabled too, each saying which permission.
+        await page.get_by_role("link", name="web", exact=True).click()
+        await ui.ready()
+        pods = await one_pod(kube, namespace, "web", "front")
+        (pod,) = pods
+        await expect(page.get_by_role("button", name="Restart job web")).to_be_disabled()
+        await expect(page.get_by_role("button", name="Restart task group front")).to_be_disabled()
+        restart = page.get_by_role("button", name=f"Restart allocation {pod}")
+        await expect(restart).to_be_disabled()
+        await expect(restart).to_have_attribute("title", re.compile(f"{user} may not delete pods"))
+        await ui.shot("read-only-job")
         await nav.get_by_role("link", name="Settings").click()
         await expect(page.get_by_role("button", name="Save")).to_be_disabled()
         await nav.get_by_role("link", name="Secrets").click()
@@ -607,7 +777,11 @@ async def test_read_only_token_sees_write_controls_disabled(
                 "/v1/jobs/updatecounts", json={"jobID": "web", "taskGroup": "front", "count": 1}
             )
             assert refused.status_code == 403
+            refused = await api.post(f"/v1/allocations/{pod}/restart")
+            assert refused.status_code == 403
+            assert not access["actions"]["allocations.restart"]["allowed"]
         assert await replicas(kube, namespace, "web", "front") == 1
+        assert await pods_of(kube, namespace, "web", "front") == pods
 
         # Signing out forgets the token: the next page asks again.
         await page.get_by_role("button", name="Sign out").click()

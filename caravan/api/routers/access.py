@@ -53,8 +53,9 @@ def actions(config: Config) -> list[Action]:
     settings = config.configmaps.settings
     return [
         Action("jobs.read", "list", "jobs", GROUP, routes="GET /v1/jobs"),
-        Action("jobs.write", "patch", "jobs", GROUP, routes="start, stop, updatecounts"),
+        Action("jobs.write", "patch", "jobs", GROUP, routes="start, stop, updatecounts, restart"),
         Action("allocations.read", "list", "pods", routes="allocations, GET /v1/log/meta"),
+        Action("allocations.restart", "delete", "pods", routes="POST /v1/allocations/{id}/restart"),
         Action("logs.read", "get", "pods", subresource="log", routes="GET /v1/log/fs"),
         Action("logs.definitions.read", "get", "configmaps", routes="GET /v1/log/logs"),
         Action("loggers.defaults.write", "update", "configmaps", routes="POST /v1/log/defaults"),

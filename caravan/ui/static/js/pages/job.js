@@ -14,9 +14,6 @@ import { longPoll, poll } from "../lib/live.js";
 import { mountVersions } from "./versions.js";
 
 const STOPPED = "the job is stopped: start it first";
-// Restart and activity come with the failure facts: a job view without `problems` comes
-// from a Caravan that has neither, and the page leaves them out.
-const reportsFailures = (view) => view.taskGroups.every((g) => Array.isArray(g.problems));
 
 export async function mount(main, { job, tab = "overview" }, query, { waitFor }) {
   const errors = h("div", { "aria-live": "polite" });
@@ -58,7 +55,6 @@ export async function mount(main, { job, tab = "overview" }, query, { waitFor })
     view = next;
     badge.textContent = view.status;
     badge.className = `badge ${view.status}`;
-    restartJob.hidden = !reportsFailures(view);
     if (can("jobs.write")) {
       restartJob.disabled = view.status === "dead";
       restartJob.title = view.status === "dead" ? STOPPED : "";
@@ -119,7 +115,6 @@ async function overview(main, job, { waitFor, act, onJob, onView, view }) {
   let shown = ""; // the allocations drawn, as JSON
   const dead = () => Boolean(view() && view().status === "dead");
   const restartable = (button) => {
-    button.hidden = !(view() && reportsFailures(view()));
     if (button.classList.contains("denied")) return button;
     button.disabled = dead();
     button.title = dead() ? STOPPED : "";
@@ -344,9 +339,8 @@ async function overview(main, job, { waitFor, act, onJob, onView, view }) {
     // A server without the route, or a caller who may not read Events: said once.
     fatal: (error) => [401, 403, 404].includes(error.status),
   });
-  const following = new Promise((resolve) => onView((v) => resolve(reportsFailures(v))));
-  following.then((yes) => (yes ? events.start() : clear(activity, h("p", { class: "muted" }, "This Caravan does not report activity."))));
-  waitFor(following.then((yes) => (yes ? events.first : null)));
+  events.start();
+  waitFor(events.first);
 
   return () => {
     allocs.stop();

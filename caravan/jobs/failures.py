@@ -86,6 +86,10 @@ def _container_problem(
         reason = str(terminated.get("reason") or "")
         if reason == "Completed" or terminated.get("exitCode") == 0:
             return NONE  # ended well (a Deployment restarts it; the next state tells)
+        if reason != "OOMKilled" and int(status.get("restartCount") or 0) > 0:
+            # Ended again after restarts: the moment between two runs of a crash loop,
+            # named as the loop (not "Error" one instant, CrashLoopBackOff the next).
+            reason = "CrashLoopBackOff"
         return reason or "Error", _termination_words(pod, who, terminated)
     return NONE
 

@@ -135,30 +135,48 @@ async def test_five_broken_groups_say_why_and_restarts_replace_real_processes(
     assert allocs["noimage"]["tasks"][0]["reason"] in ("ErrImagePull", "ImagePullBackOff")
     assert allocs["healthy"]["node"] == real_node
 
+    def degraded_names_all(job: dict[str, Any]) -> bool:
+        status = job.get("status") or {}
+        message = next(
+            (
+                c.get("message") or ""
+                for c in status.get("conditions", [])
+                if c["type"] == "Degraded"
+            ),
+            "",
+        )
+        groups = ("crashy", "noimage", "oom", "huge", "refused")
+        return (
+            all(f"{g}: " in message for g in groups)
+            and "OOMKilled" in message
+            and "CrashLoopBackOff" in message
+            and "(+4 more)" in status.get("problem", "")
+        )
+
     job = await eventually(
         lambda: kube.get(JOBS.item(namespace, "broken")),
-        lambda j: (
-            all(
-                f"{g}: " in (c.get("message") or "")
-                for c in (j.get("status") or {}).get("conditions", [])
-                if c["type"] == "Degraded"
-                for g in ("crashy", "noimage", "oom", "huge", "refused")
-            )
-            and "(+4 more)" in (j.get("status") or {}).get("problem", "")
-        ),
-        timeout=60,
+        degraded_names_all,
+        timeout=90,
         what="the Degraded condition naming every failing group",
     )
     degraded = next(c for c in job["status"]["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "True"
-    assert "OOMKilled" in degraded["message"] and "CrashLoopBackOff" in degraded["message"]
 
-    status = await cli(caravan, "status", "broken")
-    for reason in ("CrashLoopBackOff", "OOMKilled", "Unschedulable", "FailedCreate"):
-        assert reason in status, status
-    assert "ErrImagePull" in status or "ImagePullBackOff" in status
-    alloc = await cli(caravan, "alloc", "broken")
-    assert "OOMKilled" in alloc and " 3 " in alloc, alloc
+    # A crash-looping process runs for a moment between its restarts (nothing to say
+    # then): the CLI is asked until it shows every group's reason at once.
+    def every_reason(text: str) -> bool:
+        reasons = ("CrashLoopBackOff", "OOMKilled", "Unschedulable", "FailedCreate")
+        pulls = ("ErrImagePull", "ImagePullBackOff")
+        return all(r in text for r in reasons) and any(p in text for p in pulls)
+
+    await eventually(lambda: cli(caravan, "status", "broken"), every_reason, timeout=90, interval=1)
+    alloc = await eventually(
+        lambda: cli(caravan, "alloc", "broken"),
+        lambda text: "OOMKilled" in text and " 3 " in text,
+        timeout=90,
+        interval=1,
+    )
+    assert "Unschedulable" in alloc
 
     # The pods' own Events are in the job's activity, in order.
     activity = await eventually(

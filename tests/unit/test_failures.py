@@ -90,6 +90,17 @@ def test_a_crash_loop_says_the_exit_code_and_the_last_line() -> None:
     assert "task main exited with code 3: boom: no config" in message
 
 
+def test_a_task_that_ended_again_after_restarts_is_a_crash_loop() -> None:
+    ended = {
+        "name": "main",
+        "restartCount": 2,
+        "state": {"terminated": {"reason": "Error", "exitCode": 3}},
+    }
+    assert pod_problem(pod(containers=[ended]))[0] == "CrashLoopBackOff"
+    first = {**ended, "restartCount": 0}
+    assert pod_problem(pod(containers=[first])) == ("Error", "task main exited with code 3")
+
+
 def test_oom_killed_is_named_with_the_limit() -> None:
     looping = crash_looping(code=137, reason="OOMKilled")
     reason, message = pod_problem(pod(containers=[looping], limits={"memory": "64Mi"}))

@@ -4,20 +4,21 @@ red, additions green, hunks cyan) when the output is a terminal.
 
 Plain data in, text lines out; only `print_diff` and `print_changes` touch the console.
 Values are shown as JSON (`true`, `["services"]`), never as Python reprs, and documents
-as sorted block YAML, the most readable text to diff line by line.
+as sorted block YAML, the most readable text to diff line by line (the diff itself is
+caravan.jobs.versions', the one the API's dry runs and version diffs answer).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from rich.console import Console
 from rich.text import Text
+
+from caravan.jobs.versions import unified_diff
 
 SYMBOLS = {"create": "+", "replace": "~", "delete": "-", "unchanged": "="}
 _STYLES = {"+": "green", "-": "red", "~": "yellow", "=": "dim"}
@@ -31,26 +32,17 @@ def short(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
 
 
-def as_lines(value: Any) -> list[str]:
-    """A document as sorted block YAML lines; nothing at all for an absent one."""
-    if value is None:
-        return []
-    text = yaml.safe_dump(value, sort_keys=True, default_flow_style=False, allow_unicode=True)
-    return text.removesuffix("...\n").splitlines()
-
-
-def unified(before: Any, after: Any, name: str, context: int = 3) -> list[str]:
-    """The unified diff of two documents (None: absent), headed by `name`."""
-    return list(
-        difflib.unified_diff(
-            as_lines(before),
-            as_lines(after),
-            fromfile=f"{name} (now)" if before is not None else "/dev/null",
-            tofile=f"{name} (after)" if after is not None else "/dev/null",
-            lineterm="",
-            n=context,
-        )
+def unified(before: Any, after: Any, name: str) -> list[str]:
+    """The unified diff of two documents (None: absent), headed by `name`: the one diff
+    of job definitions (caravan.jobs.versions), so a load plan, a dry run and a version
+    diff read alike."""
+    text = unified_diff(
+        before,
+        after,
+        f"{name} (now)" if before is not None else "/dev/null",
+        f"{name} (after)" if after is not None else "/dev/null",
     )
+    return text.splitlines()
 
 
 @dataclass

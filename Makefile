@@ -40,10 +40,18 @@ cluster: install packages
 cluster-down:
 	@hack/cluster.sh down
 
-# Runs Caravan against $KUBECONFIG, or against the local control plane (started if needed).
+# Runs Caravan against $KUBECONFIG, or against the local control plane (started if needed),
+# with the CRD and the chart's pod policy for task pods (as `helm install` would put them;
+# the policy binds to the served namespace, its task pods run as its default account).
 run: install packages
 	@if [ -z "$$KUBECONFIG" ]; then hack/cluster.sh up; export KUBECONFIG=$$(hack/cluster.sh kubeconfig); fi; \
 	$(BIN)/kubectl apply -f charts/caravan/files/crds/ >/dev/null && \
+	helm="$$(source hack/versions.env && echo "$$HELM_BIN_DIR/helm")"; \
+	if [ -x "$$helm" ]; then \
+	  "$$helm" template caravan charts/caravan -n "$${CARAVAN_NAMESPACE:-default}" \
+	    --show-only templates/podpolicy.yaml --set taskPods.serviceAccount.create=false \
+	    --set taskPods.serviceAccount.name=default | $(BIN)/kubectl apply -f - >/dev/null; \
+	else echo "[run] helm is not built (make binaries): task pods are held by the operator's check only"; fi; \
 	exec $(BIN)/caravan run
 
 # Every test; cluster tests run on $KUBECONFIG when set, else on a local control plane

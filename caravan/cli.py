@@ -140,6 +140,14 @@ def cli() -> None:
     " one node's network namespace [CARAVAN_REUSE_PORT]",
 )
 @click.option(
+    "--shutdown-delay",
+    type=float,
+    default=float(_ENV["shutdown_delay"]),
+    show_default=True,
+    help="seconds between SIGTERM (not ready from then on) and the server no longer"
+    " listening [CARAVAN_SHUTDOWN_DELAY_SECONDS]",
+)
+@click.option(
     "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
 )
 def run(
@@ -161,6 +169,7 @@ def run(
     max_body_bytes: int,
     token_audience: str,
     reuse_port: bool,
+    shutdown_delay: float,
     log_level: str,
 ) -> None:
     """Serve the Cluster API and run the operator."""
@@ -190,6 +199,7 @@ def run(
         token_audience=token_audience or None,
         log_level=log_level.upper(),
         reuse_port=reuse_port,
+        shutdown_delay_seconds=shutdown_delay,
         # Only from the environment: credentials stay out of the process's arguments.
         nats=nats_from_env(),
     )

@@ -151,6 +151,9 @@ class Config:
     # Share the listening port with other processes (SO_REUSEPORT): replicas in the
     # node's network namespace (hostNetwork) on one node (caravan.listener).
     reuse_port: bool = False
+    # From SIGTERM to the server no longer listening: the replica answers, not ready,
+    # while the endpoints drop it (docs/upgrading.md).
+    shutdown_delay_seconds: float = 0.0
 
     @staticmethod
     def default_namespace() -> str:
@@ -209,6 +212,7 @@ def env_defaults() -> dict[str, str]:
         "max_body_bytes": _env("CARAVAN_MAX_BODY_BYTES", str(8 * MiB)),
         "token_audience": _env("CARAVAN_TOKEN_AUDIENCE", ""),
         "reuse_port": _env("CARAVAN_REUSE_PORT", "false"),
+        "shutdown_delay": _env("CARAVAN_SHUTDOWN_DELAY_SECONDS", "0"),
     }
 
 

@@ -13,6 +13,7 @@ import uvicorn
 
 from caravan import labels
 from caravan.api.app import create_app
+from caravan.api.draining import Draining
 from caravan.api.serving import uvicorn_limits
 from caravan.api.state import AppState
 from caravan.config import Config
@@ -125,13 +126,14 @@ class Caravan:
         ]
         self.server = _Server(
             uvicorn.Config(
-                create_app(state),
+                Draining(create_app(state), state.stopping),
                 host=config.host,
                 port=config.port,
                 log_config=None,
                 access_log=False,
                 lifespan="on",  # the app's lifespan starts and stops the areas' services
-                # Long polls and event streams would hold a stop for minutes otherwise.
+                # What is still in flight once the server stops listening: long polls and
+                # streams ended already (begin_stop).
                 timeout_graceful_shutdown=3,
                 # Security: bounded request heads, idle and slow connections, concurrency.
                 **uvicorn_limits(config.limits),
@@ -212,27 +214,60 @@ class Caravan:
         """Returns when the API server exits (a signal, or the operator half dying)."""
         await self._tasks[-1]
 
-    def resign_soon(self) -> None:
-        """On a stop signal: leave the Lease at once rather than after the API drained
-        (up to its graceful timeout), when the RBAC to write it may already be gone."""
-        if self.elector is not None and self._resigning is None:
-            self._resigning = asyncio.create_task(self.elector.resign(), name="lease-resign")
+    def begin_stop(self) -> None:
+        """SIGTERM: leave without cutting anyone off (docs/upgrading.md). Not ready at once,
+        long polls answered and streams ended, the Lease left; ordinary requests still
+        served for the shutdown delay (the endpoints drop the pod meanwhile); then the
+        server stops. A second call stops the server at once."""
+        server = self.server
+        if self.state is None or server is None:
+            self.leave_lease_soon()
+            return
+        if self.state.stopping.is_set():
+            server.should_exit = True
+            return
+        self._drain()
+        self.leave_lease_soon()
+        delay = self.config.shutdown_delay_seconds
+        log.info("stopping: not ready; the server stops in %.3g s", delay)
+        asyncio.get_running_loop().call_later(delay, setattr, server, "should_exit", True)
+
+    def _drain(self) -> None:
+        assert self.state is not None
+        self.state.stopping.set()  # /readyz answers 503; streams end (api/draining.py)
+        self.state.store.jobs_waiters.close()  # long polls answer now
+
+    def leave_lease_soon(self) -> None:
+        """First thing on a stop: the operator half stops, then the Lease is given up, so
+        a successor never reconciles beside this replica yet takes over at once; and all
+        before the API drained, while the RBAC to write the Lease surely still exists
+        (`helm uninstall` deletes the Role right after the Deployment)."""
+        if self._resigning is None:
+            self._resigning = asyncio.create_task(self._leave_lease(), name="lease-resign")
+
+    async def _leave_lease(self) -> None:
+        operator, self.operator = self.operator, None
+        if operator is not None:
+            operator.stop()
+            await asyncio.to_thread(operator.join, 30)
+        if self.elector is not None:
+            await self.elector.resign()
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.state is not None:
+            self._drain()
         if self.server is not None:
             self.server.should_exit = True
-        if self._resigning is not None:
-            await self._resigning
+        self.leave_lease_soon()
+        assert self._resigning is not None
+        await self._resigning
+        await cancel_and_wait(self._tasks[:-1])  # informers, the elector
         if self.elector is not None:
             await self.elector.release()
-        await cancel_and_wait(self._tasks[:-1])
         await asyncio.gather(*self._tasks[-1:], return_exceptions=True)  # the server exits
-        if self.operator is not None:
-            self.operator.stop()
-            await asyncio.to_thread(self.operator.join, 30)
         if self.state is not None:
             await self.state.kube.close()
         log.info("caravan stopped")
@@ -244,9 +279,7 @@ async def serve(config: Config) -> None:
 
     def request_stop() -> None:
         log.info("stop requested")
-        caravan.resign_soon()
-        if caravan.server is not None:
-            caravan.server.should_exit = True
+        caravan.begin_stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)

@@ -7,7 +7,8 @@ by routes through the dependencies of caravan.api.deps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from caravan.api.access import AccessReviewer
@@ -24,6 +25,9 @@ class AppState(ServerState):
     auth: AccessReviewer | None = None
     # None until the lifespan started them (the routes answer 503 then).
     services: Services | None = None
+    # Set when the process starts to stop (SIGTERM): /readyz answers 503 and streams end
+    # (caravan.api.draining).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def events(self) -> EventsService | None:

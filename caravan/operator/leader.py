@@ -122,9 +122,11 @@ class LeaseElector:
         await self.release()
 
     async def release(self) -> None:
-        """Gives the Lease up at shutdown so another replica takes over at once."""
-        if not self.leading:
-            return
+        """Gives the Lease up at shutdown so another replica takes over at once.
+
+        Asks the Lease itself whether this replica holds it, rather than `leading`: a
+        stop calls it again once run() has ended (and cleared `leading`), in case the
+        resigning write lost a race with a renewal in flight."""
         try:
             lease = await self.kube.get(self.path)
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:

@@ -16,6 +16,13 @@ class VersionWaiters:
         self.index = 1  # never 0: blocking-query clients treat 0 as "no index"
         self._changed = asyncio.Event()
         self.waiting = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """The process is stopping: every waiter returns now, and every later wait at once
+        (the client gets the current view and asks again, reaching another replica)."""
+        self.closed = True
+        self._changed.set()
 
     def bump(self) -> None:
         self.index += 1
@@ -27,7 +34,7 @@ class VersionWaiters:
 
         An index ahead of ours (a client of a previous process) is answered at once.
         """
-        if index != self.index:
+        if index != self.index or self.closed:
             return self.index
         changed = self._changed
         self.waiting += 1

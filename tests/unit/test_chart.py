@@ -503,6 +503,19 @@ def test_rolling_update_never_has_fewer_pods_than_asked(default: list[Obj]) -> N
     assert "CARAVAN_REUSE_PORT" not in env_of(default)
 
 
+def test_a_stopping_pod_has_its_delay_and_the_grace_to_match(default: list[Obj]) -> None:
+    # Not ready at SIGTERM, still answering for the delay, then 25 s for the rest.
+    assert env_of(default)["CARAVAN_SHUTDOWN_DELAY_SECONDS"] == "5"
+    pod = one(default, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 30
+    longer = render(**{"shutdown.delaySeconds": 20})
+    assert env_of(longer)["CARAVAN_SHUTDOWN_DELAY_SECONDS"] == "20"
+    assert (
+        one(longer, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45
+    )
+    assert "delaySeconds" in render_fails(**{"shutdown.delaySeconds": -1})
+
+
 @pytest.mark.parametrize("replicas,expected", [(1, 0), (2, 1), (3, 1)])
 def test_pdb_only_with_several_replicas(replicas: int, expected: int) -> None:
     pdbs = of_kind(render(replicaCount=replicas), "PodDisruptionBudget")

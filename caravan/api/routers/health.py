@@ -18,10 +18,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Caches are synced and the cluster is reachable",
-    responses={503: {"description": "Not ready yet"}},
+    summary="Caches are synced, the cluster is reachable and the process is not stopping",
+    responses={503: {"description": "Not ready yet, or stopping"}},
 )
 async def readyz(state: StateDep) -> JSONResponse:
+    if state.stopping.is_set():
+        # First thing at SIGTERM: the endpoints drop this replica while it still answers.
+        return JSONResponse({"error": "stopping", "details": []}, status_code=503)
     errors = [f"{i.kind}: {i.last_error}" for i in state.informers if i.last_error]
     if state.synced and not errors:
         return JSONResponse({"status": "ready"})

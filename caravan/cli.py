@@ -148,6 +148,12 @@ def cli() -> None:
     " listening [CARAVAN_SHUTDOWN_DELAY_SECONDS]",
 )
 @click.option(
+    "--ready-file",
+    default=_ENV["ready_file"],
+    help="a file that exists while this replica is ready, for an exec readiness probe"
+    " [CARAVAN_READY_FILE]",
+)
+@click.option(
     "--log-level", default=_ENV["log_level"], show_default=True, help="[CARAVAN_LOG_LEVEL]"
 )
 def run(
@@ -170,6 +176,7 @@ def run(
     token_audience: str,
     reuse_port: bool,
     shutdown_delay: float,
+    ready_file: str,
     log_level: str,
 ) -> None:
     """Serve the Cluster API and run the operator."""
@@ -200,6 +207,7 @@ def run(
         log_level=log_level.upper(),
         reuse_port=reuse_port,
         shutdown_delay_seconds=shutdown_delay,
+        ready_file=ready_file or None,
         # Only from the environment: credentials stay out of the process's arguments.
         nats=nats_from_env(),
     )

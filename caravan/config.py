@@ -154,6 +154,9 @@ class Config:
     # From SIGTERM to the server no longer listening: the replica answers, not ready,
     # while the endpoints drop it (docs/upgrading.md).
     shutdown_delay_seconds: float = 0.0
+    # A file that exists while the replica is ready, for an exec readiness probe where an
+    # HTTP one cannot tell replicas apart (a shared port); None: no file.
+    ready_file: str | None = None
 
     @staticmethod
     def default_namespace() -> str:
@@ -213,6 +216,7 @@ def env_defaults() -> dict[str, str]:
         "token_audience": _env("CARAVAN_TOKEN_AUDIENCE", ""),
         "reuse_port": _env("CARAVAN_REUSE_PORT", "false"),
         "shutdown_delay": _env("CARAVAN_SHUTDOWN_DELAY_SECONDS", "0"),
+        "ready_file": _env("CARAVAN_READY_FILE", ""),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
 import signal
 from collections.abc import Generator
 from typing import Any
@@ -14,6 +15,7 @@ import uvicorn
 from caravan import labels
 from caravan.api.app import create_app
 from caravan.api.draining import Draining
+from caravan.api.readiness import keep_ready_file
 from caravan.api.serving import uvicorn_limits
 from caravan.api.state import AppState
 from caravan.config import Config
@@ -152,6 +154,13 @@ class Caravan:
             self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
         elif config.run_operator:
             self._start_leading()
+        if config.ready_file:
+            ready_file = keep_ready_file(state, pathlib.Path(config.ready_file))
+            self._tasks.append(asyncio.create_task(ready_file, name="ready-file"))
+        if sockets is not None:
+            # A process sharing the port gets new connections as soon as it listens: it
+            # joins the group once its view is synced, as a Service adds only ready pods.
+            await asyncio.gather(*(i.synced.wait() for i in state.informers))
         self._tasks.append(asyncio.create_task(self.server.serve(sockets), name="uvicorn"))
         while not self.server.started:
             if self._tasks[-1].done():
@@ -228,6 +237,11 @@ class Caravan:
             return
         self._drain()
         self.leave_lease_soon()
+        if self.config.reuse_port:
+            # Leave the shared port's group now: new connections go to the other replicas
+            # (no endpoints to drop here); kept-alive ones are still answered meanwhile.
+            for listener in getattr(server, "servers", []):
+                listener.close()
         delay = self.config.shutdown_delay_seconds
         log.info("stopping: not ready; the server stops in %.3g s", delay)
         asyncio.get_running_loop().call_later(delay, setattr, server, "should_exit", True)

@@ -12,8 +12,13 @@ import sys
 import time
 
 import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from caravan.kube.client import JOBS, KubeClient
+from caravan.kube.errors import NotFound
+from caravan.operator.leader import LEASES
 from tests.cluster.conftest import running_caravan
 from tests.cluster.kubeutil import eventually, group, job_body
 
@@ -67,6 +72,89 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_at_sigterm_readiness_goes_first_polls_answer_streams_end_lease_released(
+    kube: KubeClient, kubeconfig: str, namespace: str
+) -> None:
+    """The order a rolling update needs (docs/upgrading.md), on a real `caravan run`."""
+    process = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read off the loop
+        [
+            sys.executable,
+            "-m",
+            "caravan",
+            "run",
+            "--port",
+            "0",
+            "--namespace",
+            namespace,
+            "--kubeconfig",
+            kubeconfig,
+            "--leader-elect",
+            "--shutdown-delay",
+            "5",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "POD_NAME": "sigterm"},
+    )
+    try:
+        assert process.stderr is not None
+        url = None
+        while url is None:
+            line = await asyncio.to_thread(process.stderr.readline)
+            assert line, "caravan run exited before saying where it listens"
+            match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
+            url = match.group(1) if match else None
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            await eventually(lambda: client.get("/readyz"), lambda r: r.status_code == 200)
+            await eventually(
+                lambda: lease_holder(kube, namespace), lambda h: h == "sigterm", what="the Lease"
+            )
+            index = (await client.get("/v1/jobs")).headers["waitIndex"]
+            long_poll = asyncio.create_task(
+                client.get("/v1/jobs", params={"waitIndex": index, "wait": "10m"})
+            )
+            ws_url = url.replace("http://", "ws://") + "/v1/events/ws"
+            async with (
+                client.stream("GET", "/v1/events/stream") as sse,
+                connect(ws_url) as websocket,
+            ):
+                process.send_signal(signal.SIGTERM)
+                # The long poll answers with the current view, not after ten minutes.
+                answer = await long_poll
+                assert answer.status_code == 200 and answer.headers["waitIndex"] == index
+                assert answer.headers["connection"] == "close"
+                # Still answering, but not ready: the endpoints drop the pod meanwhile.
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["error"] == "stopping"
+                again = await client.get("/v1/jobs", params={"waitIndex": index, "wait": "10m"})
+                assert again.status_code == 200
+                # The server-sent events end with their last chunk: reading them to the end
+                # raises nothing (a cut stream would: RemoteProtocolError).
+                text = b"".join([chunk async for chunk in sse.aiter_bytes()]).decode()
+                assert text.startswith(": subscribed")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await websocket.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        code = await asyncio.to_thread(process.wait, 60)
+        assert code == 0
+        # Released on the way out: another replica takes over without waiting 15 s.
+        assert await lease_holder(kube, namespace) == ""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def lease_holder(kube: KubeClient, namespace: str) -> str:
+    try:
+        lease = await kube.get(LEASES.item(namespace, "caravan-operator"))
+    except NotFound:
+        return ""
+    return str(lease["spec"].get("holderIdentity") or "")
 
 
 async def test_api_stops_when_the_operator_dies(kubeconfig: str, namespace: str) -> None:

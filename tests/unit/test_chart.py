@@ -377,10 +377,13 @@ def test_values_for_a_node_whose_pods_have_no_network() -> None:
     # No container port (it would be a host port: one pod per node), the probes by number,
     # and replicas on one node share the port.
     assert "ports" not in c
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18080}
+    # Readiness from the pod's own file: an HTTP probe would reach any replica.
+    assert c["readinessProbe"]["exec"] == {"command": ["test", "-e", "/tmp/caravan-ready"]}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 18080}
     assert one(objs, "Service")["spec"]["ports"][0]["targetPort"] == 18080
     env = env_of(objs)
     assert env["CARAVAN_REUSE_PORT"] == "true"
+    assert env["CARAVAN_READY_FILE"] == "/tmp/caravan-ready"
     assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1"
     assert env["KUBERNETES_SERVICE_PORT"] == "6443"
     assert "listen" in render_fails(**{"listen.port": 0})

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from caravan.api.area import Area
 from caravan.api.deps import StateDep
+from caravan.api.readiness import not_ready
 
 router = APIRouter(tags=["operations"])
 
@@ -22,17 +23,11 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready yet, or stopping"}},
 )
 async def readyz(state: StateDep) -> JSONResponse:
-    if state.stopping.is_set():
-        # First thing at SIGTERM: the endpoints drop this replica while it still answers.
-        return JSONResponse({"error": "stopping", "details": []}, status_code=503)
-    errors = [f"{i.kind}: {i.last_error}" for i in state.informers if i.last_error]
-    if state.synced and not errors:
+    # 503 first thing at SIGTERM: the endpoints drop this replica while it still answers.
+    error, details = not_ready(state)
+    if not error:
         return JSONResponse({"status": "ready"})
-    pending = [i.kind for i in state.informers if not i.synced.is_set()]
-    return JSONResponse(
-        {"error": "not ready", "details": [*(f"{k}: not synced" for k in pending), *errors]},
-        status_code=503,
-    )
+    return JSONResponse({"error": error, "details": details}, status_code=503)
 
 
 area = Area("health", router)

@@ -154,9 +154,6 @@ class Caravan:
             self._tasks.append(asyncio.create_task(self.elector.run(), name="leader-election"))
         elif config.run_operator:
             self._start_leading()
-        if config.ready_file:
-            ready_file = keep_ready_file(state, pathlib.Path(config.ready_file))
-            self._tasks.append(asyncio.create_task(ready_file, name="ready-file"))
         if sockets is not None:
             # A process sharing the port gets new connections as soon as it listens: it
             # joins the group once its view is synced, as a Service adds only ready pods.
@@ -169,6 +166,10 @@ class Caravan:
                 raise RuntimeError(f"the API server could not start on {self.url}")
             await asyncio.sleep(0.02)
         self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        if config.ready_file:
+            # Once serving (the services started); the server's task stays the last one.
+            ready_file = keep_ready_file(state, pathlib.Path(config.ready_file))
+            self._tasks.insert(-1, asyncio.create_task(ready_file, name="ready-file"))
         if self.operator is not None and not self.operator.is_alive():
             self.server.should_exit = True  # the operator died during start-up
         log.info("caravan serving namespace %s on %s", config.namespace, self.url)

@@ -1,4 +1,5 @@
-"""A stopping replica: long polls answer, streams end cleanly, clients are sent elsewhere.
+"""A stopping replica: long polls answer, streams end cleanly, clients are sent elsewhere;
+and the ready file an exec probe reads.
 
 The ASGI messages are driven by hand: the app is the real Starlette machinery (a
 StreamingResponse, a WebSocket route), the server side is a pair of queues.
@@ -7,8 +8,10 @@ StreamingResponse, a WebSocket route), the server side is a pair of queues.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+import pathlib
+from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
+from typing import Any, cast
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,6 +20,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from caravan.api.draining import Draining
+from caravan.api.readiness import keep_ready_file
+from caravan.api.state import AppState
 from caravan.store.waiters import VersionWaiters
 
 ended: list[str] = []
@@ -158,3 +163,30 @@ async def test_closed_waiters_answer_every_long_poll_at_once_with_the_current_in
     # A poll that comes later is not held either.
     assert await waiters.wait_beyond(2, timeout=600) == 2
     assert waiters.waiting == 0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Polls a file the keeper writes on its own clock (no event to wait on)."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+async def test_the_ready_file_follows_readiness_and_goes_first_thing_at_stop(
+    tmp_path: pathlib.Path,
+) -> None:
+    informer = SimpleNamespace(kind="job", synced=asyncio.Event(), last_error=None)
+    state = SimpleNamespace(stopping=asyncio.Event(), informers=[informer])
+    path = tmp_path / "ready"
+    keeper = asyncio.create_task(keep_ready_file(cast(AppState, state), path, every=0.005))
+    await asyncio.sleep(0.05)
+    assert not path.exists()  # not synced yet
+    informer.synced.set()
+    await until(path.exists)
+    informer.last_error = "watch failed"
+    await until(lambda: not path.exists())
+    informer.last_error = None
+    await until(path.exists)
+    state.stopping.set()
+    await keeper  # ends with the stop, the file gone
+    assert not path.exists()

@@ -18,6 +18,7 @@ from caravan.client.load import load
 from caravan.client.logdefs import logdefs
 from caravan.client.logs import loggers_commands
 from caravan.client.settings import settings
+from caravan.client.versions import diff, history, plan, revert
 from caravan.config import (
     Config,
     ConfigMapNames,
@@ -245,6 +246,10 @@ for command in (
     monitor,
     load,
     *failures.COMMANDS,
+    plan,
+    history,
+    diff,
+    revert,
 ):
     cli.add_command(command)
 

@@ -270,8 +270,9 @@ def jobsdefs_get(session: Session, job: str | None) -> None:
 @click.argument("file", type=click.File("r"))
 @click.option("--force", is_flag=True, help="replace started jobs too")
 @click.option("--prune", is_flag=True, help="also delete the jobs FILE does not name")
+@click.option("--dry-run", is_flag=True, help="show each job's change and diff; write nothing")
 @client_command
-def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool) -> None:
+def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool, dry_run: bool) -> None:
     """Create or replace the jobs of FILE: a JSON or YAML map {job: definition}, as
     `caravan jobsdefs get -o json` prints it."""
     document = read_document(file)
@@ -280,6 +281,12 @@ def jobsdefs_load(session: Session, file: IO[str], force: bool, prune: bool) -> 
             "expected a map of job name to definition, as `caravan jobsdefs get -o json` prints it",
             param_hint="FILE",
         )
+    if dry_run:
+        from caravan.client.versions import dry_run as plan_of
+        from caravan.client.versions import show_plan
+
+        show_plan(session, plan_of(session, document, force, prune))
+        return
     params = {"force": "true"} if force else {}
     before = session.api.get(paths.JOBSDEFS)
     with flags_named():

@@ -75,6 +75,11 @@ def load(session: Session, files: tuple[IO[str], ...], dry_run: bool, force: boo
     secrets → managed secrets, job blocks → the jobs' autostart and dependencies, and
     YAML/JSON job definitions files ({job: definition}) → jobs created or replaced.
     Nomad job templates are not converted."""
+    load_files(session, files, dry_run, force)
+
+
+def load_files(session: Session, files: tuple[IO[str], ...], dry_run: bool, force: bool) -> None:
+    """`load`, and `plan` (its dry run)."""
     # Imported here: the HCL parser and the settings validator are only for this command.
     from caravan.client.project import ProjectError, make_plan, read_project
 
@@ -89,6 +94,10 @@ def load(session: Session, files: tuple[IO[str], ...], dry_run: bool, force: boo
             click.echo(f"error: {error}", err=True)
         raise ApiFailure(f"nothing was changed: {len(plan.errors)} error(s) in the project")
     if dry_run:
+        # The apiserver checks each job as the write would (admission, pod templates).
+        with flags_named():
+            for name, definition in sorted(plan.jobs.items()):
+                session.api.post(paths.jobsdef(name), definition, params={"dryRun": "true"})
         session.say(f"dry run: {plan.writes} change(s) planned, nothing written")
         return
     _apply(session, plan, force)

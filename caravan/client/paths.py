@@ -52,6 +52,18 @@ def jobsdef(name: str) -> str:
     return f"/v1/jobsdef/{segment(name)}"
 
 
+def job_versions(name: str) -> str:
+    return f"{job(name)}/versions"
+
+
+def job_version(name: str, version: int) -> str:
+    return f"{job_versions(name)}/{int(version)}"
+
+
+def job_revert(name: str) -> str:
+    return f"{job(name)}/revert"
+
+
 # -- logs and levels -------------------------------------------------------------------------
 
 LOG_DEFINITIONS = "/v1/log/logs"

@@ -1,0 +1,169 @@
+"""Rollouts on the node that runs real processes: a crashing version never replaces a
+working allocation; autoRevert brings the job back; a revert brings the old image back.
+
+Caravan runs in-process (the operator is what matters here); the allocations are real
+processes of the example task image on the real node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from caravan.kube.client import DEPLOYMENTS, JOBS, PODS, KubeClient
+from tests.cluster.conftest import api, caravan  # noqa: F401 (fixtures)
+from tests.cluster.kubeutil import eventually
+from tests.e2e.conftest import TASK_IMAGE, RealNode, task_job
+
+# Exits 1 a second after it starts: Kubernetes sees it ready (no probe) before it dies.
+CRASH = ["python", "-c", "import time; time.sleep(1); raise SystemExit(1)"]
+BASE_IMAGE = "localhost/caravan-python:3.11-bookworm"
+SLEEPER = [
+    "python",
+    "-c",
+    "import time; print('the base image runs', flush=True); time.sleep(3600)",
+]
+
+
+def rollout_job(name: str, auto_revert: bool) -> dict[str, Any]:
+    job = task_job(name, {"g": {"TASK_TICK_SECONDS": "1"}})
+    group = job["spec"]["taskGroups"][0]
+    group["rollout"] = {
+        "minHealthySeconds": 3,
+        "progressDeadlineSeconds": 15,
+        "autoRevert": auto_revert,
+    }
+    return job
+
+
+async def ready_pods(kube: KubeClient, namespace: str, job: str) -> list[dict[str, Any]]:
+    pods = await kube.list_items(PODS.collection(namespace), labelSelector=f"caravan.dev/job={job}")
+    return [
+        p
+        for p in pods["items"]
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+    ]
+
+
+async def job_status(kube: KubeClient, namespace: str, name: str) -> dict[str, Any]:
+    return dict((await kube.get(JOBS.item(namespace, name))).get("status") or {})
+
+
+def set_command(job: dict[str, Any], command: list[str], image: str = TASK_IMAGE) -> None:
+    container = job["spec"]["taskGroups"][0]["template"]["spec"]["containers"][0]
+    container["command"] = command
+    container["image"] = image
+
+
+async def start_healthy(kube: KubeClient, namespace: str, job: dict[str, Any]) -> str:
+    """Creates the job and waits until version 1 became healthy; its one pod's uid."""
+    name = job["metadata"]["name"]
+    await kube.create(JOBS.collection(namespace), job)
+    await eventually(
+        lambda: job_status(kube, namespace, name),
+        lambda s: s.get("healthyVersion") == 1,
+        timeout=120,
+        what=f"version 1 of {name} healthy",
+    )
+    [pod] = await ready_pods(kube, namespace, name)
+    return str(pod["metadata"]["uid"])
+
+
+async def test_a_crashing_version_leaves_the_old_allocation_serving(
+    real_node: RealNode,
+    kube: KubeClient,
+    namespace: str,
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    job = rollout_job("steady", auto_revert=False)
+    serving = await start_healthy(kube, namespace, job)
+    body = await kube.get(JOBS.item(namespace, "steady"))
+    set_command(body, CRASH)
+    await kube.replace(JOBS.item(namespace, "steady"), body)
+
+    def stalled(deployment: dict[str, Any]) -> bool:
+        conditions = (deployment.get("status") or {}).get("conditions") or []
+        return any(c.get("reason") == "ProgressDeadlineExceeded" for c in conditions)
+
+    await eventually(
+        lambda: kube.get(DEPLOYMENTS.item(namespace, "steady-g")),
+        stalled,
+        timeout=120,
+        what="the rollout stalled",
+    )
+    # The working allocation was never replaced: the same pod, still ready.
+    [still] = await ready_pods(kube, namespace, "steady")
+    assert still["metadata"]["uid"] == serving
+    status = await job_status(kube, namespace, "steady")
+    assert status["version"] == 2 and status["healthyVersion"] == 1
+    view = (await api.get("/v1/jobs/steady")).json()
+    assert view["taskGroups"][0]["summary"]["running"] >= 1
+
+
+async def test_auto_revert_returns_to_the_last_healthy_version(
+    real_node: RealNode,
+    kube: KubeClient,
+    namespace: str,
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    job = rollout_job("backs", auto_revert=True)
+    serving = await start_healthy(kube, namespace, job)
+    body = await kube.get(JOBS.item(namespace, "backs"))
+    set_command(body, CRASH)
+    await kube.replace(JOBS.item(namespace, "backs"), body)
+    status = await eventually(
+        lambda: job_status(kube, namespace, "backs"),
+        lambda s: s.get("version") == 3 and s.get("healthyVersion") == 3,
+        timeout=180,
+        what="the job back on its healthy definition, as version 3",
+    )
+    assert status["version"] == 3
+    reverted = await kube.get(JOBS.item(namespace, "backs"))
+    container = reverted["spec"]["taskGroups"][0]["template"]["spec"]["containers"][0]
+    assert "command" not in container
+    listed = (await api.get("/v1/jobs/backs/versions")).json()
+    assert listed[0]["change"].startswith("back to version 1")
+    [still] = await ready_pods(kube, namespace, "backs")
+    assert still["metadata"]["uid"] == serving  # the working allocation served throughout
+    events = await kube.list_items(
+        f"/api/v1/namespaces/{namespace}/events",
+        fieldSelector="involvedObject.name=backs,reason=AutoReverted",
+    )
+    assert events["items"] and events["items"][0]["type"] == "Warning"
+
+
+async def test_after_a_revert_of_an_image_change_the_processes_run_the_old_image(
+    real_node: RealNode,
+    kube: KubeClient,
+    namespace: str,
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    job = rollout_job("images", auto_revert=False)
+    await start_healthy(kube, namespace, job)
+    body = await kube.get(JOBS.item(namespace, "images"))
+    set_command(body, SLEEPER, image=BASE_IMAGE)
+    await kube.replace(JOBS.item(namespace, "images"), body)
+
+    async def images() -> set[str]:
+        pods = await ready_pods(kube, namespace, "images")
+        return {
+            s["image"] for p in pods for s in (p.get("status") or {}).get("containerStatuses") or []
+        }
+
+    await eventually(images, lambda found: found == {BASE_IMAGE}, timeout=120, what="v2 runs")
+    reverted = await api.post("/v1/jobs/images/revert", json={"version": 1})
+    assert reverted.status_code == 200, reverted.text
+    await eventually(images, lambda found: found == {TASK_IMAGE}, timeout=120, what="v1 runs")
+    # The process itself is the task program again: its log is the task's, not the sleeper's.
+    [pod] = await ready_pods(kube, namespace, "images")
+    response = await kube.stream(PODS.item(namespace, pod["metadata"]["name"], "log"))
+    try:
+        log = await response.text()
+    finally:
+        response.release()
+    assert log and "the base image runs" not in log

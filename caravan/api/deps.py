@@ -21,6 +21,7 @@ from caravan.services.logs import Logs
 from caravan.services.restart import Restarts
 from caravan.services.secrets import Secrets
 from caravan.services.settings import Settings
+from caravan.services.versions import JobVersions
 from caravan.services.wiring import Services
 from caravan.services.writes import Writes
 from caravan.store import Store
@@ -75,6 +76,10 @@ def caller_name(request: Request) -> str | None:
     return caller.username if isinstance(caller, Caller) else None
 
 
+def get_versions(state: StateDep) -> JobVersions:
+    return services_of(state).versions
+
+
 def get_definitions(state: StateDep) -> JobDefinitions:
     return services_of(state).definitions
 
@@ -111,6 +116,7 @@ EventsDep = Annotated[Events, Depends(get_events)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
 DefinitionsDep = Annotated[JobDefinitions, Depends(get_definitions)]
+VersionsDep = Annotated[JobVersions, Depends(get_versions)]
 LogsDep = Annotated[Logs, Depends(get_logs)]
 LoggersDep = Annotated[Loggers, Depends(get_loggers)]
 SecretsDep = Annotated[Secrets, Depends(get_secrets)]

@@ -12,6 +12,7 @@ from caravan.client import paths
 from caravan.client.api import ApiFailure, flags_named
 from caravan.client.plan_view import print_changes
 from caravan.client.session import Session, client_command
+from caravan.jobs.order import start_order
 
 if TYPE_CHECKING:
     from caravan.client.project import Current, Plan
@@ -55,8 +56,10 @@ def _apply(session: Session, plan: Plan, force: bool) -> None:
         api.post(paths.SETTINGS, plan.settings)
     params = {"force": "true"} if force else {}
     with flags_named():
-        for name, definition in sorted(plan.jobs.items()):
-            api.post(paths.jobsdef(name), definition, params=params)
+        # A job after the jobs it depends on: each must exist when its dependent is written.
+        graph = {n: list(d.get("dependencies") or []) for n, d in plan.jobs.items()}
+        for name in start_order(graph):
+            api.post(paths.jobsdef(name), plan.jobs[name], params=params)
     if plan.logs is not None:
         api.post(paths.LOG_DEFINITIONS, plan.logs)
     for secret_id, values in sorted(plan.secrets.items()):
@@ -94,10 +97,12 @@ def load_files(session: Session, files: tuple[IO[str], ...], dry_run: bool, forc
             click.echo(f"error: {error}", err=True)
         raise ApiFailure(f"nothing was changed: {len(plan.errors)} error(s) in the project")
     if dry_run:
-        # The apiserver checks each job as the write would (admission, pod templates).
-        with flags_named():
-            for name, definition in sorted(plan.jobs.items()):
-                session.api.post(paths.jobsdef(name), definition, params={"dryRun": "true"})
+        # The apiserver checks the jobs as the writes would (admission, pod templates, the
+        # rules across jobs): every job as it would be after the load, in one dry run.
+        if plan.jobs:
+            every = {**session.api.get(paths.JOBSDEFS), **plan.jobs}
+            with flags_named():
+                session.api.post(paths.JOBSDEFS, every, params={"dryRun": "true"})
         session.say(f"dry run: {plan.writes} change(s) planned, nothing written")
         return
     _apply(session, plan, force)

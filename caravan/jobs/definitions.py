@@ -71,7 +71,10 @@ def defined(body: Mapping[str, Any]) -> bool:
 
 
 def problems(name: str, definition: Mapping[str, Any], where: str = "") -> list[Problem]:
-    """What a shape-valid definition still gets wrong."""
+    """What the Job resource cannot say about a shape-valid definition. Everything the
+    Job alone gets wrong (countInit above countMax, a self-dependency, two groups of one
+    name...) is refused by the CRD's own rules: the API sends the Job as a dry run and
+    answers the apiserver's message, so that kubectl and the API say the same."""
     prefix = f"{where}." if where else ""
     found: list[Problem] = []
     if definition.get("byCluster"):
@@ -85,28 +88,7 @@ def problems(name: str, definition: Mapping[str, Any], where: str = "") -> list[
                 "must be empty: one installation serves one cluster",
             )
         )
-    dependencies = list(definition.get("dependencies") or [])
-    if name in dependencies:
-        found.append(Problem(f"{prefix}dependencies", f"job {name!r} cannot depend on itself"))
-    if len(set(dependencies)) != len(dependencies):
-        found.append(Problem(f"{prefix}dependencies", "names a job twice"))
-    seen: set[str] = set()
-    for i, group in enumerate((definition.get("template") or {}).get("taskGroups") or []):
-        at = f"{prefix}template.taskGroups[{i}]"
-        group_name = group.get("name")
-        if group_name in seen:
-            found.append(Problem(f"{at}.name", f"task group {group_name!r} is defined twice"))
-        seen.add(str(group_name))
-        if group.get("countInit", 1) > group.get("countMax", 0):
-            found.append(Problem(f"{at}.countInit", "must not exceed countMax"))
     return found
-
-
-def cycle_problem(dependencies: Mapping[str, list[str]]) -> Problem | None:
-    cycle = find_cycle(dependencies)
-    if cycle is None:
-        return None
-    return Problem(cycle[0] + ".dependencies", "dependency cycle: " + " -> ".join(cycle))
 
 
 def missing_dependency_message(job: str) -> str:

@@ -7,14 +7,22 @@ job is refused unless forced (Genvid's "service running check"). Every write dec
 what the apiserver holds now, never on the store, which may lag behind a write that just
 answered. Creating, updating and deleting are distinct rights: the caller's `may` is
 asked for each verb a write will use, once that is known from the fresh read.
+
+Before anything is written, each Job the write would store is sent to the apiserver as a
+server-side dry run: the CRD's admission rules answer, with the apiserver's own message
+(the one kubectl gets). The rules across jobs (a dependency on a missing job, a cycle)
+are checked here, on every job as it would be after the write. A plan (`dry_run`) goes
+through the same checks and answers what the write would do instead of doing it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from caravan.errors import ConflictError, InvalidError, no_such, quote
 from caravan.jobs import definitions
+from caravan.jobs.plans import plan_job
+from caravan.jobs.spec import read_job
 from caravan.kube.client import DEPLOYMENTS, JOBS, JSON
 from caravan.kube.errors import Conflict, Invalid, NotFound
 from caravan.kube.rmw import Decision
@@ -48,17 +56,39 @@ class JobDefinitions:
         self, writes: Writes, named: dict[str, JSON], force: bool, may: May
     ) -> dict[str, JSON]:
         """Creates or replaces every job named; deletes the jobs not named."""
+        _, creates, replaces, deletes = await self._checked_all(named, force, may)
+        for name in sorted(creates + replaces):
+            await self._put(writes, name, named[name], force)
+        for name in sorted(deletes):
+            await self._delete(writes, name, force)
+        return self.all()
+
+    async def plan_all(self, named: dict[str, JSON], may: May) -> JSON:
+        """What `put_all` would do, each job's action and diff; nothing is written."""
+        current, _, _, deletes = await self._checked_all(named, True, may)
+        after = {n: _after(current.get(n), n, named[n]) for n in named}
+        return _plans(sorted({*named, *deletes}), current, after)
+
+    async def _checked_all(
+        self, named: dict[str, JSON], force: bool, may: May
+    ) -> tuple[dict[str, JSON], list[str], list[str], list[str]]:
+        """Every check of `put_all`: (the jobs now, creates, replaces, deletes)."""
         current = await self._listed()
-        _refuse_invalid(named, {})
+        _refuse_invalid(named)
         creates = [n for n in named if n not in current]
-        after = {
-            n: definitions.with_definition(current[n], named[n]) for n in named if n in current
-        }
-        replaces = [n for n, b in after.items() if definitions.changes_definition(current[n], b)]
+        after = {n: _after(current.get(n), n, named[n]) for n in named}
+        replaces = [
+            n
+            for n in named
+            if n in current and definitions.changes_definition(current[n], after[n])
+        ]
         deletes = [n for n in current if n not in named]
         for verb, names in (("create", creates), ("update", replaces), ("delete", deletes)):
             if names:
                 await may(verb)
+        await self._admit({n: after[n] for n in creates + replaces})
+        # The jobs it does not name are deleted: the rules across jobs see the named ones.
+        _refuse_across({n: after[n] for n in named}, named)
         if not force:
             started = [
                 n
@@ -68,11 +98,7 @@ class JobDefinitions:
             ]
             _refuse_running(started, "replace or delete")
         await self._refuse_bad_templates({n: named[n] for n in creates + replaces})
-        for name in sorted(creates + replaces):
-            await self._put(writes, name, named[name], force)
-        for name in sorted(deletes):
-            await self._delete(writes, name, force)
-        return self.all()
+        return current, creates, replaces, deletes
 
     async def delete_all(self, writes: Writes, force: bool, may: May) -> None:
         current = await self._listed()
@@ -87,12 +113,36 @@ class JobDefinitions:
         self, writes: Writes, name: str, definition: JSON, force: bool, may: May
     ) -> JSON:
         """Creates or replaces one job; the verb asked is the one the fresh read calls for."""
-        await may("create" if await self._fresh(name) is None else "update")
-        others = {n: definitions.definition_of(b) for n, b in self._bodies().items() if n != name}
-        _refuse_invalid({name: definition}, others)
-        await self._refuse_bad_templates({name: definition})
+        await self._checked_one(name, definition, may)
         stored = await self._put(writes, name, definition, force)
         return definitions.definition_of(stored)
+
+    async def plan_one(self, name: str, definition: JSON, may: May) -> JSON:
+        """What `put_one` would do (the running check aside: `restartsAllocations` says
+        whether the write needs force); nothing is written."""
+        current = await self._checked_one(name, definition, may)
+        return _plans(
+            [name], {name: current} if current else {}, {name: _after(current, name, definition)}
+        )
+
+    async def replace(self, writes: Writes, name: str, definition: JSON) -> None:
+        """An existing job's definition replaced, running or not (a revert); a job that
+        is gone is not made again."""
+        if await self._fresh(name) is None:
+            raise no_such("job", name)
+        await self._put(writes, name, definition, force=True, create=False)
+
+    async def _checked_one(self, name: str, definition: JSON, may: May) -> JSON | None:
+        """Every check of `put_one`; the job as it is now (None: a new one)."""
+        current = await self._fresh(name)
+        await may("create" if current is None else "update")
+        _refuse_invalid({name: definition})
+        after = _after(current, name, definition)
+        await self._admit({name: after})
+        others = {n: b for n, b in self._bodies().items() if n != name}
+        _refuse_across({**others, name: after}, [name])
+        await self._refuse_bad_templates({name: definition})
+        return current
 
     async def delete_one(self, writes: Writes, name: str, force: bool) -> None:
         if await self._fresh(name) is None:
@@ -121,6 +171,41 @@ class JobDefinitions:
             return None
         return body if definitions.defined(body) else None
 
+    async def _admit(self, bodies: dict[str, JSON]) -> None:
+        """Refused, with the apiserver's own messages, unless it would store every one of
+        `bodies` (Jobs sent as server-side dry runs: the CRD's rules answer)."""
+        found: list[definitions.Problem] = []
+        found_messages: list[str] = []
+        namespace = self.state.namespace
+        for name, body in sorted(bodies.items()):
+            exists = bool((body.get("metadata") or {}).get("resourceVersion"))
+            path = JOBS.item(namespace, name) if exists else JOBS.collection(namespace)
+            try:
+                await self.state.kube.request(
+                    "PUT" if exists else "POST",
+                    path,
+                    query={"dryRun": "All"},
+                    body=body,
+                    content_type="application/json",
+                )
+            except Invalid as exc:
+                causes = exc.causes or [{"field": "", "message": exc.message}]
+                found += [
+                    definitions.Problem(
+                        f"{name}.{c.get('field')}" if c.get("field") else name,
+                        str(c.get("message") or exc.message),
+                    )
+                    for c in causes
+                ]
+                found_messages.append(exc.message)
+            except Conflict:
+                continue  # changed meanwhile: the write itself reads and checks again
+        if found:
+            raise InvalidError(
+                "the job definitions are invalid: " + "; ".join(found_messages),
+                [p.to_json() for p in found],
+            )
+
     async def _refuse_bad_templates(self, named: dict[str, JSON]) -> None:
         """Refused unless Kubernetes accepts every group's pod template (server-side dry
         runs)."""
@@ -147,7 +232,9 @@ class JobDefinitions:
                 [p.to_json() for p in found],
             )
 
-    async def _put(self, writes: Writes, name: str, definition: JSON, force: bool) -> JSON:
+    async def _put(
+        self, writes: Writes, name: str, definition: JSON, force: bool, create: bool = True
+    ) -> JSON:
         """Creates or replaces one job from its definition; re-checks on every fresh read."""
         namespace = self.state.namespace
 
@@ -167,8 +254,8 @@ class JobDefinitions:
             KIND_JOB,
             JOBS.item(namespace, name),
             decide,
-            create=lambda: definitions.new_job(name),
-            collection_path=JOBS.collection(namespace),
+            create=(lambda: definitions.new_job(name)) if create else None,
+            collection_path=JOBS.collection(namespace) if create else None,
             cached=self.state.store.job_bodies.get(name),
         )
         if outcome.result is not None:
@@ -194,20 +281,37 @@ class JobDefinitions:
             raise ConflictError(f"job {quote(name)} kept changing; try again") from exc
 
 
-def _refuse_invalid(named: dict[str, JSON], others: dict[str, JSON]) -> None:
-    """Every problem of `named` (dependency cycles counted with `others`)."""
+def _after(current: JSON | None, name: str, definition: JSON) -> JSON:
+    """The Job body a write of `definition` would store."""
+    return definitions.with_definition(current or definitions.new_job(name), definition)
+
+
+def _plans(names: list[str], current: dict[str, JSON], after: dict[str, JSON]) -> JSON:
+    return {"jobs": {n: plan_job(n, current.get(n), after.get(n)).to_json() for n in sorted(names)}}
+
+
+def _invalid(found: list[definitions.Problem]) -> InvalidError:
+    count = len(found)
+    return InvalidError(
+        f"the job definitions are invalid ({count} error{'s' if count != 1 else ''}): "
+        + "; ".join(f"{p.field}: {p.message}" for p in found),
+        [p.to_json() for p in found],
+    )
+
+
+def _refuse_invalid(named: dict[str, JSON]) -> None:
+    """What the Job resource cannot say about the definitions (byCluster...)."""
     found = [p for n, d in named.items() for p in definitions.problems(n, d, n)]
-    graph = {n: list(d.get("dependencies") or []) for n, d in {**others, **named}.items()}
-    cycle = definitions.cycle_problem(graph)
-    if cycle is not None:
-        found.append(cycle)
     if found:
-        count = len(found)
-        raise InvalidError(
-            f"the job definitions are invalid ({count} error{'s' if count != 1 else ''}): "
-            + "; ".join(f"{p.field}: {p.message}" for p in found),
-            [p.to_json() for p in found],
-        )
+        raise _invalid(found)
+
+
+def _refuse_across(bodies: dict[str, JSON], names: Iterable[str]) -> None:
+    """The rules across jobs, on every job as it would be after the write."""
+    graph = {n: list(read_job(b).dependencies) for n, b in bodies.items()}
+    found = definitions.dependency_problems(graph, names)
+    if found:
+        raise _invalid(found)
 
 
 def _running(names: list[str], what: str) -> ConflictError:

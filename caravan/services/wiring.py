@@ -16,6 +16,7 @@ from caravan.services.restart import Restarts
 from caravan.services.secrets import Secrets
 from caravan.services.settings import Settings
 from caravan.services.state import ServerState
+from caravan.services.versions import JobVersions
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Services:
     settings: Settings
     jobs: Jobs
     definitions: JobDefinitions
+    versions: JobVersions
     events: Events
     logs: Logs
     loggers: Loggers
@@ -48,10 +50,12 @@ def build_services(state: ServerState) -> Services:
     """Every area's service, built (no I/O: `start` does that)."""
     recorder = EventRecorder(state.kube, state.namespace, state.config.identity, API_CONTROLLER)
     jobs = Jobs(state, recorder)
+    definitions = JobDefinitions(state)
     return Services(
         settings=Settings(state),
         jobs=jobs,
-        definitions=JobDefinitions(state),
+        definitions=definitions,
+        versions=JobVersions(state, definitions),
         events=Events(state),
         logs=Logs(state),
         loggers=Loggers(state),

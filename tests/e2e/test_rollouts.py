@@ -18,11 +18,12 @@ from tests.e2e.conftest import TASK_IMAGE, RealNode, task_job
 
 # Exits 1 a second after it starts: Kubernetes sees it ready (no probe) before it dies.
 CRASH = ["python", "-c", "import time; time.sleep(1); raise SystemExit(1)"]
-BASE_IMAGE = "localhost/caravan-python:3.11-bookworm"
+# Another image the real node has (Caravan's own, which has Python): version 2 runs it.
+OTHER_IMAGE = "caravan:0.1.0"
 SLEEPER = [
     "python",
     "-c",
-    "import time; print('the base image runs', flush=True); time.sleep(3600)",
+    "import time; print('the other image runs', flush=True); time.sleep(3600)",
 ]
 
 
@@ -63,7 +64,8 @@ def set_command(job: dict[str, Any], command: list[str], image: str = TASK_IMAGE
 async def start_healthy(kube: KubeClient, namespace: str, job: dict[str, Any]) -> str:
     """Creates the job and waits until version 1 became healthy; its one pod's uid."""
     name = job["metadata"]["name"]
-    await kube.create(JOBS.collection(namespace), job)
+    created = await kube.create(JOBS.collection(namespace), job)
+    assert created["spec"]["taskGroups"][0]["rollout"] == job["spec"]["taskGroups"][0]["rollout"]
     await eventually(
         lambda: job_status(kube, namespace, name),
         lambda s: s.get("healthyVersion") == 1,
@@ -97,8 +99,12 @@ async def test_a_crashing_version_leaves_the_old_allocation_serving(
         what="the rollout stalled",
     )
     # The working allocation was never replaced: the same pod, still ready.
-    [still] = await ready_pods(kube, namespace, "steady")
-    assert still["metadata"]["uid"] == serving
+    pods = await kube.list_items(PODS.collection(namespace), labelSelector="caravan.dev/job=steady")
+    ready = await ready_pods(kube, namespace, "steady")
+    assert [p["metadata"]["uid"] for p in ready] == [serving], [
+        (p["metadata"]["name"], p["metadata"]["uid"], (p.get("status") or {}).get("conditions"))
+        for p in pods["items"]
+    ]
     status = await job_status(kube, namespace, "steady")
     assert status["version"] == 2 and status["healthyVersion"] == 1
     view = (await api.get("/v1/jobs/steady")).json()
@@ -146,7 +152,7 @@ async def test_after_a_revert_of_an_image_change_the_processes_run_the_old_image
     job = rollout_job("images", auto_revert=False)
     await start_healthy(kube, namespace, job)
     body = await kube.get(JOBS.item(namespace, "images"))
-    set_command(body, SLEEPER, image=BASE_IMAGE)
+    set_command(body, SLEEPER, image=OTHER_IMAGE)
     await kube.replace(JOBS.item(namespace, "images"), body)
 
     async def images() -> set[str]:
@@ -155,10 +161,20 @@ async def test_after_a_revert_of_an_image_change_the_processes_run_the_old_image
             s["image"] for p in pods for s in (p.get("status") or {}).get("containerStatuses") or []
         }
 
-    await eventually(images, lambda found: found == {BASE_IMAGE}, timeout=120, what="v2 runs")
+    await eventually(
+        images,
+        lambda found: found == {f"docker.io/library/{OTHER_IMAGE}"},
+        timeout=120,
+        what="v2 runs",
+    )
     reverted = await api.post("/v1/jobs/images/revert", json={"version": 1})
     assert reverted.status_code == 200, reverted.text
-    await eventually(images, lambda found: found == {TASK_IMAGE}, timeout=120, what="v1 runs")
+    await eventually(
+        images,
+        lambda found: found == {f"docker.io/library/{TASK_IMAGE}"},
+        timeout=120,
+        what="v1 runs",
+    )
     # The process itself is the task program again: its log is the task's, not the sleeper's.
     [pod] = await ready_pods(kube, namespace, "images")
     response = await kube.stream(PODS.item(namespace, pod["metadata"]["name"], "log"))
@@ -166,4 +182,4 @@ async def test_after_a_revert_of_an_image_change_the_processes_run_the_old_image
         log = await response.text()
     finally:
         response.release()
-    assert log and "the base image runs" not in log
+    assert "the other image runs" not in log

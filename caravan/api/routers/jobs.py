@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
-from pydantic import Field, StrictStr
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from pydantic import BaseModel, Field, StrictStr
 
 from caravan.api.area import Area
 from caravan.api.auth import authorize
-from caravan.api.deps import ActivityDep, CallerNameDep, JobsDep, RestartsDep, WritesDep
+from caravan.api.deps import (
+    ActivityDep,
+    CallerNameDep,
+    JobsDep,
+    RestartsDep,
+    VersionsDep,
+    WritesDep,
+)
 from caravan.api.errors import ApiError
 from caravan.api.ids import JobId
 from caravan.api.models import JsonInt, StrictModel, responses
@@ -26,6 +33,9 @@ summary_router = APIRouter(prefix="/v1/job", tags=["jobs"])
 CAN_LIST = [Depends(authorize("list", "jobs", group=GROUP))]
 CAN_GET = [Depends(authorize("get", "jobs", group=GROUP))]
 CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
+# Versions are ControllerRevisions (group apps); a revert updates the Job's definition.
+CAN_GET_VERSIONS = [Depends(authorize("get", "controllerrevisions", group="apps"))]
+CAN_UPDATE = [Depends(authorize("update", "jobs", group=GROUP))]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 INDEX_PATTERN = r"^[0-9]{1,18}$"
@@ -36,6 +46,25 @@ class UpdateCounts(StrictModel):
     jobID: StrictStr = Field(min_length=1, description="The job id")
     taskGroup: StrictStr = Field(min_length=1, description="The task group id")
     count: JsonInt = Field(description="The count delta; 0 stops the task group.")
+
+
+class VersionSummary(BaseModel):
+    version: int = Field(description="The version number (the ControllerRevision's revision)")
+    time: str = Field(description="When it became a version (RFC 3339)")
+    change: str = Field(description="What it changed, in one line")
+
+
+class VersionDetail(BaseModel):
+    version: int = Field(description="The version number")
+    time: str = Field(description="When it became a version (RFC 3339)")
+    definition: dict[str, Any] = Field(description="The job's definition (the jobsdefs shape)")
+
+
+class Revert(StrictModel):
+    version: JsonInt = Field(ge=1, description="The version whose definition becomes current")
+
+
+VersionNumber = Annotated[int, Path(ge=1, le=2**63 - 1, description="The version number")]
 
 
 def parse_wait(text: str | None, default: float, maximum: float) -> float:
@@ -232,6 +261,44 @@ async def job_activity(
     items, now = await activity.read(job_id, index, timeout)
     body = json.dumps(items, separators=(",", ":"))
     return Response(body, media_type="application/json", headers={"waitIndex": str(now)})
+
+
+@router.get(
+    "/{job_id}/versions",
+    dependencies=CAN_GET_VERSIONS,
+    response_model=list[VersionSummary],
+    responses=responses(404),
+    summary="The versions of a job's definition, newest (current) first",
+)
+async def list_versions(job_id: JobId, versions: VersionsDep) -> list[dict[str, Any]]:
+    return await versions.listing(job_id)
+
+
+@router.get(
+    "/{job_id}/versions/{version}",
+    dependencies=CAN_GET_VERSIONS,
+    response_model=VersionDetail,
+    responses=responses(404),
+    summary="One version of a job's definition",
+)
+async def get_version(
+    job_id: JobId, version: VersionNumber, versions: VersionsDep
+) -> dict[str, Any]:
+    return await versions.one(job_id, version)
+
+
+@router.post(
+    "/{job_id}/revert",
+    dependencies=CAN_UPDATE,
+    response_model=JobView,
+    responses=responses(404, 422),
+    summary="Make a version's definition current again (a new version; counts are kept)",
+)
+async def revert(
+    job_id: JobId, body: Revert, versions: VersionsDep, jobs: JobsDep, writes: WritesDep
+) -> Response:
+    await versions.revert(writes, job_id, body.version)
+    return Response(jobs.view(job_id), media_type="application/json")
 
 
 area_router = APIRouter()

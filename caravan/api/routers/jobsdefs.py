@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import Field, StrictBool, StrictStr, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StrictStr, StringConstraints
 
 from caravan.api.area import Area
 from caravan.api.auth import authenticate, authorize, check_access
@@ -30,11 +30,42 @@ many = APIRouter(prefix="/v1/jobsdefs", tags=["job definitions"])
 one = APIRouter(prefix="/v1/jobsdef", tags=["job definitions"])
 
 
+class RolloutPolicy(StrictModel):
+    minHealthySeconds: JsonInt | None = Field(
+        default=None, ge=0, le=3600, description="Seconds a new allocation must stay ready (10)"
+    )
+    progressDeadlineSeconds: JsonInt | None = Field(
+        default=None, ge=1, le=86400, description="Seconds without progress: stalled (300)"
+    )
+    maxSurge: JsonInt | None = Field(
+        default=None, ge=0, le=1000, description="Allocations started above count (1)"
+    )
+    maxUnavailable: JsonInt | None = Field(
+        default=None, ge=0, le=1000, description="Allocations missing during a rollout (0)"
+    )
+    autoRevert: StrictBool | None = Field(
+        default=None, description="Back to the last healthy version when stalled (false)"
+    )
+
+
 class TaskGroupDefinition(StrictModel):
     name: GroupName = Field(description="Task group name, unique in the job (a DNS label)")
     countInit: JsonInt = Field(default=1, ge=0, le=INT32_MAX, description="Count at start")
     countMax: JsonInt = Field(ge=0, le=INT32_MAX, description="Ceiling for updatecounts")
     template: dict[str, Any] = Field(description="The allocations' PodTemplateSpec")
+    rollout: RolloutPolicy | None = Field(
+        default=None, description="How a new version replaces the allocations (an extension)"
+    )
+
+
+class JobPlan(BaseModel):
+    action: str = Field(description="create, replace, delete or unchanged")
+    diff: str = Field(description="The unified diff of the definition")
+    restartsAllocations: bool = Field(description="Running allocations would be replaced")
+
+
+class Plan(BaseModel):
+    jobs: dict[str, JobPlan] = Field(description="What the write would do, by job")
 
 
 class JobTemplate(StrictModel):
@@ -55,6 +86,13 @@ class JobDefinition(StrictModel):
 
 JSON = dict[str, Any]
 Definitions = dict[JobName, JobDefinition]
+DryRunQuery = Annotated[
+    bool,
+    Query(
+        alias="dryRun",
+        description="Write nothing: answer each job's action and diff (the checks are real)",
+    ),
+]
 ForceQuery = Annotated[
     bool, Query(description="Replace or delete started jobs too (skip the running check)")
 ]
@@ -74,6 +112,7 @@ def _may(request: Request) -> May:
     "",
     dependencies=CAN_LIST,
     response_model=dict[str, JobDefinition],
+    response_model_exclude_none=True,
     responses=responses(),
     summary="Every job's definition, by job name",
 )
@@ -84,9 +123,10 @@ async def get_definitions(defs: DefinitionsDep) -> dict[str, JSON]:
 @many.post(
     "",
     dependencies=CAN_LIST,
-    response_model=dict[str, JobDefinition],
+    response_model=Plan | dict[str, JobDefinition],
+    response_model_exclude_none=True,
     responses=responses(409, 422),
-    summary="Create or replace every job named; delete the jobs not named",
+    summary="Create or replace every job named; delete the jobs not named (dryRun: the plan)",
 )
 async def post_definitions(
     body: Definitions,
@@ -94,8 +134,11 @@ async def post_definitions(
     defs: DefinitionsDep,
     writes: WritesDep,
     force: ForceQuery = False,
-) -> dict[str, JSON]:
-    named = {n: d.model_dump() for n, d in body.items()}
+    dry_run: DryRunQuery = False,
+) -> JSON:
+    named = {n: d.model_dump(exclude_none=True) for n, d in body.items()}
+    if dry_run:
+        return await defs.plan_all(named, _may(request))
     return await defs.put_all(writes, named, force, _may(request))
 
 
@@ -118,6 +161,7 @@ async def delete_definitions(
     "/{job_id}",
     dependencies=CAN_GET,
     response_model=JobDefinition,
+    response_model_exclude_none=True,
     responses=responses(404),
     summary="One job's definition",
 )
@@ -127,9 +171,10 @@ async def get_definition(job_id: JobIdPath, defs: DefinitionsDep) -> JSON:
 
 @one.post(
     "/{job_id}",
-    response_model=JobDefinition,
+    response_model=Plan | JobDefinition,
+    response_model_exclude_none=True,
     responses=responses(409, 422),
-    summary="Create or replace one job from its definition",
+    summary="Create or replace one job from its definition (dryRun: the plan)",
 )
 async def post_definition(
     job_id: JobIdPath,
@@ -138,9 +183,13 @@ async def post_definition(
     defs: DefinitionsDep,
     writes: WritesDep,
     force: ForceQuery = False,
+    dry_run: DryRunQuery = False,
 ) -> JSON:
     await authenticate(request)  # before anything is read on the caller's behalf
-    return await defs.put_one(writes, job_id, body.model_dump(), force, _may(request))
+    definition = body.model_dump(exclude_none=True)
+    if dry_run:
+        return await defs.plan_one(job_id, definition, _may(request))
+    return await defs.put_one(writes, job_id, definition, force, _may(request))
 
 
 @one.delete(

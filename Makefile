@@ -84,6 +84,8 @@ bench: install binaries
 	@$(BIN)/python bench/bench_jobs.py
 	@$(BIN)/python bench/bench_logs.py
 	@$(BIN)/python bench/bench_realnode.py
+	@$(BIN)/python bench/bench_memory.py
+	@$(BIN)/python bench/bench_activity.py
 
 manifests:
 	@hack/render-manifests.sh

@@ -439,6 +439,78 @@ async def test_crash_looping_group_is_flagged_explained_and_restarted(
         await ui.shot("job-restarted")
 
 
+# Versions ------------------------------------------------------------------------------
+
+
+async def test_versions_tab_shows_the_diff_and_reverts(
+    ui: UiPage, kube: KubeClient, namespace: str, kubeconfig: str, caravan: Caravan
+) -> None:
+    await kube.create(JOBS.collection(namespace), job_body("web", [group("front")]))
+    async with httpx.AsyncClient(base_url=caravan.url, timeout=30) as api:
+        await eventually(
+            lambda: api.get("/v1/jobs/web/versions"),
+            lambda r: r.status_code == 200 and len(r.json()) == 1,
+            what="version 1",
+        )
+        # A new image, made with kubectl: version 2.
+        kubectl(
+            kubeconfig,
+            "-n",
+            namespace,
+            "patch",
+            "jobs.caravan.dev",
+            "web",
+            "--type=json",
+            "-p",
+            '[{"op": "replace", "path": "/spec/taskGroups/0/template/spec/containers/0/image",'
+            ' "value": "caravan.test/fake:2"}]',
+        )
+        listed = await eventually(
+            lambda: api.get("/v1/jobs/web/versions"),
+            lambda r: len(r.json()) == 2,
+            what="version 2",
+        )
+        newest, oldest = (v["version"] for v in listed.json())
+
+        page = ui.page
+        await ui.open("/ui/jobs/web")
+        await page.get_by_role("link", name="Versions").click()
+        await expect(page).to_have_url(f"{caravan.url}/ui/jobs/web/versions")
+        await ui.ready()
+        await expect(page.locator("table.versions tbody tr")).to_have_count(2)
+        diff = page.locator("pre.diff")
+        await expect(diff).to_have_attribute("data-from", str(oldest))
+        await expect(diff).to_have_attribute("data-to", str(newest))
+        await expect(diff.locator(".del")).to_contain_text('"caravan.test/fake:1"')
+        await expect(diff.locator(".add")).to_contain_text('"caravan.test/fake:2"')
+        await ui.shot("versions-diff")
+        # The same version on both sides: nothing differs.
+        await page.get_by_label("From version").select_option(str(newest))
+        await expect(page.locator("[data-same]")).to_be_visible()
+        current = page.get_by_role("button", name=f"Revert to version {newest}")
+        await expect(current).to_be_disabled()
+
+        # Revert to the first version: cancelled first, then confirmed; proven on the Job.
+        revert = page.get_by_role("button", name=f"Revert to version {oldest}")
+        await revert.click()
+        await page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+        assert (await api.get("/v1/jobs/web/versions")).json() == listed.json()
+        await revert.click()
+        await page.get_by_role("dialog").get_by_role("button", name="Revert").click()
+
+        async def image() -> str:
+            job = await kube.get(JOBS.item(namespace, "web"))
+            return str(job["spec"]["taskGroups"][0]["template"]["spec"]["containers"][0]["image"])
+
+        await eventually(image, lambda i: i == "caravan.test/fake:1", what="the old image back")
+        # The revert is a new version, shown as current, and compared with the one before.
+        await expect(page.locator("table.versions tbody tr")).to_have_count(3)
+        top = (await api.get("/v1/jobs/web/versions")).json()[0]["version"]
+        await expect(page.locator(f'tr[data-version="{top}"] .badge')).to_have_text("current")
+        await expect(diff).to_have_attribute("data-to", str(top))
+        await ui.shot("versions-reverted")
+
+
 # Logs ----------------------------------------------------------------------------------
 
 

@@ -832,6 +832,13 @@ async def test_read_only_token_sees_write_controls_disabled(
         await expect(restart).to_be_disabled()
         await expect(restart).to_have_attribute("title", re.compile(f"{user} may not delete pods"))
         await ui.shot("read-only-job")
+        # Versions are ControllerRevisions, which this reader may not get; nor revert.
+        await page.get_by_role("link", name="Versions").click()
+        await ui.ready()
+        await expect(page.locator(".notice")).to_contain_text(
+            f"{user} may not get controllerrevisions.apps"
+        )
+        await expect(page.locator(".notice")).to_contain_text("may not update jobs.caravan.dev")
         await nav.get_by_role("link", name="Settings").click()
         await expect(page.get_by_role("button", name="Save")).to_be_disabled()
         await nav.get_by_role("link", name="Secrets").click()

@@ -53,12 +53,6 @@ export function guard(el, ...actions) {
   return el;
 }
 
-// guard() for an action this server may not list (an older Caravan): unknown actions are
-// left to the API, which refuses what the caller may not do with its own sentence.
-export function guardIfKnown(el, action) {
-  return current && current.actions[action] ? guard(el, action) : el;
-}
-
 // A visible note listing the actions of a page the caller may not use.
 export function deniedNote(document, actions) {
   const denied = actions.filter((a) => !can(a));

@@ -6,7 +6,7 @@
 // shows here too.
 
 import { enc, get, post } from "../api.js";
-import { can, deniedNote, guard, guardIfKnown } from "../access.js";
+import { can, deniedNote, guard } from "../access.js";
 import { actor } from "../act.js";
 import "../components.js";
 import { add, age, clear, errorBox, h, problemBadges } from "../dom.js";
@@ -95,7 +95,7 @@ async function overview(main, job, { waitFor, act, onJob, onView, view }) {
   const activityStatus = h("span", { class: "muted", role: "status" });
   add(
     main,
-    deniedNote(document, ["allocations.read", "logs.read"]),
+    deniedNote(document, ["allocations.read", "logs.read", "jobs.write", "allocations.restart"]),
     h("h2", {}, "Task groups"),
     groups,
     h("h2", {}, "Allocations"),
@@ -234,7 +234,7 @@ async function overview(main, job, { waitFor, act, onJob, onView, view }) {
           "tbody",
           {},
           list.map((a) => {
-            const restart = guardIfKnown(
+            const restart = guard(
               h("button", {
                 type: "button",
                 "aria-label": `Restart allocation ${a.allocID}`,

@@ -3,7 +3,7 @@
 // definition current as a new version; the running counts stay.
 
 import { enc, get, post } from "../api.js";
-import { can, guardIfKnown } from "../access.js";
+import { can, deniedNote, guard } from "../access.js";
 import { add, age, clear, errorBox, field, h } from "../dom.js";
 import { canonicalJson, hunks, diffLines } from "../lib/linediff.js";
 import { longPoll } from "../lib/live.js";
@@ -14,7 +14,7 @@ export function mountVersions(main, job, { waitFor, act, onJob, onView }) {
   const from = h("select", { dataset: { side: "from" } });
   const to = h("select", { dataset: { side: "to" } });
   const diffView = h("div", { class: "diff-view", "aria-live": "polite" });
-  add(main, h("h2", {}, "Versions"), list, compare);
+  add(main, deniedNote(document, ["versions.read", "jobs.revert"]), h("h2", {}, "Versions"), list, compare);
   clear(compare, h("h2", { id: "diff-h" }, "Compare"), h("div", { class: "toolbar" }, field("From version", from), field("To version", to)), diffView);
   compare.hidden = true;
 
@@ -53,7 +53,7 @@ export function mountVersions(main, job, { waitFor, act, onJob, onView }) {
           "tbody",
           {},
           versions.map((v) => {
-            const revert = guardIfKnown(
+            const revert = guard(
               h("button", {
                 type: "button",
                 "aria-label": `Revert to version ${v.version}`,
@@ -138,9 +138,11 @@ export function mountVersions(main, job, { waitFor, act, onJob, onView }) {
     onError: (error) => clear(list, errorBox(error)),
     fatal: (error) => [401, 403, 404].includes(error.status),
   });
-  if (can("jobs.read")) {
+  if (can("versions.read")) {
     versionsFeed.start();
     waitFor(versionsFeed.first);
+  } else {
+    clear(list, h("p", { class: "muted" }, "Hidden: you may not read versions."));
   }
   let seen = false;
   onView(() => {

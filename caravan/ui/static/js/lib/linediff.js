@@ -108,10 +108,15 @@ export function unified(aText, bText, { from = "a", to = "b", context = 3 } = {}
   if (!parts.length) return "";
   const out = [`--- ${from}`, `+++ ${to}`];
   for (const hunk of parts) {
-    out.push(`@@ -${range(hunk.aStart, hunk.aCount)} +${range(hunk.bStart, hunk.bCount)} @@`);
+    out.push(hunkHeader(hunk));
     for (const line of hunk.lines) out.push(`${line.op}${line.text}`);
   }
   return `${out.join("\n")}\n`;
+}
+
+// A hunk's first line, as diff -u writes it: "@@ -3,4 +3,5 @@" (",1" left out).
+export function hunkHeader(hunk) {
+  return `@@ -${range(hunk.aStart, hunk.aCount)} +${range(hunk.bStart, hunk.bCount)} @@`;
 }
 
 function range(start, count) {

@@ -5,7 +5,7 @@
 import { enc, get, post } from "../api.js";
 import { can, deniedNote, guard } from "../access.js";
 import { add, age, clear, errorBox, field, h } from "../dom.js";
-import { canonicalJson, hunks, diffLines } from "../lib/linediff.js";
+import { canonicalJson, diffLines, hunkHeader, hunks } from "../lib/linediff.js";
 import { longPoll } from "../lib/live.js";
 
 export function mountVersions(main, job, { waitFor, act, onJob, onView }) {
@@ -120,7 +120,7 @@ export function mountVersions(main, job, { waitFor, act, onJob, onView }) {
     }
     const lines = [h("span", { class: "head" }, `--- v${a}\n`), h("span", { class: "head" }, `+++ v${b}\n`)];
     for (const hunk of parts) {
-      lines.push(h("span", { class: "hunk" }, `@@ -${hunk.aStart},${hunk.aCount} +${hunk.bStart},${hunk.bCount} @@\n`));
+      lines.push(h("span", { class: "hunk" }, `${hunkHeader(hunk)}\n`));
       for (const line of hunk.lines) {
         const kind = line.op === "+" ? "add" : line.op === "-" ? "del" : "same";
         lines.push(h("span", { class: kind }, `${line.op}${line.text}\n`));

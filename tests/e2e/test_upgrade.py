@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import pathlib
 import subprocess
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, JOBS, PODS, SECRETS, KubeClient
-from caravan.kube.errors import NotFound
+from caravan.kube.errors import Conflict, NotFound
 from caravan.operator.leader import LEASES
 from tests.cluster.kubeutil import eventually, service_account_token
 from tests.e2e.conftest import (
@@ -327,30 +326,13 @@ async def previous_crd(
             crd.installed["metadata"]["resourceVersion"],
             crd.upgraded.get("metadata", {}).get("resourceVersion"),
         ):
-            annotations = crd.before["metadata"].get("annotations") or {}
-            restored = {
-                "apiVersion": "apiextensions.k8s.io/v1",
-                "kind": "CustomResourceDefinition",
-                "metadata": {
-                    "name": CRD_NAME,
-                    "labels": crd.before["metadata"].get("labels") or {},
-                    "annotations": {
-                        k: v
-                        for k, v in annotations.items()
-                        if k != "kubectl.kubernetes.io/last-applied-configuration"
-                    },
-                },
-                "spec": crd.before["spec"],
-            }
-            kubectl(
-                kubeconfig,
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                "-",
-                stdin=json.dumps(restored),
-            )
+            # Labels, annotations (Helm's ownership included) and spec as they were; a
+            # compare-and-swap on the version just read, so a concurrent change wins.
+            for key in ("labels", "annotations"):
+                now["metadata"][key] = crd.before["metadata"].get(key) or {}
+            now["spec"] = crd.before["spec"]
+            with contextlib.suppress(Conflict):
+                await kube.replace(CRD_PATH, now)
 
 
 async def test_helm_upgrade_under_running_jobs_loses_nothing(

@@ -107,6 +107,7 @@ class Caravan:
         self.elector: LeaseElector | None = None
         self._stopped = False
         self._resigning: asyncio.Task[None] | None = None
+        self.serving = False  # listening (start() may end early on a stop signal)
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = config.port
 
@@ -165,7 +166,14 @@ class Caravan:
                 await self.stop()
                 raise RuntimeError(f"the API server could not start on {self.url}")
             await asyncio.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        sockets = [s for server in self.server.servers for s in server.sockets]
+        if not sockets:
+            # A stop signal came while starting: uvicorn is already down again, and the
+            # caller's wait_stopped() and stop() finish the rest (exit 0, no traceback).
+            log.info("stopped while starting")
+            return
+        self.port = sockets[0].getsockname()[1]
+        self.serving = True
         if config.ready_file:
             # Once serving (the services started); the server's task stays the last one.
             ready_file = keep_ready_file(state, pathlib.Path(config.ready_file))
@@ -299,8 +307,9 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     await caravan.start()
-    # Printed whatever the log level: the address people open first.
-    print(f"caravan UI: {caravan.url}/ui/  (API pages: {caravan.url}/docs)", flush=True)
+    if caravan.serving:
+        # Printed whatever the log level: the address people open first.
+        print(f"caravan UI: {caravan.url}/ui/  (API pages: {caravan.url}/docs)", flush=True)
     try:
         await caravan.wait_stopped()
     finally:

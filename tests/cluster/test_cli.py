@@ -686,11 +686,13 @@ async def test_caravan_run_gives_the_lease_up_at_sigterm(
         )
         assert lease["spec"]["leaseDurationSeconds"] == 30
         process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(process.wait, 30) == 0
+        code = await asyncio.to_thread(process.wait, 30)
+        assert process.stderr is not None
+        said = process.stderr.read()
+        assert code == 0, said[-4000:]
         released = await kube.get(LEASES.item(namespace, "caravan-operator"))
         assert released["spec"]["holderIdentity"] == ""
-        assert process.stderr is not None
-        assert "is no longer the leader" in process.stderr.read()
+        assert "is no longer the leader" in said
     finally:
         if process.poll() is None:
             process.kill()

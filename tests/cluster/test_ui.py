@@ -239,6 +239,14 @@ async def test_jobs_page_scales_with_debounced_clicks_and_follows_kubectl(
     assert await page.evaluate("window.caravanMarker") == "same page"
 
 
+# The tab hidden or shown, as the browser says it when the user switches tabs.
+HIDE_TAB = """() => {
+    Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+    document.dispatchEvent(new Event('visibilitychange'));
+}"""
+SHOW_TAB = HIDE_TAB.replace("() => true", "() => false")
+
+
 async def test_jobs_page_pauses_while_hidden_and_stays_usable_with_200_jobs(
     browser: Browser, kube: KubeClient, namespace: str, kubeconfig: str
 ) -> None:
@@ -274,12 +282,7 @@ async def two_hundred_jobs(ui: UiPage, kube: KubeClient, namespace: str, caravan
     await ui.shot("200-jobs-filtered")
 
     # Hidden tab: the pending poll is dropped and no new one starts until visible again.
-    await page.evaluate(
-        """() => {
-        Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
-        document.dispatchEvent(new Event('visibilitychange'));
-    }"""
-    )
+    await page.evaluate(HIDE_TAB)
     await expect(page.locator(".live")).to_contain_text("paused")
     seen = len(polls)
     await kube.merge_patch(JOBS.item(namespace, "job-000"), {"spec": {"suspend": False}})
@@ -291,12 +294,7 @@ async def two_hundred_jobs(ui: UiPage, kube: KubeClient, namespace: str, caravan
     await asyncio.sleep(1.0)  # a poll would have been answered by now
     assert len(polls) == seen, polls[seen:]
     await expect(page.locator('tbody[data-job="job-000"]')).to_have_attribute("data-status", "dead")
-    await page.evaluate(
-        """() => {
-        Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
-        document.dispatchEvent(new Event('visibilitychange'));
-    }"""
-    )
+    await page.evaluate(SHOW_TAB)
     await expect(page.locator('tbody[data-job="job-000"]')).not_to_have_attribute(
         "data-status", "dead"
     )
@@ -571,6 +569,16 @@ async def test_log_view_follows_downloads_and_sets_levels(
         assert await log.evaluate("e => e.scrollTop") == 0
         await page.get_by_role("button", name="Jump to the end").click()
         assert await log.evaluate(at_bottom)
+
+        # Hidden, the follow stops; shown again, the tail is read anew: the line written
+        # meanwhile appears, and nothing twice.
+        await page.evaluate(HIDE_TAB)
+        await expect(page.get_by_role("status").filter(has_text="paused")).to_be_visible()
+        with log_file.open("a") as f:
+            f.write(cri_log([("stdout", "written while hidden")]).replace("00:00:00", "00:01:02"))
+        await page.evaluate(SHOW_TAB)
+        await expect(log).to_contain_text("written while hidden", timeout=10_000)
+        assert (await log.inner_text()).count("a brand new line") == 1
 
         # Download: the whole log, as the API serves it.
         async with page.expect_download() as download_info:

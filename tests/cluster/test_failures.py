@@ -41,7 +41,7 @@ async def cli(caravan: Caravan, *args: str, token: str | None = None) -> str:
     process = await asyncio.create_subprocess_exec(
         CARAVAN, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, (args, out.decode(), err.decode())
     return out.decode()
 
@@ -279,6 +279,16 @@ async def test_restarts_replace_what_they_name_and_drift_is_repaired(
     deployment = await kube.get(DEPLOYMENTS.item(namespace, "r-g"))
     template = deployment["spec"]["template"]["metadata"]
     assert "caravan.dev/restarted-at" in template["annotations"]
+
+    # The CLI: a group restarted with progress until its allocation is replaced, then
+    # the job's activity.
+    before_h = await pods("h")
+    waited = await cli(caravan, "restart", "r", "h", "--wait", "--timeout", "60")
+    assert "r: restarting group h" in waited
+    assert "r: 1/1 replaced, 1/1 running" in waited
+    assert not set(await pods("h")) & set(before_h)
+    said = await cli(caravan, "activity", "r")
+    assert said.count("Restarted") == 3, said  # the allocation, group g, group h
 
     # Drift: a hand scale is taken back, and said so.
     kubectl(kubeconfig, namespace, "scale", "deployment", "r-h", "--replicas=3")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import pathlib
+from datetime import UTC, datetime
 from typing import Any, get_type_hints
 
 import pytest
 import yaml
+from rich.console import Console
 
 from caravan import labels
+from caravan.client.failures import age, allocations_table
 from caravan.jobs import counts
 from caravan.jobs.activity import event_record, owner_key
 from caravan.jobs.allocations import allocation_view
@@ -396,3 +399,17 @@ def test_kubectl_get_cjob_shows_the_problem_column() -> None:
     columns = {c["name"]: c for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert columns["Problem"]["jsonPath"] == ".status.problem"
     assert "priority" not in columns["Problem"]  # shown by default
+
+
+def test_the_alloc_command_shows_reason_exit_code_and_age() -> None:
+    now = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    assert [age(t, now) for t in ("2026-01-01T00:04:15Z", "2026-01-01T00:00:00Z", "")] == [
+        "45s",
+        "5m",
+        "",
+    ]
+    console = Console(width=300, record=True)
+    console.print(allocations_table([allocation_view(pod(containers=[crash_looping()]))]))
+    text = console.export_text()
+    assert "CrashLoopBackOff: task main exited with code 3" in text
+    assert " 3 " in text and " 4 " in text  # the exit code, the restarts

@@ -15,7 +15,7 @@ from caravan.api.state import AppState
 def not_ready(state: AppState) -> tuple[str, list[str]]:
     """("", []) when ready; else the error and its details."""
     if state.stopping.is_set():
-        return "stopping", []
+        return "this replica is stopping", []
     pending = [f"{i.kind}: not synced" for i in state.informers if not i.synced.is_set()]
     errors = [f"{i.kind}: {i.last_error}" for i in state.informers if i.last_error]
     if pending or errors:

@@ -129,7 +129,9 @@ async def test_at_sigterm_readiness_goes_first_polls_answer_streams_end_lease_re
                 assert answer.headers["connection"] == "close"
                 # Still answering, but not ready: the endpoints drop the pod meanwhile.
                 ready = await client.get("/readyz")
-                assert ready.status_code == 503 and ready.json()["error"] == "stopping"
+                assert (
+                    ready.status_code == 503 and ready.json()["error"] == "this replica is stopping"
+                )
                 again = await client.get("/v1/jobs", params={"waitIndex": index, "wait": "10m"})
                 assert again.status_code == 200
                 # The server-sent events end with their last chunk: reading them to the end

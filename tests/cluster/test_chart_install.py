@@ -119,6 +119,19 @@ async def test_chart_rbac_is_sufficient_for_caravan(
             what="job status written as the chart's ServiceAccount",
         )
         assert status["status"]["status"] == "running"
+        # Restarts (a Job patch, a pod delete) and the Events they record and read back.
+        assert (await api.post("/v1/jobs/restart/web")).status_code == 200
+        [alloc, *_] = (await api.get("/v1/jobs/web/allocations")).json()
+        r = await api.post(f"/v1/allocations/{alloc['allocID']}/restart")
+        assert r.status_code == 200, r.text
+        await eventually(
+            lambda: api.get("/v1/jobs/web/activity"),
+            lambda r: (
+                {"Scaled", "Restarted"}
+                <= {i["reason"] for i in r.json()["items"] if i["object"] == "job"}
+            ),
+            what="Caravan's Events recorded and read under the chart's RBAC",
+        )
         for method, path, body in EXTRA_SCENARIOS:
             r = await api.request(method, path, json=body)
             assert r.status_code < 400, (method, path, r.status_code, r.text)

@@ -25,6 +25,7 @@ from caravan.jobs.plans import plan_job
 from caravan.jobs.spec import read_job
 from caravan.kube.client import DEPLOYMENTS, JOBS, JSON
 from caravan.kube.errors import Conflict, Invalid, NotFound
+from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.kube.rmw import Decision
 from caravan.services.state import ServerState
 from caravan.services.writes import Writes
@@ -35,8 +36,10 @@ May = Callable[[str], Awaitable[object]]
 
 
 class JobDefinitions:
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, recorder: EventRecorder | None = None) -> None:
         self.state = state
+        # Refused Events on the existing Jobs a definition write could not change.
+        self.recorder = recorder
 
     # Reads -------------------------------------------------------------------------------
 
@@ -189,6 +192,9 @@ class JobDefinitions:
                     content_type="application/json",
                 )
             except Invalid as exc:
+                if exists and self.recorder is not None:
+                    note = f"a new definition was refused, the job is unchanged: {exc.message}"
+                    self.recorder.record(job_regarding(body), "Warning", "Refused", note, "Update")
                 causes = exc.causes or [{"field": "", "message": exc.message}]
                 found += [
                     definitions.Problem(

@@ -50,7 +50,7 @@ def build_services(state: ServerState) -> Services:
     """Every area's service, built (no I/O: `start` does that)."""
     recorder = EventRecorder(state.kube, state.namespace, state.config.identity, API_CONTROLLER)
     jobs = Jobs(state, recorder)
-    definitions = JobDefinitions(state)
+    definitions = JobDefinitions(state, recorder)
     return Services(
         settings=Settings(state),
         jobs=jobs,

@@ -317,3 +317,19 @@ async def test_restarts_replace_what_they_name_and_drift_is_repaired(
     stopped = await api.post("/v1/jobs/restart/r")
     assert stopped.status_code == 409
     assert "stopped" in stopped.json()["error"]
+
+    # A new definition Kubernetes refuses leaves the job as it was, and says so on it.
+    bad = group("g")
+    bad["template"]["spec"]["restartPolicy"] = "Never"
+    refused = await api.post(
+        "/v1/jobsdef/r", params={"force": "true"}, json={"template": {"taskGroups": [bad]}}
+    )
+    assert refused.status_code == 422, refused.text
+    await eventually(
+        lambda: api.get("/v1/jobs/r/activity"),
+        lambda r: any(
+            i["reason"] == "Refused" and i["type"] == "Warning" and "restartPolicy" in i["message"]
+            for i in r.json()["items"]
+        ),
+        what="the Refused Event",
+    )

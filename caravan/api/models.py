@@ -48,3 +48,9 @@ def _integral(value: Any) -> Any:
 
 # An integer as JSON Schema means it (5 and 5.0), and nothing else (no "5", no true).
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+
+
+def bounded_json_int(low: int, high: int) -> Any:
+    """A `JsonInt` within [low, high], the bounds stated in the OpenAPI document (they must
+    come before the validator there: after it, an optional one's bounds go unnamed)."""
+    return Annotated[StrictInt, Field(ge=low, le=high), BeforeValidator(_integral)]

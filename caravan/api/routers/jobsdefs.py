@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr, StringConstraints
 from caravan.api.area import Area
 from caravan.api.auth import authenticate, authorize, check_access
 from caravan.api.deps import DefinitionsDep, WritesDep
-from caravan.api.models import JsonInt, StrictModel, responses
+from caravan.api.models import JsonInt, StrictModel, bounded_json_int, responses
 from caravan.labels import GROUP
 from caravan.services.jobsdefs import May
 
@@ -30,18 +30,23 @@ many = APIRouter(prefix="/v1/jobsdefs", tags=["job definitions"])
 one = APIRouter(prefix="/v1/jobsdef", tags=["job definitions"])
 
 
+def _bounded(low: int, high: int) -> Any:
+    """An optional integer within [low, high] (null stays allowed)."""
+    return bounded_json_int(low, high) | None
+
+
 class RolloutPolicy(StrictModel):
-    minHealthySeconds: JsonInt | None = Field(
-        default=None, ge=0, le=3600, description="Seconds a new allocation must stay ready (10)"
+    minHealthySeconds: _bounded(0, 3600) = Field(  # type: ignore[valid-type]
+        default=None, description="Seconds a new allocation must stay ready (10)"
     )
-    progressDeadlineSeconds: JsonInt | None = Field(
-        default=None, ge=1, le=86400, description="Seconds without progress: stalled (300)"
+    progressDeadlineSeconds: _bounded(1, 86400) = Field(  # type: ignore[valid-type]
+        default=None, description="Seconds without progress: stalled (300)"
     )
-    maxSurge: JsonInt | None = Field(
-        default=None, ge=0, le=1000, description="Allocations started above count (1)"
+    maxSurge: _bounded(0, 1000) = Field(  # type: ignore[valid-type]
+        default=None, description="Allocations started above count (1)"
     )
-    maxUnavailable: JsonInt | None = Field(
-        default=None, ge=0, le=1000, description="Allocations missing during a rollout (0)"
+    maxUnavailable: _bounded(0, 1000) = Field(  # type: ignore[valid-type]
+        default=None, description="Allocations missing during a rollout (0)"
     )
     autoRevert: StrictBool | None = Field(
         default=None, description="Back to the last healthy version when stalled (false)"

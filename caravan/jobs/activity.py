@@ -36,6 +36,9 @@ class EventRecord:
     name: str  # of the regarded object
     count: int
     owner: Owner
+    # The Event's resourceVersion as a number (0 when it is not one): within one second,
+    # the order the apiserver stored the Events in.
+    stored: int = 0
 
 
 def owner_key(kind: str, api_version: str, name: str) -> Owner | None:
@@ -94,7 +97,20 @@ def event_record(event: Mapping[str, Any]) -> EventRecord | None:
         name=name,
         count=max(count, 1),
         owner=(owner[0], sys.intern(owner[1])),
+        stored=_stored_order(event),
     )
+
+
+def _stored_order(event: Mapping[str, Any]) -> int:
+    version = str((event.get("metadata") or {}).get("resourceVersion") or "")
+    return int(version) if version.isdigit() else 0
+
+
+def _order(record: EventRecord) -> tuple[int, int]:
+    """Oldest first. The kubelet's Events carry whole seconds, the scheduler's and ours
+    microseconds: within one second the storage order decides, so a pod's Scheduled comes
+    before its Started whatever each timestamp's precision."""
+    return (int(record.when), record.stored)
 
 
 def object_label(record: EventRecord, deployments: Mapping[str, str]) -> str:
@@ -110,7 +126,7 @@ def activity_items(
     records: Iterable[EventRecord], deployments: Mapping[str, str]
 ) -> list[ActivityItem]:
     """Oldest first (by last occurrence); `deployments` maps Deployment names to groups."""
-    ordered = sorted(records, key=lambda r: r.when)  # stable: ties keep arrival order
+    ordered = sorted(records, key=_order)
     return [
         {
             "time": r.time,

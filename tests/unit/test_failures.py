@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from rich.console import Console
 from caravan import labels
 from caravan.client.failures import age, allocations_table
 from caravan.jobs import counts
-from caravan.jobs.activity import event_record, owner_key
+from caravan.jobs.activity import activity_items, event_record, owner_key
 from caravan.jobs.allocations import allocation_view
 from caravan.jobs.changes import job_changes
 from caravan.jobs.failures import deployment_facts, pod_problem
@@ -281,6 +282,29 @@ def test_event_records_tie_events_to_jobs_by_the_names_kubernetes_gives() -> Non
     assert (record.time, record.count, record.reason) == ("2026-01-01T00:00:05Z", 3, "BackOff")
     series = event_record(event(series={"count": 5, "lastObservedTime": "2026-01-01T00:00:09.5Z"}))
     assert series is not None and (series.count, series.time) == (5, "2026-01-01T00:00:09.500000Z")
+
+
+def test_activity_orders_one_second_by_storage_whatever_the_precision() -> None:
+    # The scheduler writes microseconds, the kubelet whole seconds: the pod's Started
+    # (stamped 00:00:05, stored later) must not come before its Scheduled (00:00:05.044).
+    scheduled = event_record(
+        event(
+            metadata={"name": "s", "resourceVersion": "100"},
+            reason="Scheduled",
+            type="Normal",
+            deprecatedLastTimestamp=None,
+            deprecatedCount=None,
+            eventTime="2026-01-01T00:00:05.044000Z",
+        )
+    )
+    started = event_record(
+        event(metadata={"name": "t", "resourceVersion": "104"}, reason="Started", type="Normal")
+    )
+    earlier = event_record(event(metadata={"name": "b", "resourceVersion": "200"}))
+    assert scheduled is not None and started is not None and earlier is not None
+    earlier = dataclasses.replace(earlier, when=earlier.when - 1)
+    items = activity_items([started, scheduled, earlier], {"web-g": "g"})
+    assert [i["reason"] for i in items] == ["BackOff", "Scheduled", "Started"]
 
 
 def test_activity_log_is_bounded_and_wakes_only_the_job_concerned() -> None:

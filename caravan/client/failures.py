@@ -42,10 +42,16 @@ def _exit_codes(alloc: AllocationView) -> str:
     return ",".join(codes)
 
 
+# A reason cell longer than this is cut, so the table keeps every column on a line
+# (`-o json` has the whole message).
+REASON_CELL = 72
+
+
 def _reason(alloc: AllocationView) -> str:
     reason = alloc.get("reason") or ""
     message = alloc.get("message") or ""
-    return f"{reason}: {message}" if reason and message else reason
+    text = f"{reason}: {message}" if reason and message else reason
+    return text if len(text) <= REASON_CELL else text[: REASON_CELL - 1] + "…"
 
 
 def allocations_table(allocs: list[AllocationView]) -> Table:

@@ -437,3 +437,23 @@ def test_the_alloc_command_shows_reason_exit_code_and_age() -> None:
     text = console.export_text()
     assert "CrashLoopBackOff: task main exited with code 3" in text
     assert " 3 " in text and " 4 " in text  # the exit code, the restarts
+    # A long pull error is cut in its cell: every other column stays on the line.
+    pulling = pod(containers=[crash_looping()])
+    pulling["status"]["containerStatuses"][0]["state"] = {
+        "waiting": {"reason": "ErrImagePull", "message": "failed to pull and unpack " * 20}
+    }
+    console = Console(width=200, record=True)
+    console.print(allocations_table([allocation_view(pulling)]))
+    header, row = console.export_text().splitlines()[:2]
+    assert header.split() == [
+        "ALLOC",
+        "GROUP",
+        "STATUS",
+        "REASON",
+        "EXIT",
+        "CODE",
+        "RESTARTS",
+        "NODE",
+        "AGE",
+    ]
+    assert "ErrImagePull: " in row and "…" in row

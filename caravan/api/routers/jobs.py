@@ -5,10 +5,9 @@ The HTTP face of caravan.services.jobs."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel, Field, StrictStr
 
 from caravan.api.area import Area
@@ -21,8 +20,8 @@ from caravan.api.deps import (
     VersionsDep,
     WritesDep,
 )
-from caravan.api.errors import ApiError
 from caravan.api.ids import JobId
+from caravan.api.longpoll import LongPollDep
 from caravan.api.models import JsonInt, StrictModel, responses
 from caravan.jobs.shapes import Activity, JobView
 from caravan.labels import GROUP
@@ -36,10 +35,6 @@ CAN_PATCH = [Depends(authorize("patch", "jobs", group=GROUP))]
 # Versions are ControllerRevisions (group apps); a revert updates the Job's definition.
 CAN_GET_VERSIONS = [Depends(authorize("get", "controllerrevisions", group="apps"))]
 CAN_UPDATE = [Depends(authorize("update", "jobs", group=GROUP))]
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-INDEX_PATTERN = r"^[0-9]{1,18}$"
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class UpdateCounts(StrictModel):
@@ -67,30 +62,6 @@ class Revert(StrictModel):
 VersionNumber = Annotated[int, Path(ge=1, le=2**63 - 1, description="The version number")]
 
 
-def parse_wait(text: str | None, default: float, maximum: float) -> float:
-    """Nomad-style durations (`30s`, `5m`, `250ms`, bare seconds), capped at `maximum`."""
-    if text is None or text == "":
-        return min(default, maximum)
-    match = _DURATION.match(text)
-    if not match:
-        raise ApiError(400, f"invalid wait {text!r}: use a duration such as 30s or 5m")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    return min(seconds, maximum)
-
-
-def parse_index(header: str | None, query: str | None) -> int | None:
-    raw = header if header is not None else query
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"invalid waitIndex {raw!r}: expected a non-negative integer") from None
-    if value < 0:
-        raise ApiError(400, f"invalid waitIndex {raw!r}: expected a non-negative integer")
-    return value
-
-
 @router.get(
     "",
     dependencies=CAN_LIST,
@@ -103,23 +74,9 @@ def parse_index(header: str | None, query: str | None) -> int | None:
 )
 async def list_jobs(
     jobs: JobsDep,
-    wait_index_header: Annotated[
-        str | None,
-        Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),
-    ] = None,
-    wait_index_query: Annotated[
-        str | None, Query(alias="waitIndex", pattern=INDEX_PATTERN, description="As the header")
-    ] = None,
-    wait: Annotated[
-        str | None,
-        Query(
-            pattern=_DURATION.pattern,
-            description="Longest wait, e.g. 30s or 250ms (default 5m, max 10m)",
-        ),
-    ] = None,
+    poll: LongPollDep,
 ) -> Response:
-    index = parse_index(wait_index_header, wait_index_query)
-    timeout = parse_wait(wait, *jobs.wait_bounds())
+    index, timeout = poll.index, poll.timeout(*jobs.wait_bounds())
     body, now = await jobs.listing(index, timeout)
     return Response(body, media_type="application/json", headers={"waitIndex": str(now)})
 
@@ -241,23 +198,9 @@ async def job_activity(
     job_id: JobId,
     jobs: JobsDep,
     activity: ActivityDep,
-    wait_index_header: Annotated[
-        str | None,
-        Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),
-    ] = None,
-    wait_index_query: Annotated[
-        str | None, Query(alias="waitIndex", pattern=INDEX_PATTERN, description="As the header")
-    ] = None,
-    wait: Annotated[
-        str | None,
-        Query(
-            pattern=_DURATION.pattern,
-            description="Longest wait, e.g. 30s or 250ms (default 5m, max 10m)",
-        ),
-    ] = None,
+    poll: LongPollDep,
 ) -> Response:
-    index = parse_index(wait_index_header, wait_index_query)
-    timeout = parse_wait(wait, *jobs.wait_bounds())
+    index, timeout = poll.index, poll.timeout(*jobs.wait_bounds())
     items, now = await activity.read(job_id, index, timeout)
     body = json.dumps(items, separators=(",", ":"))
     return Response(body, media_type="application/json", headers={"waitIndex": str(now)})

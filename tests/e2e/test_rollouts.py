@@ -30,9 +30,12 @@ SLEEPER = [
 def rollout_job(name: str, auto_revert: bool) -> dict[str, Any]:
     job = task_job(name, {"g": {"TASK_TICK_SECONDS": "1"}})
     group = job["spec"]["taskGroups"][0]
+    # The default minimum healthy time (10 s): a crash one second after the start is seen
+    # well within it, even on a loaded node (a kubelet that reports the exit late would
+    # let the new allocation count as healthy).
     group["rollout"] = {
-        "minHealthySeconds": 3,
-        "progressDeadlineSeconds": 15,
+        "minHealthySeconds": 10,
+        "progressDeadlineSeconds": 20,
         "autoRevert": auto_revert,
     }
     return job
@@ -107,8 +110,16 @@ async def test_a_crashing_version_leaves_the_old_allocation_serving(
     ]
     status = await job_status(kube, namespace, "steady")
     assert status["version"] == 2 and status["healthyVersion"] == 1
-    view = (await api.get("/v1/jobs/steady")).json()
-    assert view["taskGroups"][0]["summary"]["running"] >= 1
+    # The group says what is wrong: its new allocation's crash (the stall itself is the
+    # group's problem when no allocation has one to say).
+    view = await eventually(
+        lambda: api.get("/v1/jobs/steady"),
+        lambda r: bool(r.json()["taskGroups"][0]["problems"]),
+        what="the failing rollout reported on the group",
+    )
+    reasons = {p["reason"] for p in view.json()["taskGroups"][0]["problems"]}
+    assert reasons & {"CrashLoopBackOff", "Error", "ProgressDeadlineExceeded"}, reasons
+    assert view.json()["taskGroups"][0]["summary"]["running"] >= 1
 
 
 async def test_auto_revert_returns_to_the_last_healthy_version(

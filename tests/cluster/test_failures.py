@@ -57,7 +57,12 @@ def kubectl(kubeconfig: str, namespace: str, *args: str) -> str:
 
 
 def assert_oldest_first(items: list[dict[str, Any]]) -> None:
-    times = [datetime.fromisoformat(i["time"].replace("Z", "+00:00")) for i in items]
+    """Oldest first to the second: the kubelet stamps whole seconds, so within one second
+    a microsecond stamp may come before or after a whole-second one."""
+    times = [
+        datetime.fromisoformat(i["time"].replace("Z", "+00:00")).replace(microsecond=0)
+        for i in items
+    ]
     assert times == sorted(times), items
 
 

@@ -184,13 +184,7 @@ class JobDefinitions:
             exists = bool((body.get("metadata") or {}).get("resourceVersion"))
             path = JOBS.item(namespace, name) if exists else JOBS.collection(namespace)
             try:
-                await self.state.kube.request(
-                    "PUT" if exists else "POST",
-                    path,
-                    query={"dryRun": "All"},
-                    body=body,
-                    content_type="application/json",
-                )
+                await self._dry_run("PUT" if exists else "POST", path, body)
             except Invalid as exc:
                 if exists and self.recorder is not None:
                     note = f"a new definition was refused, the job is unchanged: {exc.message}"
@@ -211,6 +205,28 @@ class JobDefinitions:
                 "the job definitions are invalid: " + "; ".join(found_messages),
                 [p.to_json() for p in found],
             )
+
+    async def _dry_run(self, method: str, path: str, body: JSON) -> None:
+        """The write as a server-side dry run. A dry run judges the definition, not the
+        version it was read at: when a status write moved the Job meanwhile (409), it is
+        tried again on the current version."""
+        for _ in range(3):
+            try:
+                await self.state.kube.request(
+                    method,
+                    path,
+                    query={"dryRun": "All"},
+                    body=body,
+                    content_type="application/json",
+                )
+                return
+            except Conflict:
+                if method != "PUT":
+                    raise
+                current = await self.state.kube.get(path)
+                version = current["metadata"]["resourceVersion"]
+                body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
+        raise Conflict(409, "the job kept changing during its trial")
 
     async def _refuse_bad_templates(self, named: dict[str, JSON]) -> None:
         """Refused unless Kubernetes accepts every group's pod template (server-side dry

@@ -84,32 +84,3 @@ async def test_streams_end_when_the_rolebinding_is_deleted(
                         return line
 
             assert (await asyncio.wait_for(data(), ENDS_WITHIN)).startswith("data: ")
-
-
-async def test_one_caller_holds_a_bounded_number_of_streams(
-    kube: KubeClient, namespace: str, kubeconfig: str
-) -> None:
-    token = await service_account_token(kube, namespace, "greedy", READ_EVENTS)
-    other = await service_account_token(kube, namespace, "other", READ_EVENTS)
-    auth = {"Authorization": f"Bearer {token}"}
-    async with (
-        running_caravan(
-            namespace=namespace,
-            kubeconfig=kubeconfig,
-            auth_mode="kubernetes",
-            limits=ServerLimits(max_streams_per_caller=2),
-        ) as caravan,
-        httpx.AsyncClient(base_url=caravan.url, timeout=30) as api,
-        api.stream("GET", "/v1/events/stream", headers=auth) as first,
-        api.stream("GET", "/v1/events/stream", headers=auth) as second,
-    ):
-        for held in (first, second):
-            assert await anext(held.aiter_lines()) == ": subscribed"
-        third = await api.get("/v1/events/stream", headers=auth)
-        assert third.status_code == 429, third.text
-        assert "at most 2" in third.json()["error"]
-        # Another caller is not held back by this one's streams.
-        async with api.stream(
-            "GET", "/v1/events/stream", headers={"Authorization": f"Bearer {other}"}
-        ) as theirs:
-            assert theirs.status_code == 200

@@ -32,6 +32,7 @@ _DESCRIPTIONS = {
     404: "Unknown id",
     409: "Conflict with the current state or ownership",
     422: "Document invalid against its schema",
+    429: "Too many: this caller holds its most open streams, or retried too fast",
 }
 
 

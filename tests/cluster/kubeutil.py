@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import pathlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from caravan.kube.client import KubeClient, KubeError
+from caravan.kube.client import JOBS, PODS, KubeClient, KubeError
+from caravan.runner import Caravan
 
 T = TypeVar("T")
 
@@ -177,3 +179,53 @@ def token_kubeconfig(admin_kubeconfig: str, token: str, path: str) -> str:
     with open(path, "w") as f:
         yaml.safe_dump(config, f)
     return path
+
+
+async def running_allocations(
+    kube: KubeClient,
+    namespace: str,
+    caravan: Caravan,
+    job: str,
+    count: int,
+    containers: list[str] | None = None,
+) -> list[str]:
+    """Creates a job of one group `web` and waits for `count` running pods in the store."""
+    template = pod_template(containers=containers or ["main"])
+    await kube.create(
+        JOBS.collection(namespace),
+        job_body(job, [group("web", count_init=count, template=template)]),
+    )
+    assert caravan.state is not None
+    store = caravan.state.store
+
+    async def running() -> list[str]:
+        return [p.name for p in store.pods_of(job, "web") if p.bucket == "running"]
+
+    return await eventually(running, lambda pods: len(pods) == count, what=f"{count} running pods")
+
+
+async def pod_log(kube: KubeClient, namespace: str, pod: str, container: str = "main") -> bytes:
+    response = await kube.stream(PODS.item(namespace, pod, "log"), query={"container": container})
+    try:
+        return await response.read()
+    finally:
+        response.release()
+
+
+async def served_allocation(
+    kube: KubeClient,
+    namespace: str,
+    caravan: Caravan,
+    tmp_path: pathlib.Path,
+    lines: list[tuple[str, str]],
+) -> tuple[str, pathlib.Path, bytes]:
+    """A running allocation whose log is `lines`; returns (pod, CRI file, log bytes)."""
+    (pod,) = await running_allocations(kube, namespace, caravan, "talk", 1)
+    path = tmp_path / "talk.log"
+    path.write_text(cri_log(lines))
+    await serve_pod_log(kube, namespace, pod, str(path))
+    expected = "".join(f"{text}\n" for _, text in lines).encode()
+    truth = await eventually(
+        lambda: pod_log(kube, namespace, pod), lambda b: b == expected, what="the pod log"
+    )
+    return pod, path, truth

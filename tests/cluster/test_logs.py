@@ -18,8 +18,11 @@ from tests.cluster.kubeutil import (
     eventually,
     group,
     job_body,
+    pod_log,
     pod_template,
+    running_allocations,
     serve_pod_log,
+    served_allocation,
 )
 
 LOGS_CONFIGMAP = "caravan-logs"
@@ -42,37 +45,6 @@ async def get_json(api: httpx.AsyncClient, path: str) -> Any:
     response = await api.get(path)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-async def running_allocations(
-    kube: KubeClient,
-    namespace: str,
-    caravan: Caravan,
-    job: str,
-    count: int,
-    containers: list[str] | None = None,
-) -> list[str]:
-    """Creates a job of one group `web` and waits for `count` running pods in the store."""
-    template = pod_template(containers=containers or ["main"])
-    await kube.create(
-        JOBS.collection(namespace),
-        job_body(job, [group("web", count_init=count, template=template)]),
-    )
-    assert caravan.state is not None
-    store = caravan.state.store
-
-    async def running() -> list[str]:
-        return [p.name for p in store.pods_of(job, "web") if p.bucket == "running"]
-
-    return await eventually(running, lambda pods: len(pods) == count, what=f"{count} running pods")
-
-
-async def pod_log(kube: KubeClient, namespace: str, pod: str, container: str = "main") -> bytes:
-    response = await kube.stream(PODS.item(namespace, pod, "log"), query={"container": container})
-    try:
-        return await response.read()
-    finally:
-        response.release()
 
 
 # Definitions ---------------------------------------------------------------------------
@@ -167,25 +139,6 @@ def varied_lines(count: int) -> list[tuple[str, str]]:
         ("stderr" if i % 7 == 0 else "stdout", f"line {i:05d} " + "x" * (i * 37 % 200))
         for i in range(count)
     ]
-
-
-async def served_allocation(
-    kube: KubeClient,
-    namespace: str,
-    caravan: Caravan,
-    tmp_path: pathlib.Path,
-    lines: list[tuple[str, str]],
-) -> tuple[str, pathlib.Path, bytes]:
-    """A running allocation whose log is `lines`; returns (pod, CRI file, log bytes)."""
-    (pod,) = await running_allocations(kube, namespace, caravan, "talk", 1)
-    path = tmp_path / "talk.log"
-    path.write_text(cri_log(lines))
-    await serve_pod_log(kube, namespace, pod, str(path))
-    expected = "".join(f"{text}\n" for _, text in lines).encode()
-    truth = await eventually(
-        lambda: pod_log(kube, namespace, pod), lambda b: b == expected, what="the pod log"
-    )
-    return pod, path, truth
 
 
 async def test_reads_equal_the_pod_log_at_every_origin_and_offset(

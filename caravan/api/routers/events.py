@@ -174,7 +174,7 @@ async def send_events(body: SendBatch, events: EventsDep) -> dict[str, Any]:
             '{"dropped": N} when N messages were lost because the client was too slow; '
             "a `: keepalive` comment every 15 s.",
         },
-        **responses(),
+        **responses(429),
     },
     response_class=StreamingResponse,
     summary="Stream every results message as it is produced (SSE)",

@@ -101,7 +101,7 @@ async def get_meta(name: LogId, logs: LogsDep) -> list[dict[str, Any]]:
                 }
             },
         },
-        **responses(404, 409),
+        **responses(404, 409, 429),
     },
     summary="Read a task's log from a byte offset (origin start or end); follow streams",
 )

@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass, field
 
 from caravan import labels
-from caravan.jobs.versions import Version, history, plan_record
+from caravan.jobs.definitions import definition_of
+from caravan.jobs.versions import Version, history, history_limit, plan_record
 from caravan.kube.client import CONTROLLER_REVISIONS, JOBS, JSON, KubeClient
 from caravan.kube.errors import AlreadyExists, NotFound
 
@@ -36,19 +37,20 @@ class RevisionKeeper:
 
     kube: KubeClient
     namespace: str
-    # Per job: the (uid, generation) whose definition is already recorded, so that a pass
-    # caused by pods moving costs nothing.
-    _recorded: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Per job: what is already recorded (uid, definition, history limit), so that a pass
+    # caused by pods moving or by a change of counts (updatecounts, start, stop: a new
+    # generation, the same definition) reads nothing.
+    _recorded: dict[str, tuple[str, JSON, int]] = field(default_factory=dict)
 
     async def record(self, body: JSON) -> int | None:
         """Makes the Job's current definition a version if it is a new one; returns the
         current version (None when nothing had to be looked at)."""
         meta = body.get("metadata") or {}
         job, uid = str(meta.get("name") or ""), str(meta.get("uid") or "")
-        generation = int(meta.get("generation") or 0)
         if not uid or meta.get("deletionTimestamp"):
             return None
-        if self._recorded.get(job) == (uid, generation):
+        key = (uid, definition_of(body), history_limit(body))
+        if self._recorded.get(job) == key:
             return None
         versions = await list_versions(self.kube, self.namespace, job, uid)
         plan = plan_record(body, versions)
@@ -63,7 +65,7 @@ class RevisionKeeper:
             await self.kube.merge_patch(
                 JOBS.item(self.namespace, job, "status"), {"status": {"version": plan.current}}
             )
-        self._recorded[job] = (uid, generation)
+        self._recorded[job] = key
         return plan.current
 
     def forget(self, job: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from caravan.config import Config
-from caravan.kube.client import NAMESPACES, KubeClient, KubeError
+from caravan.kube.client import JOBS, NAMESPACES, KubeClient, KubeError
 from caravan.runner import Caravan
 from tests.cluster import kubeutil
 from tests.natsserver import NatsServer
@@ -172,6 +172,17 @@ async def running_caravan(**config: Any) -> AsyncIterator[Caravan]:
 async def caravan(kubeconfig: str, namespace: str) -> AsyncIterator[Caravan]:
     """Caravan serving the test's namespace, with authentication off (loopback)."""
     async with running_caravan(namespace=namespace, kubeconfig=kubeconfig) as instance:
+        yield instance
+
+
+@pytest.fixture
+async def secured(kubeconfig: str, namespace: str, kube: KubeClient) -> AsyncIterator[Caravan]:
+    """Caravan with authentication on (`kubernetes` mode), serving one job `web`."""
+    body = kubeutil.job_body("web", [kubeutil.group("g", count_max=5)])
+    await kube.create(JOBS.collection(namespace), body)
+    async with running_caravan(
+        namespace=namespace, kubeconfig=kubeconfig, auth_mode="kubernetes"
+    ) as instance:
         yield instance
 
 

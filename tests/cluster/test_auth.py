@@ -10,11 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
-from caravan.kube.client import JOBS, KubeClient
-from tests.cluster.conftest import running_caravan
-from tests.cluster.kubeutil import eventually, group, job_body, service_account_token
+from caravan.kube.client import KubeClient
+from tests.cluster.kubeutil import eventually, group, service_account_token
 
 READ_JOBS = [{"apiGroups": ["caravan.dev"], "resources": ["jobs"], "verbs": ["get", "list"]}]
 EVERYTHING = [
@@ -76,15 +74,6 @@ ROUTES: list[tuple[str, str, Any, bool]] = [
     ("DELETE", "/secrets/secret/api-key", None, False),
 ]
 DENIED = {401, 403}
-
-
-@pytest.fixture
-async def secured(kubeconfig: str, namespace: str, kube: KubeClient) -> Any:
-    await kube.create(JOBS.collection(namespace), job_body("web", [group("g", count_max=5)]))
-    async with running_caravan(
-        namespace=namespace, kubeconfig=kubeconfig, auth_mode="kubernetes"
-    ) as instance:
-        yield instance
 
 
 async def test_no_or_bad_token_is_401(secured: Any) -> None:

@@ -7,13 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from caravan.config import ConfigMapNames
 from caravan.kube.client import JOBS, SECRETS, KubeClient
 from caravan.secrets import managed_secret
-from tests.cluster.conftest import running_caravan
-from tests.cluster.kubeutil import eventually, group, job_body, service_account_token
+from tests.cluster.kubeutil import eventually, group, service_account_token
 
 NAMES = ConfigMapNames()
 Route = tuple[str, str, Any]
@@ -31,15 +29,6 @@ def configmap_rule(name: str) -> dict[str, Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-async def secured(kubeconfig: str, namespace: str, kube: KubeClient) -> Any:
-    await kube.create(JOBS.collection(namespace), job_body("web", [group("g", count_max=5)]))
-    async with running_caravan(
-        namespace=namespace, kubeconfig=kubeconfig, auth_mode="kubernetes"
-    ) as instance:
-        yield instance
 
 
 async def test_each_configmap_route_needs_only_its_own_configmap(

@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import pathlib
+import shutil
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -146,6 +151,40 @@ async def scale_side_by_side(
     return timing
 
 
+@contextlib.contextmanager
+def profiled(pid: int, output: str | None) -> Iterator[None]:
+    """With `output`: py-spy samples the Caravan process meanwhile (every thread, on CPU
+    and waiting for the GIL), written as collapsed stacks (one `stack count` per line)."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH (pip install py-spy)")
+    recorder = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            output,
+            "--rate",
+            "250",
+            "--threads",
+            "--gil",
+            "--nonblocking",
+        ]
+    )
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+
+
 def rss_mb(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -213,7 +252,8 @@ async def main(args: argparse.Namespace) -> None:
         # Deployment's scale subresource (what `kubectl scale` does), interleaved, both
         # timed to the moment a watch sees the new replicas. The Job's own watch event
         # splits Caravan's figure: POST -> Job stored and seen, then Job -> Deployment.
-        timing = await scale_side_by_side(kube, api, ns, args)
+        with profiled(proc.pid, args.profile):
+            timing = await scale_side_by_side(kube, api, ns, args)
         print(
             f"[bench] updatecounts -> Deployment spec.replicas: {ms(timing['caravan'])}"
             f" over {len(timing['caravan'])} updates (the POST alone: {ms(timing['post'])};"
@@ -303,5 +343,10 @@ if __name__ == "__main__":
         "--no-read-your-writes",
         action="store_true",
         help="writes answer without waiting for the store (the figure before that rule)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy samples Caravan during the updatecounts phase into FILE (collapsed stacks)",
     )
     asyncio.run(main(parser.parse_args()))

@@ -1,4 +1,8 @@
-"""Dependencies of the routers: the app state, each area's service, writes, access."""
+"""Dependencies of the routers: the app state, each area's service, writes, access.
+
+Every dependency is a coroutine function, though none awaits anything: FastAPI runs a
+plain function in a worker thread, a thread hop (and a wait for the GIL, which the
+operator's thread may hold) per dependency per request."""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from caravan.services.writes import Writes
 from caravan.store import Store
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.caravan
     return state
 
@@ -35,11 +39,11 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_store(state: StateDep) -> Store:
+async def get_store(state: StateDep) -> Store:
     return state.store
 
 
-def get_writes(state: StateDep, request: Request) -> Writes:
+async def get_writes(state: StateDep, request: Request) -> Writes:
     return request_writes(state, request)
 
 
@@ -49,50 +53,50 @@ def services_of(state: AppState) -> Services:
     return state.services
 
 
-def get_events(state: StateDep) -> Events:
+async def get_events(state: StateDep) -> Events:
     return services_of(state).events
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return services_of(state).settings
 
 
-def get_jobs(state: StateDep) -> Jobs:
+async def get_jobs(state: StateDep) -> Jobs:
     return services_of(state).jobs
 
 
-def get_activity(state: StateDep) -> JobActivity:
+async def get_activity(state: StateDep) -> JobActivity:
     return services_of(state).activity
 
 
-def get_restarts(state: StateDep) -> Restarts:
+async def get_restarts(state: StateDep) -> Restarts:
     return services_of(state).restarts
 
 
-def caller_name(request: Request) -> str | None:
+async def caller_name(request: Request) -> str | None:
     """The caller's username once access control named them (None with auth off): the
     Events Caravan records say who asked."""
     caller = getattr(request.state, "caller", None)
     return caller.username if isinstance(caller, Caller) else None
 
 
-def get_versions(state: StateDep) -> JobVersions:
+async def get_versions(state: StateDep) -> JobVersions:
     return services_of(state).versions
 
 
-def get_definitions(state: StateDep) -> JobDefinitions:
+async def get_definitions(state: StateDep) -> JobDefinitions:
     return services_of(state).definitions
 
 
-def get_logs(state: StateDep) -> Logs:
+async def get_logs(state: StateDep) -> Logs:
     return services_of(state).logs
 
 
-def get_loggers(state: StateDep) -> Loggers:
+async def get_loggers(state: StateDep) -> Loggers:
     return services_of(state).loggers
 
 
-def get_secrets(state: StateDep) -> Secrets:
+async def get_secrets(state: StateDep) -> Secrets:
     return services_of(state).secrets
 
 

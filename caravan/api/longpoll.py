@@ -52,7 +52,7 @@ class LongPoll:
         return parse_wait(self.wait, default, maximum)
 
 
-def long_poll(
+async def long_poll(
     wait_index_header: Annotated[
         str | None,
         Header(alias="waitIndex", pattern=INDEX_PATTERN, description="Block while current"),

@@ -11,7 +11,8 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from kubernetes_asyncio import client as k8s_client
@@ -74,11 +75,34 @@ async def load_configuration(
     return configuration
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, ...) names for `url`, as
+    aiohttp's `trust_env` would pick it."""
+    parts = urlsplit(url)
+    if not parts.hostname or proxy_bypass(parts.hostname):
+        return None
+    return getproxies().get(parts.scheme)
+
+
 class KubeClient:
     """Raw REST calls returning parsed JSON; one instance per event loop."""
 
     def __init__(self, configuration: k8s_client.Configuration) -> None:
         self._api = k8s_client.ApiClient(configuration)
+        # kubernetes_asyncio's session trusts the environment, so aiohttp looks up
+        # ~/.netrc and the proxy variables in a worker thread at every request: two
+        # thread hops, each a wait for the GIL the operator's thread may hold. The proxy
+        # is looked up once here instead, and the session that sends trusts nothing more.
+        rest = self._api.rest_client
+        self._connector_owner: aiohttp.ClientSession = rest.pool_manager
+        rest.pool_manager = aiohttp.ClientSession(
+            connector=self._connector_owner.connector,
+            connector_owner=False,
+            trust_env=False,
+            read_bufsize=2**21,  # as kubernetes_asyncio's: large objects in watch events
+        )
+        if not rest.proxy:
+            rest.proxy = _env_proxy(configuration.host or "") or ""
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -97,6 +121,7 @@ class KubeClient:
 
     async def close(self) -> None:
         await self._api.close()
+        await self._connector_owner.close()
 
     async def _send(
         self,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -47,6 +48,10 @@ class OperatorShared:
     configmap_listener: ConfigMapListener | None = None
     # The operator's Events on the Jobs (DriftRepaired).
     recorder: EventRecorder | None = None
+    # Each job's dependencies as its last event had them: the rules across jobs are
+    # checked again only when these change (a job appears, goes or changes them), not
+    # at each of the many status writes.
+    dependencies_seen: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def request(self, bodies: dict[str, JSON | None]) -> None:
         # Before the first job event there is no reconciler yet; Kopf's initial listing
@@ -125,26 +130,32 @@ def build_registry() -> kopf.OperatorRegistry:
         if shared.kube is not None:
             await shared.kube.close()
 
+    # The index functions are coroutines: Kopf runs a plain function in a thread pool, a
+    # thread hop (and a wait for the GIL) per event for microseconds of work.
     @kopf.index(
         "apps", "v1", "deployments", id="deployments_by_job", labels=OWNED, registry=registry
     )
-    def deployments_by_job(name: str, labels: kopf.Labels, **_: Any) -> dict[str, tuple[str, str]]:
+    async def deployments_by_job(
+        name: str, labels: kopf.Labels, **_: Any
+    ) -> dict[str, tuple[str, str]]:
         return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
 
     # Every job's dependencies and status, as Kopf's own watch has them when a handler runs
     # (the store may lag): the rules across jobs are checked on these.
     @kopf.index(*JOB_RESOURCE, id="dependencies_by_job", registry=registry)
-    def dependencies_by_job(name: str, spec: kopf.Spec, **_: Any) -> dict[str, tuple[str, ...]]:
+    async def dependencies_by_job(
+        name: str, spec: kopf.Spec, **_: Any
+    ) -> dict[str, tuple[str, ...]]:
         return {name: read_job({"metadata": {"name": name}, "spec": dict(spec)}).dependencies}
 
     @kopf.index(*JOB_RESOURCE, id="dependency_status_by_job", registry=registry)
-    def dependency_status_by_job(
+    async def dependency_status_by_job(
         name: str, status: kopf.Status, **_: Any
     ) -> dict[str, dict[str, Any]]:
         return {name: copy.deepcopy(dict(status))}
 
     @kopf.index("apps", "v1", "deployments", id="rollouts_by_job", labels=OWNED, registry=registry)
-    def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:
+    async def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:
         return {labels[JOB_LABEL]: rollout_of(body)}
 
     def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
@@ -182,13 +193,26 @@ def build_registry() -> kopf.OperatorRegistry:
     async def job_event(
         name: str, type: str, body: kopf.Body, memo: kopf.Memo, **indexes: Any
     ) -> None:
+        shared: OperatorShared = memo.shared
+        graph = dependency_graph(indexes["dependencies_by_job"])
         if type != "DELETED":
             # The event carries the Job as it is now: no need to read it again. The echo
-            # of our own status write (same generation) needs no pass.
-            reconciler(memo, indexes).request(name, copy.deepcopy(dict(body)), new_spec_only=True)
+            # of our own status write (same generation) needs no pass, unless its
+            # condition on dependencies was written from a graph that has moved since.
+            problem = dependency_problem_of(name, graph)
+            stale = dependency_condition_stale(body.get("status"), problem)
+            reconciler(memo, indexes).request(name, body, new_spec_only=not stale)
         # A job appearing, going or changing its dependencies can settle or break the
         # dependencies of others (a missing job, a cycle): those get a pass too.
-        graph = dependency_graph(indexes["dependencies_by_job"])
+        seen = shared.dependencies_seen
+        now = None if type == "DELETED" else graph.get(name)
+        before, known = seen.get(name), name in seen
+        if now is None:
+            seen.pop(name, None)
+        else:
+            seen[name] = now
+        if known == (now is not None) and before == now:
+            return  # the graph is as it was: nobody else's dependencies moved
         statuses: kopf.Index[str, dict[str, Any]] = indexes["dependency_status_by_job"]
         for job, found in statuses.items():
             status = next(iter(found), {})
@@ -223,9 +247,28 @@ def build_registry() -> kopf.OperatorRegistry:
     return registry
 
 
-def dependency_graph(index: Any) -> dict[str, tuple[str, ...]]:
-    """Kopf's index of every job's dependencies as a plain mapping."""
-    return {job: next(iter(values), ()) for job, values in index.items()}
+class DependencyGraph(Mapping[str, tuple[str, ...]]):
+    """Kopf's index of every job's dependencies, read as a mapping of job to dependencies
+    without copying it (a check looks at a few jobs, not all of them)."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def __getitem__(self, job: str) -> tuple[str, ...]:
+        return tuple(next(iter(self.index[job]), ()))
+
+    def __contains__(self, job: object) -> bool:
+        return job in self.index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def dependency_graph(index: Any) -> DependencyGraph:
+    return DependencyGraph(index)
 
 
 def _drift_repaired(shared: OperatorShared, body: JSON, name: str, how: str) -> None:

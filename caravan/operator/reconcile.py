@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from caravan import labels
 from caravan.jobs.definitions import dependency_problem_of
@@ -201,8 +203,11 @@ class Reconciler:
     _drifted: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
     closed: bool = False
 
-    def request(self, job: str, body: JSON | None = None, *, new_spec_only: bool = False) -> None:
-        """Asks for a pass over `job`; with the Job's body from a watch event, no GET.
+    def request(
+        self, job: str, body: Mapping[str, Any] | None = None, *, new_spec_only: bool = False
+    ) -> None:
+        """Asks for a pass over `job`; with the Job's body from a watch event, no GET. The
+        pass works on its own copy of `body` (the caller's may be Kopf's or the store's).
 
         `new_spec_only`: skip it when `body`'s generation already had a successful pass
         and nothing else is pending (a status or metadata change of the Job).
@@ -217,7 +222,7 @@ class Reconciler:
         ):
             return
         if body is not None:
-            self._bodies[job] = body
+            self._bodies[job] = copy.deepcopy(dict(body))
         else:
             self._bodies.pop(job, None)  # something else changed: read the Job afresh
         self._pending.add(job)
@@ -350,12 +355,12 @@ class Reconciler:
         await cancel_and_wait(list(self._running.values()))
 
 
-def _applied_key(body: JSON) -> tuple[int, str]:
+def _applied_key(body: Mapping[str, Any]) -> tuple[int, str]:
     """What a pass applies of a Job: its spec (generation) and its restart annotation,
     which changes the pod templates without changing the spec."""
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     return _generation(body), str(annotations.get(labels.RESTARTED_AT_ANNOTATION, ""))
 
 
-def _generation(body: JSON) -> int:
+def _generation(body: Mapping[str, Any]) -> int:
     return int((body.get("metadata") or {}).get("generation") or 0)

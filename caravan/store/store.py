@@ -52,6 +52,7 @@ class Store:
         self._deployments_by_job: dict[str, dict[str, DeploymentFacts]] = {}
         # Deployment name -> (job, group), from the jobs' specs: ties Events to jobs.
         self._deployment_owners: dict[str, tuple[str, str]] = {}
+        self._deployments_named: dict[str, list[str]] = {}  # job -> its keys above
         self.activity_log = ActivityLog(owner_of_deployment=self._job_of_deployment)
         self.configmaps: dict[str, dict[str, str]] = {}
         self.secret_names: set[str] = set()
@@ -252,10 +253,13 @@ class Store:
         self._mark_dirty(name)
 
     def _own_deployments(self, job: str, spec: JobSpec | None) -> None:
-        for name in [n for n, (j, _) in self._deployment_owners.items() if j == job]:
-            del self._deployment_owners[name]
+        for name in self._deployments_named.pop(job, ()):
+            if self._deployment_owners.get(name, ("",))[0] == job:
+                del self._deployment_owners[name]
         for group in spec.task_groups if spec is not None else ():
-            self._deployment_owners[deployment_name(job, group.name)] = (job, group.name)
+            name = deployment_name(job, group.name)
+            self._deployment_owners[name] = (job, group.name)
+            self._deployments_named.setdefault(job, []).append(name)
 
     def _job_of_deployment(self, name: str) -> str | None:
         owner = self._deployment_owners.get(name)

@@ -16,8 +16,7 @@ from pydantic import BaseModel, Field, StrictStr
 from caravan.api import results_feed, streams
 from caravan.api.area import Area
 from caravan.api.auth import check_access
-from caravan.api.deps import EventsDep, WritesDep, configmap_access
-from caravan.api.deps import get_events as running_events
+from caravan.api.deps import EventsDep, WritesDep, configmap_access, services_of
 from caravan.api.errors import ApiError
 from caravan.api.models import StrictModel, responses
 
@@ -197,7 +196,7 @@ async def websocket_results(websocket: WebSocket) -> None:
         state = websocket.app.state.caravan
         name = state.config.configmaps.events
         await check_access(cast(Request, websocket), "get", "configmaps", name=name)
-        events = running_events(state)
+        events = services_of(state).events
     except ApiError as exc:
         await websocket.close(code=1008, reason=exc.message[:120])
         return

@@ -8,7 +8,7 @@ allocations (kwok runs them), then measures, in the same run:
 - updatecounts -> Deployment spec.replicas changed (watch), p50/p99, beside the floor of
   the two writes it must make (a bare PATCH of a Job in a namespace nobody serves, then a
   scale PATCH of a Deployment, in sequence from this quiet client) and the scale PATCH
-  alone;
+  alone, interleaved, each `--settle` seconds after the one before;
 - N concurrent long-poll waiters: time from a change to each answer (p50/p99/max);
 - the Caravan process's RSS.
 Figures go to stdout; docs/performance.md quotes them. Not a test: nothing here asserts.
@@ -117,6 +117,7 @@ async def scale_side_by_side(
     for i in range(args.updates):
         delta = 1 if i % 2 == 0 else -1
         replicas += delta
+        await asyncio.sleep(args.settle)
         t = time.perf_counter()
         r = await api.post(
             "/v1/jobs/updatecounts",
@@ -130,6 +131,7 @@ async def scale_side_by_side(
         timing["caravan"].append(at - t)
 
         direct_replicas += delta
+        await asyncio.sleep(args.settle)
         t = time.perf_counter()
         await kube.merge_patch(scale_path, {"spec": {"replicas": direct_replicas}})
         at = await until(seen, lambda item, n=direct_replicas: item[1:] == ("bench-direct", n))
@@ -137,6 +139,7 @@ async def scale_side_by_side(
 
         direct_replicas += delta
         floor_job["spec"]["taskGroups"][0]["count"] = direct_replicas
+        await asyncio.sleep(args.settle)
         t = time.perf_counter()
         await kube.merge_patch(
             JOBS.item(quiet_ns, "floor"), {"spec": {"taskGroups": floor_job["spec"]["taskGroups"]}}
@@ -339,6 +342,13 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--waiters", type=int, default=1000)
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        help="seconds before each timed scale, so that the previous one's pods have come"
+        " and gone and each of the three is timed on a settled cluster (0: back to back)",
+    )
     parser.add_argument(
         "--no-read-your-writes",
         action="store_true",

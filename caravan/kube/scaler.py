@@ -46,8 +46,10 @@ class DeploymentScaler:
                 return  # a newer count change was already written
             self._generations[key] = generation
             try:
+                # The scale subresource: the apiserver validates a Scale, not the whole
+                # Deployment (what `kubectl scale` does, a few ms less than a patch).
                 await self.kube.merge_patch(
-                    DEPLOYMENTS.item(self.namespace, name),
+                    DEPLOYMENTS.item(self.namespace, name, "scale"),
                     {"spec": {"replicas": replicas}},
                     field_manager=FIELD_MANAGER,
                 )

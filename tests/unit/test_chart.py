@@ -146,6 +146,7 @@ EXPECTED_ROLE_RULES = {
     ("caravan.dev", "jobs"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("caravan.dev", "jobs/status"): {"get", "update", "patch"},
     ("apps", "deployments"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("apps", "deployments/scale"): {"patch"},
     ("apps", "controllerrevisions"): {"get", "list", "create", "delete"},
     ("", "pods"): {"get", "list", "watch", "patch", "delete"},
     ("", "pods/log"): {"get"},

@@ -28,7 +28,9 @@ class RecordingKube:
             await self.release_first.wait()
         if self.fail_with is not None:
             raise self.fail_with
-        self.patched.append((path.rsplit("/", 1)[-1], patch["spec"]["replicas"], field_manager))
+        deployment, subresource = path.rsplit("/", 2)[-2:]
+        assert subresource == "scale"  # as `kubectl scale`: the scale subresource
+        self.patched.append((deployment, patch["spec"]["replicas"], field_manager))
         return {}
 
 

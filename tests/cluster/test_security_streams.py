@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 from websockets.asyncio.client import connect
@@ -13,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from caravan.config import ServerLimits
 from caravan.kube.client import KubeClient
+from caravan.runner import Caravan
 from tests.cluster.conftest import running_caravan
 from tests.cluster.kubeutil import served_allocation, service_account_token
 from tests.samples import votes_only
@@ -24,17 +26,22 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces"
 ENDS_WITHIN = 60
 
 
+def rechecking_caravan(namespace: str, kubeconfig: str) -> AbstractAsyncContextManager[Caravan]:
+    """Caravan with authentication on, re-checking open streams every second."""
+    return running_caravan(
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        auth_mode="kubernetes",
+        limits=ServerLimits(stream_recheck_seconds=1.0),
+    )
+
+
 async def test_streams_end_when_the_rolebinding_is_deleted(
     kube: KubeClient, namespace: str, kubeconfig: str
 ) -> None:
     leaving = await service_account_token(kube, namespace, "leaving", READ_EVENTS)
     staying = await service_account_token(kube, namespace, "staying", READ_EVENTS)
-    async with running_caravan(
-        namespace=namespace,
-        kubeconfig=kubeconfig,
-        auth_mode="kubernetes",
-        limits=ServerLimits(stream_recheck_seconds=1.0),
-    ) as caravan:
+    async with rechecking_caravan(namespace, kubeconfig) as caravan:
         ws_url = caravan.url.replace("http://", "ws://") + "/v1/events/ws"
         async with (
             httpx.AsyncClient(base_url=caravan.url, timeout=None) as api,
@@ -125,12 +132,7 @@ async def test_a_followed_log_ends_when_the_rolebinding_is_deleted(
     kube: KubeClient, namespace: str, kubeconfig: str, tmp_path: pathlib.Path
 ) -> None:
     reader = await service_account_token(kube, namespace, "reader", READ_LOGS)
-    async with running_caravan(
-        namespace=namespace,
-        kubeconfig=kubeconfig,
-        auth_mode="kubernetes",
-        limits=ServerLimits(stream_recheck_seconds=1.0),
-    ) as caravan:
+    async with rechecking_caravan(namespace, kubeconfig) as caravan:
         pod, _, truth = await served_allocation(
             kube, namespace, caravan, tmp_path, [("stdout", "before the revocation")]
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ def build_registry() -> kopf.OperatorRegistry:
         # Kopf would list namespaces cluster-wide; Caravan serves one namespace and its
         # Role grants nothing cluster-wide, so scanning only costs 403s and retries.
         settings.scanning.disabled = True
+        settings.persistence.diffbase_storage = NoDiffBase()
         shared: OperatorShared = memo.shared
         shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
         # The operator's Events on the Jobs (DriftRepaired, Refused, AutoReverted, ...).
@@ -245,6 +246,23 @@ def build_registry() -> kopf.OperatorRegistry:
             reconciler(memo, indexes).rollout_moved(labels[JOB_LABEL], rollout_of(body))
 
     return registry
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf keeps a copy of each object's last handled state, to tell create/update/delete
+    handlers what changed. Caravan has none (only event and index handlers), so that copy,
+    a deep copy and a diff at every event of every Job and Deployment, is not made."""
+
+    def build(
+        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
+    ) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
 
 
 class DependencyGraph(Mapping[str, tuple[str, ...]]):

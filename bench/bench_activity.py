@@ -25,8 +25,14 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_jobs import rss_mb  # noqa: E402
-from bench.common import bench_namespace, fake_pod_spec, pct, running_caravan  # noqa: E402
-from caravan.kube.client import EVENTS, JOBS, PODS, KubeClient  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_namespace,
+    create_unplaced_pods,
+    fake_pod_spec,
+    pct,
+    running_caravan,
+)
+from caravan.kube.client import EVENTS, JOBS, KubeClient  # noqa: E402
 from caravan.kube.recorder import micro_time  # noqa: E402
 
 
@@ -113,23 +119,9 @@ async def main(args: argparse.Namespace) -> None:
                 },
             },
         )
-        sem = asyncio.Semaphore(50)
-
-        async def create(i: int) -> None:
-            body = {
-                "metadata": {
-                    "name": pod_name(i),
-                    "labels": {"caravan.dev/job": "act", "caravan.dev/task-group": "g"},
-                },
-                "spec": {
-                    "schedulerName": "no-such-scheduler",
-                    "containers": [{"name": "main", "image": "bench/fake:1"}],
-                },
-            }
-            async with sem:
-                await kube.create(PODS.collection(ns), body)
-
-        await asyncio.gather(*(create(i) for i in range(args.pods)))
+        labels = {"caravan.dev/job": "act", "caravan.dev/task-group": "g"}
+        names = [pod_name(i) for i in range(args.pods)]
+        await create_unplaced_pods(kube, ns, names, labels)
         print(f"[bench] {args.pods} allocation pods created")
         async with running_caravan(ns, config, timeout=60) as (proc, api):
             await asyncio.sleep(5)

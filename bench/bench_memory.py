@@ -21,7 +21,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_jobs import rss_mb  # noqa: E402
-from bench.common import bench_namespace, fake_pod_spec, pct, running_caravan  # noqa: E402
+from bench.common import (  # noqa: E402
+    bench_namespace,
+    create_unplaced_pods,
+    fake_pod_spec,
+    pct,
+    running_caravan,
+)
 from caravan.kube.client import JOBS, PODS  # noqa: E402
 
 
@@ -42,30 +48,13 @@ async def main(args: argparse.Namespace) -> None:
                 },
             },
         )
-        sem = asyncio.Semaphore(50)
         t0 = time.monotonic()
-
-        async def create(i: int) -> None:
-            body = {
-                "metadata": {
-                    "name": f"alloc-{i:05d}",
-                    "labels": {
-                        "caravan.dev/job": "mem",
-                        "caravan.dev/task-group": "g",
-                        "bench": "memory",
-                    },
-                },
-                "spec": {
-                    "schedulerName": "no-such-scheduler",
-                    "containers": [{"name": "main", "image": "bench/fake:1"}],
-                },
-            }
-            async with sem:
-                await kube.create(PODS.collection(ns), body)
-
-        await asyncio.gather(*(create(i) for i in range(args.pods)))
+        labels = {"caravan.dev/job": "mem", "caravan.dev/task-group": "g", "bench": "memory"}
+        names = [f"alloc-{i:05d}" for i in range(args.pods)]
+        await create_unplaced_pods(kube, ns, names, labels)
         print(f"[bench] {args.pods} allocation pods created in {time.monotonic() - t0:.0f}s")
         failing = int(args.pods * args.failing)
+        sem = asyncio.Semaphore(50)
 
         async def fail(i: int) -> None:
             async with sem:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from caravan.kube.client import NAMESPACES, KubeClient
+from caravan.kube.client import NAMESPACES, PODS, KubeClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -31,6 +31,31 @@ def fake_pod_spec() -> dict[str, Any]:
             {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
         ],
     }
+
+
+async def create_unplaced_pods(
+    kube: KubeClient,
+    namespace: str,
+    names: list[str],
+    labels: dict[str, str],
+    concurrency: int = 50,
+) -> None:
+    """Allocation pods (`labels` name their job and group) that no scheduler places: they
+    stay in the store as pending pods and cost the cluster no node work."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def create(name: str) -> None:
+        body = {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "schedulerName": "no-such-scheduler",
+                "containers": [{"name": "main", "image": "bench/fake:1"}],
+            },
+        }
+        async with sem:
+            await kube.create(PODS.collection(namespace), body)
+
+    await asyncio.gather(*(create(name) for name in names))
 
 
 def pct(values: list[float], p: float) -> float:

@@ -182,7 +182,7 @@ def build_registry() -> kopf.OperatorRegistry:
                 on_drift=lambda body, name, how: _drift_repaired(shared, body, name, how),
                 on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
                 revisions=RevisionKeeper(shared.kube, memo.config.namespace),
-                dependencies=lambda: dependency_graph(dependencies),
+                dependencies=lambda: DependencyGraph(dependencies),
                 rollouts=lambda job: list(rollouts.get(job, ())),
                 rollout_keeper=RolloutKeeper(shared.kube, memo.config.namespace, recorder),
             )
@@ -195,7 +195,7 @@ def build_registry() -> kopf.OperatorRegistry:
         name: str, type: str, body: kopf.Body, memo: kopf.Memo, **indexes: Any
     ) -> None:
         shared: OperatorShared = memo.shared
-        graph = dependency_graph(indexes["dependencies_by_job"])
+        graph = DependencyGraph(indexes["dependencies_by_job"])
         if type != "DELETED":
             # The event carries the Job as it is now: no need to read it again. The echo
             # of our own status write (same generation) needs no pass, unless its
@@ -283,10 +283,6 @@ class DependencyGraph(Mapping[str, tuple[str, ...]]):
 
     def __len__(self) -> int:
         return len(self.index)
-
-
-def dependency_graph(index: Any) -> DependencyGraph:
-    return DependencyGraph(index)
 
 
 def _drift_repaired(shared: OperatorShared, body: JSON, name: str, how: str) -> None:

@@ -25,10 +25,15 @@ from tests.cluster.kubeutil import eventually, group, job_body
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
-    kubeconfig: str, namespace: str
-) -> None:
-    process = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read off the loop
+def start_caravan_run(
+    namespace: str,
+    kubeconfig: str,
+    *flags: str,
+    stdout: int = subprocess.PIPE,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """`caravan run` on a free port, as its own process (its log on the stderr pipe)."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -40,22 +45,35 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
             namespace,
             "--kubeconfig",
             kubeconfig,
+            *flags,
         ],
         stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
+
+
+async def listening_url(process: subprocess.Popen[str]) -> str:
+    """The address the process says it serves on, within 60 s."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = await asyncio.to_thread(process.stderr.readline)
+        assert line, "caravan run exited before saying where it listens"
+        match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
+        if match:
+            return match.group(1)
+    raise AssertionError("caravan run never said where it listens")
+
+
+async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
+    kubeconfig: str, namespace: str
+) -> None:
+    process = start_caravan_run(namespace, kubeconfig)
     try:
-        assert process.stderr is not None
-        url = None
-        deadline = time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(process.stderr.readline)
-            match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
-            url = match.group(1) if match else None
-        assert url, "caravan run never said where it listens"
+        url = await listening_url(process)
         # The UI's address, printed whatever the log level.
         assert process.stdout is not None
         printed = await asyncio.to_thread(process.stdout.readline)
@@ -78,36 +96,17 @@ async def test_at_sigterm_readiness_goes_first_polls_answer_streams_end_lease_re
     kube: KubeClient, kubeconfig: str, namespace: str
 ) -> None:
     """The order a rolling update needs (docs/upgrading.md), on a real `caravan run`."""
-    process = subprocess.Popen(  # noqa: ASYNC220 - its pipes are read off the loop
-        [
-            sys.executable,
-            "-m",
-            "caravan",
-            "run",
-            "--port",
-            "0",
-            "--namespace",
-            namespace,
-            "--kubeconfig",
-            kubeconfig,
-            "--leader-elect",
-            "--shutdown-delay",
-            "5",
-        ],
-        stderr=subprocess.PIPE,
+    process = start_caravan_run(
+        namespace,
+        kubeconfig,
+        "--leader-elect",
+        "--shutdown-delay",
+        "5",
         stdout=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "POD_NAME": "sigterm"},
+        env={"POD_NAME": "sigterm"},
     )
     try:
-        assert process.stderr is not None
-        url = None
-        while url is None:
-            line = await asyncio.to_thread(process.stderr.readline)
-            assert line, "caravan run exited before saying where it listens"
-            match = re.search(r"serving namespace \S+ on (http://127\.0\.0\.1:\d+)", line)
-            url = match.group(1) if match else None
+        url = await listening_url(process)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             await eventually(lambda: client.get("/readyz"), lambda r: r.status_code == 200)
             await eventually(

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from caravan import labels
 from caravan.kube.client import DEPLOYMENTS, JOBS, PODS, KubeClient, KubeError
 from caravan.kube.scaler import FIELD_MANAGER
 from tests.cluster.conftest import running_caravan
@@ -20,6 +21,16 @@ async def create_job(kube: KubeClient, namespace: str, body: dict[str, Any]) -> 
 
 async def job_view(api: httpx.AsyncClient, name: str) -> dict[str, Any]:
     response = await api.get(f"/v1/jobs/{name}")
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def served_view(api: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
+    """The job's view once the API's store has it; None before (a probe for eventually)."""
+    response = await api.get(f"/v1/jobs/{name}")
+    if response.status_code == 404:
+        return None
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
@@ -186,7 +197,9 @@ async def test_long_poll_wakes_on_change_and_not_on_unrelated_churn(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     await create_job(kube, namespace, job_body("poll", [group("g", count_init=1, count_max=5)]))
-    await eventually(lambda: job_view(api, "poll"), lambda v: v["status"] == "running")
+    await eventually(
+        lambda: served_view(api, "poll"), lambda v: v is not None and v["status"] == "running"
+    )
     first = await api.get("/v1/jobs")
     index = int(first.headers["waitIndex"])
     assert index > 0
@@ -275,7 +288,9 @@ async def test_bad_input_is_refused_and_changes_nothing(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     await create_job(kube, namespace, job_body("steady", [group("g", count_init=1)]))
-    await eventually(lambda: job_view(api, "steady"), lambda v: v["name"] == "steady")
+    await eventually(
+        lambda: served_view(api, "steady"), lambda v: v is not None and v["name"] == "steady"
+    )
     before = await kube.get(JOBS.item(namespace, "steady"))
 
     cases: list[tuple[str, str, Any, int]] = [
@@ -384,3 +399,53 @@ async def test_a_count_change_writes_the_replicas_through_before_it_answers(
         assert await replicas(kube, namespace, "solo-g") == 0
         assert (await api.post("/v1/jobs/start/solo")).status_code == 200
         assert await replicas(kube, namespace, "solo-g") == 1  # countInit again
+
+
+def replicas_owners(deployment: dict[str, Any]) -> set[str]:
+    """The field managers that own the Deployment's spec.replicas."""
+    return {
+        str(m["manager"])
+        for m in deployment["metadata"].get("managedFields") or []
+        if "f:replicas" in ((m.get("fieldsV1") or {}).get("f:spec") or {})
+    }
+
+
+async def test_the_operator_leaves_a_count_to_the_write_through_and_takes_over_without_it(
+    kube: KubeClient, namespace: str, api: httpx.AsyncClient
+) -> None:
+    await create_job(kube, namespace, job_body("wt", [group("g", count_init=1)]))
+    await eventually(lambda: replicas(kube, namespace, "wt-g"), lambda n: n == 1)
+    up = await api.post("/v1/jobs/updatecounts", json={"jobID": "wt", "taskGroup": "g", "count": 2})
+    assert up.status_code == 200, up.text
+    generation = (await kube.get(JOBS.item(namespace, "wt")))["metadata"]["generation"]
+    await eventually(
+        lambda: kube.get(JOBS.item(namespace, "wt")),
+        lambda job: (job.get("status") or {}).get("observedGeneration") == generation,
+        what="the operator's pass over the new count",
+    )
+    # That pass applied nothing: only the write-through owns the replicas (an apply of the
+    # operator, even of the same value, would own them too). One writer of the replicas.
+    deployment = await kube.get(DEPLOYMENTS.item(namespace, "wt-g"))
+    assert deployment["spec"]["replicas"] == 3
+    assert replicas_owners(deployment) == {FIELD_MANAGER}
+
+    # A count written as the API writes it, but no write-through follows (an API replica
+    # that died in between): the operator applies it itself once its grace is over.
+    job = await kube.get(JOBS.item(namespace, "wt"))
+    spec = job["spec"]
+    spec["taskGroups"][0]["count"] = 4
+    await kube.json_patch(
+        JOBS.item(namespace, "wt"),
+        [{"op": "replace", "path": "/spec", "value": spec}],
+        FIELD_MANAGER,
+    )
+    started = time.monotonic()
+    await eventually(
+        lambda: replicas(kube, namespace, "wt-g"),
+        lambda n: n == 4,
+        timeout=15,
+        what="the operator applying the count after its grace",
+    )
+    print(f"\noperator applied the count {time.monotonic() - started:.2f} s after the Job write")
+    deployment = await kube.get(DEPLOYMENTS.item(namespace, "wt-g"))
+    assert labels.FIELD_MANAGER in replicas_owners(deployment)

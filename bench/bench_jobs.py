@@ -10,7 +10,8 @@ allocations (kwok runs them), then measures, in the same run:
   scale PATCH of a Deployment, in sequence from this quiet client) and the scale PATCH
   alone, interleaved, each `--settle` seconds after the one before;
 - N concurrent long-poll waiters: time from a change to each answer (p50/p99/max);
-- the Caravan process's RSS.
+- the Caravan process's RSS;
+- with `--without-operator`, updatecounts and the floor again with no operator running.
 Figures go to stdout; docs/performance.md quotes them. Not a test: nothing here asserts.
 """
 
@@ -57,13 +58,16 @@ def job(name: str, groups: int, pods: int) -> dict[str, Any]:
 
 
 async def scale_side_by_side(
-    kube: KubeClient, api: httpx.AsyncClient, ns: str, args: argparse.Namespace
+    kube: KubeClient, api: httpx.AsyncClient, ns: str, args: argparse.Namespace, tag: str = ""
 ) -> dict[str, list[float]]:
+    """updatecounts, a direct scale and the floor, interleaved; `tag` names this run's own
+    Deployment and namespace (a second run must not wait for the first one's deletion)."""
+    direct_name = f"bench-direct{tag}"
     deploy_path = DEPLOYMENTS.collection(ns)
     direct = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "bench-direct"},
+        "metadata": {"name": direct_name},
         "spec": {
             "replicas": args.pods,
             "selector": {"matchLabels": {"bench": "direct"}},
@@ -72,10 +76,10 @@ async def scale_side_by_side(
     }
     await kube.create(deploy_path, direct)
     # The floor's first write: a Job no Caravan serves (its own namespace), so the write
-    # costs only what the apiserver makes it cost.
-    quiet_ns = f"{ns}-quiet"
+    # costs only what the apiserver makes it cost; of the same shape as the served ones.
+    quiet_ns = f"{ns}-quiet{tag}"
     await kube.create(NAMESPACES.collection(None), {"metadata": {"name": quiet_ns}})
-    floor_job = job("floor", 1, args.pods)
+    floor_job = job("floor", args.groups, args.pods)
     await kube.create(JOBS.collection(quiet_ns), floor_job)
     rv = (await kube.list_items(deploy_path, limit=1))["metadata"]["resourceVersion"]
     job_rv = (await kube.list_items(JOBS.collection(ns), limit=1))["metadata"]["resourceVersion"]
@@ -113,7 +117,7 @@ async def scale_side_by_side(
         "floor": [],
     }
     replicas = direct_replicas = args.pods
-    scale_path = DEPLOYMENTS.item(ns, "bench-direct", "scale")
+    scale_path = DEPLOYMENTS.item(ns, direct_name, "scale")
     for i in range(args.updates):
         delta = 1 if i % 2 == 0 else -1
         replicas += delta
@@ -134,7 +138,7 @@ async def scale_side_by_side(
         await asyncio.sleep(args.settle)
         t = time.perf_counter()
         await kube.merge_patch(scale_path, {"spec": {"replicas": direct_replicas}})
-        at = await until(seen, lambda item, n=direct_replicas: item[1:] == ("bench-direct", n))
+        at = await until(seen, lambda item, n=direct_replicas: item[1:] == (direct_name, n))
         timing["direct"].append(at - t)
 
         direct_replicas += delta
@@ -145,11 +149,11 @@ async def scale_side_by_side(
             JOBS.item(quiet_ns, "floor"), {"spec": {"taskGroups": floor_job["spec"]["taskGroups"]}}
         )
         await kube.merge_patch(scale_path, {"spec": {"replicas": direct_replicas}})
-        at = await until(seen, lambda item, n=direct_replicas: item[1:] == ("bench-direct", n))
+        at = await until(seen, lambda item, n=direct_replicas: item[1:] == (direct_name, n))
         timing["floor"].append(at - t)
     for watcher in watchers:
         watcher.cancel()
-    await kube.delete(DEPLOYMENTS.item(ns, "bench-direct"))
+    await kube.delete(DEPLOYMENTS.item(ns, direct_name))
     await kube.delete(NAMESPACES.item(None, quiet_ns))
     return timing
 
@@ -332,6 +336,27 @@ async def main(args: argparse.Namespace) -> None:
                 }
             )
         )
+        if args.without_operator:
+            await without_operator(kube, config, ns, proc, args)
+
+
+async def without_operator(
+    kube: KubeClient, config: str, ns: str, proc: subprocess.Popen[bytes], args: argparse.Namespace
+) -> None:
+    """updatecounts again with no operator running anywhere: an API-only Caravan of the
+    same namespace, the full one stopped. Its write-through is then the only writer of the
+    Deployments, so the difference to the first run is what the operator's own reaction
+    to each count change (its apply and status write) costs the apiserver meanwhile."""
+    async with running_caravan(ns, config, args=("--no-operator",), timeout=120) as (_, api):
+        await wait_running(api, args.jobs * args.groups * args.pods, timeout=120)
+        proc.terminate()
+        proc.wait(timeout=30)
+        timing = await scale_side_by_side(kube, api, ns, args, tag="-2")
+    print(f"[bench] without an operator: updatecounts -> replicas {ms(timing['caravan'])}")
+    print(f"[bench] without an operator: floor {ms(timing['floor'])}")
+    for p in (50, 99):
+        ratio = pct(timing["caravan"], p) / pct(timing["floor"], p)
+        print(f"[bench] without an operator: ratio updatecounts / floor at p{p}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
@@ -353,6 +378,11 @@ if __name__ == "__main__":
         "--no-read-your-writes",
         action="store_true",
         help="writes answer without waiting for the store (the figure before that rule)",
+    )
+    parser.add_argument(
+        "--without-operator",
+        action="store_true",
+        help="then updatecounts once more on an API-only Caravan, with no operator running",
     )
     parser.add_argument(
         "--profile",

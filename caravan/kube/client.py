@@ -252,9 +252,14 @@ class KubeClient:
         query = {"fieldManager": field_manager} if field_manager else None
         return await self.request("PATCH", path, query=query, body=patch, content_type=MERGE_PATCH)
 
-    async def json_patch(self, path: str, operations: list[JSON]) -> JSON:
+    async def json_patch(
+        self, path: str, operations: list[JSON], field_manager: str | None = None
+    ) -> JSON:
         """RFC 6902: with ``test`` operations, a compare-and-swap of just those fields."""
-        return await self.request("PATCH", path, body=operations, content_type=JSON_PATCH)
+        query = {"fieldManager": field_manager} if field_manager else None
+        return await self.request(
+            "PATCH", path, query=query, body=operations, content_type=JSON_PATCH
+        )
 
     async def apply(self, path: str, body: JSON, field_manager: str) -> JSON:
         """Server-side apply: the server merges, and repairs drift in fields we own."""

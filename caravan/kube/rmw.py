@@ -143,16 +143,18 @@ async def swap_spec(
     *,
     attempts: int = ATTEMPTS,
     cached: JSON | None = None,
+    field_manager: str | None = None,
 ) -> Outcome[T]:
     """GET path (or take `cached`), decide (a change of the spec only), then a JSON patch
     that tests the uid and the spec read and replaces the spec. Only a change of the spec
     itself makes it read again: not the status or metadata writes of others, which would
     make a PUT's resourceVersion stale (the operator writes a Job's status whenever its
-    pods move). A stale `cached` copy decides nothing, as above."""
+    pods move). A stale `cached` copy decides nothing, as above. `field_manager` names
+    the writer in the object's managedFields."""
     first = cached if cached is not None and _uid(cached) else None
 
     async def swap(read: JSON, updated: JSON) -> JSON:
-        return await _swap(kube, path, read, updated)
+        return await _swap(kube, path, read, updated, field_manager)
 
     async def fresh() -> Outcome[T]:
         current = await kube.get(path)
@@ -194,7 +196,9 @@ async def _write(read: JSON, decision: Decision[T], write: Write) -> Outcome[T]:
     return Outcome(await write(read, decision.body), decision.result, True)
 
 
-async def _swap(kube: KubeClient, path: str, read: JSON, updated: JSON) -> JSON:
+async def _swap(
+    kube: KubeClient, path: str, read: JSON, updated: JSON, field_manager: str | None
+) -> JSON:
     if _without_spec(updated) != _without_spec(read):
         raise ValueError(f"swap_spec of {path}: the mutation changed more than the spec")
     operations: list[JSON] = [
@@ -203,7 +207,7 @@ async def _swap(kube: KubeClient, path: str, read: JSON, updated: JSON) -> JSON:
         {"op": "replace", "path": "/spec", "value": updated.get("spec")},
     ]
     try:
-        return await kube.json_patch(path, operations)
+        return await kube.json_patch(path, operations, field_manager)
     except Invalid:
         # A failed test answers 422, as an invalid spec does: a fresh read tells which.
         now = await kube.get(path)

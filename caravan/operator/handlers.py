@@ -28,6 +28,7 @@ from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
 from caravan.operator.rollouts import Rollout, RolloutKeeper, rollout_of
 from caravan.operator.status import dependency_condition_stale
+from caravan.operator.writethrough import replicas_written_through
 from caravan.store.store import ConfigMapListener, JobsListener, Store
 
 JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
@@ -241,6 +242,7 @@ def build_registry() -> kopf.OperatorRegistry:
             generation,
             deleted=deleted,
             changed_by=None if deleted else foreign_spec_manager(body),
+            written_through=None if deleted else replicas_written_through(body),
         )
         if type != "DELETED":
             reconciler(memo, indexes).rollout_moved(labels[JOB_LABEL], rollout_of(body))

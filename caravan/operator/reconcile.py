@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,12 @@ from caravan.operator.status import (
     dependency_reason,
     job_status_body,
     status_changed,
+)
+from caravan.operator.writethrough import (
+    GRACE_SECONDS,
+    counts_written_through,
+    only_replicas_differ,
+    with_replicas,
 )
 from caravan.tasks import cancel_and_wait
 
@@ -189,6 +196,7 @@ class Reconciler:
     rollout_keeper: RolloutKeeper | None = None
     _rollout_states: dict[str, dict[str, str]] = field(default_factory=dict)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # backoff after failures
+    clock: Callable[[], float] = time.monotonic
     _pending: set[str] = field(default_factory=set)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _bodies: dict[str, JSON] = field(default_factory=dict)
@@ -201,6 +209,10 @@ class Reconciler:
     # Per job: Deployments changed by someone else (what happened, at which generation),
     # until a pass applied the Job's definition to them again.
     _drifted: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)
+    # Per job: until when its replicas are left to the API's write-through, and the pass
+    # that comes then unless the write's echo came first (caravan.operator.writethrough).
+    _awaiting: dict[str, float] = field(default_factory=dict)
+    _wakes: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     closed: bool = False
 
     def request(
@@ -252,14 +264,34 @@ class Reconciler:
             self._running.pop(job, None)
 
     def deployment_changed(
-        self, job: str, name: str, generation: int, deleted: bool, changed_by: str | None = None
+        self,
+        job: str,
+        name: str,
+        generation: int,
+        deleted: bool,
+        changed_by: str | None = None,
+        written_through: int | None = None,
     ) -> None:
         """A Deployment of `job` changed. Its status moving, or the echo of our own apply,
-        keeps the generation we applied: nothing to do. Anything else (a hand-made
-        scale or edit, a deletion) is drift: the next pass applies it again.
+        keeps the generation we applied: nothing to do. The API's write-through of a count
+        (`written_through`: the replicas it owns) counts as applied. Anything else (a
+        hand-made scale or edit, a deletion) is drift: the next pass applies it again.
         `changed_by`: the field manager other than Caravan that owns part of its spec."""
         entry = self._applied.get(job, {}).get(name)
         if not deleted and entry is not None and entry.generation == generation:
+            return
+        if (
+            not deleted
+            and changed_by is None
+            and written_through is not None
+            and entry is not None
+            and generation > entry.generation
+        ):
+            # As applied but for the replicas: the next pass applies only what still
+            # differs from the Job (nothing, unless the count moved again meanwhile).
+            manifest = with_replicas(entry.manifest, written_through)
+            self._applied[job][name] = Applied(manifest, generation)
+            self.request(job)
             return
         if deleted:
             self._drifted.setdefault(job, {})[name] = ("was deleted", generation)
@@ -289,11 +321,14 @@ class Reconciler:
                 if self.revisions is not None:
                     self.revisions.forget(job)
                 self._drifted.pop(job, None)
+                self._awaiting.pop(job, None)
                 return  # deleted meanwhile
         if self.revisions is not None:
             version = await self.revisions.record(body)
             if version is not None:
                 body.setdefault("status", {})["version"] = version
+        if self._left_to_write_through(job, body):
+            return
         refusal = await reconcile_job(
             self.kube,
             self.namespace,
@@ -326,6 +361,54 @@ class Reconciler:
                 f"no Deployment is made: {refusal}",
             )
 
+    def _left_to_write_through(self, job: str, body: JSON) -> bool:
+        """Whether this pass waits for the API's write-through: its only work would be
+        replicas of counts the API set, and the grace since it first waited is not over.
+        Then a pass comes at the end of the grace, unless the write's echo came first."""
+        wait = self._write_through_wait(job, body)
+        if wait is None:
+            self._awaiting.pop(job, None)
+            wake = self._wakes.pop(job, None)
+            if wake is not None:
+                wake.cancel()
+            return False
+        if job not in self._wakes:
+            loop = asyncio.get_running_loop()
+            self._wakes[job] = loop.call_later(wait, self._wake, job)
+        return True
+
+    def _wake(self, job: str) -> None:
+        self._wakes.pop(job, None)
+        self.request(job)
+
+    def _write_through_wait(self, job: str, body: JSON) -> float | None:
+        """Seconds left to wait for the write-through, or None: pass now."""
+        if self._done.get(job, (None,))[0] == _generation(body):
+            return None  # no new spec: a pass for pods or status
+        groups = counts_written_through(body)
+        if not groups or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        if self.policy is not None and violations(body, self.policy):
+            return None
+        spec = read_job(body)
+        applied = self._applied.get(job, {})
+        waiting = False
+        for group in spec.task_groups:
+            manifest = desired_deployment(body, spec, group, self.decorators)
+            entry = applied.get(manifest["metadata"]["name"])
+            if entry is None:
+                return None  # not applied yet (or drifted): the pass applies it
+            if entry.manifest == manifest:
+                continue
+            if group.name not in groups or not only_replicas_differ(entry.manifest, manifest):
+                return None
+            waiting = True
+        if not waiting:
+            return None
+        now = self.clock()
+        until = self._awaiting.setdefault(job, now + GRACE_SECONDS)
+        return until - now if until > now else None
+
     def _report_repairs(self, job: str, body: JSON) -> None:
         """Drift that this pass repaired: the Deployment applied again after the change
         (a new generation, or made again after a deletion)."""
@@ -352,6 +435,9 @@ class Reconciler:
 
     async def close(self) -> None:
         self.closed = True
+        for wake in self._wakes.values():
+            wake.cancel()
+        self._wakes.clear()
         await cancel_and_wait(list(self._running.values()))
 
 

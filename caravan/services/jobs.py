@@ -25,6 +25,7 @@ from caravan.kube.client import JOBS, JSON, PODS
 from caravan.kube.errors import NotFound
 from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.kube.rmw import Decision, Outcome
+from caravan.kube.scaler import FIELD_MANAGER as WRITE_THROUGH_MANAGER
 from caravan.kube.scaler import DeploymentScaler
 from caravan.services.state import ServerState
 from caravan.services.writes import Writes
@@ -128,6 +129,9 @@ class Jobs:
                 _decision(change),
                 cached=self.store.job_bodies.get(job_id),
                 alongside=self._write_through,
+                # The operator reads it there: these counts' replicas are being written
+                # through, so it leaves them to us (caravan.operator.writethrough).
+                field_manager=WRITE_THROUGH_MANAGER,
             )
         except NotFound as exc:
             raise no_such("job", job_id) from exc

@@ -68,11 +68,14 @@ class Writes:
         *,
         cached: JSON | None = None,
         alongside: Callable[[Outcome[T]], Awaitable[None]] | None = None,
+        field_manager: str | None = None,
     ) -> Outcome[T]:
         """GET, decide the spec, compare-and-swap it (others keep writing the status).
         ``alongside``, given the outcome, runs while the store catches up; it must not
-        raise."""
-        outcome = await swap_spec(self.kube, path, decide, cached=cached)
+        raise. ``field_manager`` names the writer in the object's managedFields."""
+        outcome = await swap_spec(
+            self.kube, path, decide, cached=cached, field_manager=field_manager
+        )
         extra = [] if alongside is None else [alongside(outcome)]
         await asyncio.gather(self.visible(kind, outcome.stored), *extra)
         return outcome

@@ -108,7 +108,9 @@ class FakeKube:
         self._check_version(current, (patch.get("metadata") or {}).get("resourceVersion"))
         return self._store(path, merge(current, patch), "MODIFIED")
 
-    async def json_patch(self, path: str, operations: list[JSON]) -> JSON:
+    async def json_patch(
+        self, path: str, operations: list[JSON], field_manager: str | None = None
+    ) -> JSON:
         """``test`` and ``replace`` of object members (what caravan.kube.rmw sends); a
         failed test answers 422, as kube-apiserver does."""
         self._enter("json_patch", path)

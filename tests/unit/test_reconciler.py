@@ -155,3 +155,81 @@ async def test_unchanged_groups_are_not_sent_again_and_only_drift_makes_a_pass()
     h.reconciler.deployment_changed("web", "web-a", 7, deleted=False)
     await h.settle()
     assert h.replicas("a") == 3
+
+
+def counted_by_the_api(body: dict[str, Any], generation: int, *groups: str) -> dict[str, Any]:
+    """`body` at `generation`, its groups' counts last set by the API (which writes their
+    replicas through), as the apiserver's managedFields say it."""
+    body["metadata"]["generation"] = generation
+    owned: dict[str, Any] = {f'k:{{"name":"{g}"}}': {"f:count": {}} for g in groups}
+    body["metadata"]["managedFields"] = [
+        {
+            "manager": "caravan-api",
+            "operation": "Update",
+            "fieldsV1": {"f:spec": {"f:taskGroups": owned}},
+        }
+    ]
+    return body
+
+
+async def test_replicas_the_api_writes_through_are_left_to_it_for_a_grace() -> None:
+    h = Harness()
+    now = [100.0]
+    h.reconciler.clock = lambda: now[0]
+    h.reconciler.request("web", job({"a": 1, "b": 1}))
+    await h.settle()
+    applies = sum(verb == "apply" for verb, _ in h.kube.calls)
+
+    # The API set a's count: the pass leaves its replicas to the API's write-through,
+    # writes nothing, and comes again at the end of the grace.
+    newer = counted_by_the_api(job({"a": 3, "b": 1}), 2, "a")
+    h.kube.put_object(JOBS.item(NS, "web"), newer)
+    h.reconciler.request("web", newer, new_spec_only=True)
+    await h.settle()
+    assert sum(verb == "apply" for verb, _ in h.kube.calls) == applies
+    wake = h.reconciler._wakes["web"]
+    assert 0 < wake.when() - asyncio.get_running_loop().time() <= 1.0
+
+    # The write-through's echo counts as applied: the next pass applies nothing (the
+    # Deployment already has the count) and only writes the status.
+    h.kube.objects[deployment("a")]["spec"]["replicas"] = 3
+    calls = len(h.kube.calls)
+    h.reconciler.deployment_changed("web", "web-a", 1, deleted=False, written_through=3)
+    await h.settle()
+    assert sum(verb == "apply" for verb, _ in h.kube.calls) == applies
+    assert ("merge_patch", JOBS.item(NS, "web", "status")) in h.kube.calls[calls:]
+    assert "web" not in h.reconciler._wakes and wake.cancelled()
+
+    # Another count, whose write-through never comes: once the grace is over, the
+    # operator applies the replicas itself.
+    newest = counted_by_the_api(job({"a": 4, "b": 1}), 3, "a")
+    h.kube.put_object(JOBS.item(NS, "web"), newest)
+    h.reconciler.request("web", newest, new_spec_only=True)
+    await h.settle()
+    assert h.replicas("a") == 3 and "web" in h.reconciler._wakes
+    now[0] += 1.5
+    h.reconciler.request("web")
+    await h.settle()
+    assert h.replicas("a") == 4
+    assert sum(verb == "apply" for verb, _ in h.kube.calls) == applies + 1
+
+
+async def test_a_count_set_by_anyone_else_or_beside_a_template_change_is_applied_at_once() -> None:
+    h = Harness()
+    h.reconciler.request("web", job({"a": 1}))
+    await h.settle()
+    # kubectl (another field manager) set the count: no write-through will come.
+    by_hand = job({"a": 2})
+    by_hand["metadata"]["generation"] = 2
+    h.kube.put_object(JOBS.item(NS, "web"), by_hand)
+    h.reconciler.request("web", by_hand, new_spec_only=True)
+    await h.settle()
+    assert h.replicas("a") == 2
+    # The API's count beside a new template: the pass has more than replicas to do.
+    both = counted_by_the_api(job({"a": 3}), 3, "a")
+    both["spec"]["taskGroups"][0]["template"] = {"metadata": {"labels": {"v": "2"}}}
+    h.kube.put_object(JOBS.item(NS, "web"), both)
+    h.reconciler.request("web", both, new_spec_only=True)
+    await h.settle()
+    assert h.replicas("a") == 3
+    assert "web" not in h.reconciler._wakes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import pathlib
 import signal
@@ -296,6 +297,19 @@ class Caravan:
         log.info("caravan stopped")
 
 
+async def _freeze_when_synced(caravan: Caravan) -> None:
+    """Once the store holds the namespace, what exists (the imports, the app, the first
+    view of the cluster) lives as long as the process: the collector stops scanning it.
+    A full collection scanned all of it with the GIL held, 200-500 ms every few seconds
+    under pod churn at 3,000 pods (docs/performance.md). The process's own choice, so
+    `serve()` makes it, not an embedded Caravan (the tests')."""
+    if caravan.state is None:
+        return
+    await asyncio.gather(*(i.synced.wait() for i in caravan.state.informers))
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(config: Config) -> None:
     caravan = Caravan(config)
     loop = asyncio.get_running_loop()
@@ -307,10 +321,12 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     await caravan.start()
+    freezing = asyncio.create_task(_freeze_when_synced(caravan), name="gc-freeze")
     if caravan.serving:
         # Printed whatever the log level: the address people open first.
         print(f"caravan UI: {caravan.url}/ui/  (API pages: {caravan.url}/docs)", flush=True)
     try:
         await caravan.wait_stopped()
     finally:
+        await cancel_and_wait([freezing])
         await caravan.stop()

@@ -10,7 +10,7 @@ allocations (kwok runs them), then measures, in the same run:
   scale PATCH of a Deployment, in sequence from this quiet client) and the scale PATCH
   alone, interleaved, each `--settle` seconds after the one before;
 - N concurrent long-poll waiters: time from a change to each answer (p50/p99/max);
-- the Caravan process's RSS;
+- the Caravan process's RSS and its full garbage collections (from its /metrics);
 - with `--without-operator`, updatecounts and the floor again with no operator running.
 Figures go to stdout; docs/performance.md quotes them. Not a test: nothing here asserts.
 """
@@ -192,6 +192,21 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         recorder.wait(timeout=60)
 
 
+def garbage_collections(metrics: str) -> dict[str, float]:
+    """Caravan's full collections (generation 2) from its /metrics: count, time, longest."""
+    names = {
+        "caravan_gc_pauses_total": "count",
+        "caravan_gc_pause_seconds_total": "seconds",
+        "caravan_gc_pause_max_seconds": "max",
+    }
+    figures = dict.fromkeys(names.values(), 0.0)
+    for line in metrics.splitlines():
+        name, _, rest = line.partition('{generation="2"} ')
+        if name in names and rest:
+            figures[names[name]] = float(rest)
+    return figures
+
+
 def rss_mb(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -317,6 +332,12 @@ async def main(args: argparse.Namespace) -> None:
             f" {early} answered before the change)"
         )
         print(f"[bench] caravan RSS with {total} pods watched: {rss_mb(proc.pid):.0f} MB")
+        gc_figures = garbage_collections((await api.get("/metrics")).text)
+        print(
+            f"[bench] caravan full garbage collections since start: {gc_figures['count']:.0f},"
+            f" {gc_figures['seconds'] * 1000:.0f} ms in all,"
+            f" the longest {gc_figures['max'] * 1000:.0f} ms"
+        )
         print(
             json.dumps(
                 {

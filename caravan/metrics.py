@@ -6,7 +6,13 @@ importing the API half; `caravan.api.metrics` serves them on /metrics.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import gc
+import time
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 
 REQUEST_SECONDS = Histogram(
     "caravan_http_request_seconds", "HTTP request latency", ["method", "route", "status"]
@@ -49,3 +55,53 @@ EVENTS_MERGE_LAG = Gauge(
     "From a period's end to its final message on the results stream, over recent periods",
     ["quantile"],
 )
+
+
+class GarbageCollections:
+    """How long the garbage collector held the process, per generation: a full collection
+    scans every tracked object with the GIL held, so its pauses are every request's and
+    every watch's. The callback only adds numbers (no lock: it runs wherever a collection
+    starts, possibly inside a metric's own lock); a scrape reads them."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation, took = info["generation"], time.perf_counter() - self._started
+        self.count[generation] += 1
+        self.seconds[generation] += took
+        self.longest[generation] = max(self.longest[generation], took)
+
+    def collect(self) -> Iterator[Metric]:
+        count = CounterMetricFamily(
+            "caravan_gc_pauses", "Garbage collections, by generation", labels=["generation"]
+        )
+        seconds = CounterMetricFamily(
+            "caravan_gc_pause_seconds",
+            "Time the garbage collector held the process, by generation",
+            labels=["generation"],
+        )
+        longest = GaugeMetricFamily(
+            "caravan_gc_pause_max_seconds",
+            "The longest garbage collection since start, by generation",
+            labels=["generation"],
+        )
+        for generation in range(3):
+            label = [str(generation)]
+            count.add_metric(label, self.count[generation])
+            seconds.add_metric(label, self.seconds[generation])
+            longest.add_metric(label, self.longest[generation])
+        yield from (count, seconds, longest)
+
+
+def time_garbage_collections() -> None:
+    """Times the process's garbage collections into /metrics (once, at the process entry)."""
+    collections = GarbageCollections()
+    gc.callbacks.append(collections)
+    REGISTRY.register(collections)

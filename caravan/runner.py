@@ -23,6 +23,7 @@ from caravan.config import Config
 from caravan.kube.client import CONFIGMAPS, DEPLOYMENTS, EVENTS, JOBS, PODS, SECRETS, KubeClient
 from caravan.kube.informer import Informer
 from caravan.listener import shared_socket
+from caravan.metrics import time_garbage_collections
 from caravan.operator.decorators import template_decorators
 from caravan.operator.leader import LeaseElector
 from caravan.operator.runner import OperatorThread
@@ -320,6 +321,7 @@ async def serve(config: Config) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
+    time_garbage_collections()
     await caravan.start()
     freezing = asyncio.create_task(_freeze_when_synced(caravan), name="gc-freeze")
     if caravan.serving:

@@ -55,6 +55,11 @@ def start_caravan_run(
     )
 
 
+def full_collections(metrics: str) -> float:
+    match = re.search(r'^caravan_gc_pauses_total\{generation="2"\} (\S+)$', metrics, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 async def listening_url(process: subprocess.Popen[str]) -> str:
     """The address the process says it serves on, within 60 s."""
     assert process.stderr is not None
@@ -83,6 +88,14 @@ async def test_caravan_run_serves_and_stops_cleanly_on_sigterm(
             assert (await client.get("/ui/")).headers["content-type"].startswith("text/html")
             ready = await client.get("/readyz")
             assert ready.status_code in (200, 503)
+            # Every collection's pause is counted on /metrics; a full one has run by
+            # then (once synced, the process collects, then freezes its heap).
+            metrics = await eventually(
+                lambda: client.get("/metrics"),
+                lambda r: full_collections(r.text) >= 1,
+                what="the full collection before the freeze, counted",
+            )
+            assert 'caravan_gc_pause_max_seconds{generation="2"}' in metrics.text
         process.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(process.wait, 30)
         assert code == 0

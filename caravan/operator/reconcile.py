@@ -321,7 +321,7 @@ class Reconciler:
                 if self.revisions is not None:
                     self.revisions.forget(job)
                 self._drifted.pop(job, None)
-                self._awaiting.pop(job, None)
+                self._stop_awaiting(job)
                 return  # deleted meanwhile
         if self.revisions is not None:
             version = await self.revisions.record(body)
@@ -367,15 +367,18 @@ class Reconciler:
         Then a pass comes at the end of the grace, unless the write's echo came first."""
         wait = self._write_through_wait(job, body)
         if wait is None:
-            self._awaiting.pop(job, None)
-            wake = self._wakes.pop(job, None)
-            if wake is not None:
-                wake.cancel()
+            self._stop_awaiting(job)
             return False
         if job not in self._wakes:
             loop = asyncio.get_running_loop()
             self._wakes[job] = loop.call_later(wait, self._wake, job)
         return True
+
+    def _stop_awaiting(self, job: str) -> None:
+        self._awaiting.pop(job, None)
+        wake = self._wakes.pop(job, None)
+        if wake is not None:
+            wake.cancel()
 
     def _wake(self, job: str) -> None:
         self._wakes.pop(job, None)
@@ -383,7 +386,8 @@ class Reconciler:
 
     def _write_through_wait(self, job: str, body: JSON) -> float | None:
         """Seconds left to wait for the write-through, or None: pass now."""
-        if self._done.get(job, (None,))[0] == _generation(body):
+        done = self._done.get(job)
+        if done is not None and done[0] == _generation(body):
             return None  # no new spec: a pass for pods or status
         groups = counts_written_through(body)
         if not groups or (body.get("metadata") or {}).get("deletionTimestamp"):

@@ -21,7 +21,10 @@ async def eventually(
     interval: float = 0.2,
     what: str = "condition",
 ) -> T:
-    """Polls `probe` until `check` holds on its result; fails with the last value seen."""
+    """Polls `probe` until `check` holds on its result; fails with the last value seen.
+
+    A check that cannot read the value yet (a key or an item missing, e.g. the 404 body
+    of a job the API's store has not seen yet) does not hold: polled again."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -32,6 +35,8 @@ async def eventually(
                 return value
         except KubeError as exc:
             last = exc
+        except LookupError:
+            pass  # the check could not read the value yet: it does not hold
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         await asyncio.sleep(interval)

@@ -26,16 +26,6 @@ async def job_view(api: httpx.AsyncClient, name: str) -> dict[str, Any]:
     return result
 
 
-async def served_view(api: httpx.AsyncClient, name: str) -> dict[str, Any] | None:
-    """The job's view once the API's store has it; None before (a probe for eventually)."""
-    response = await api.get(f"/v1/jobs/{name}")
-    if response.status_code == 404:
-        return None
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def summary_of(view: dict[str, Any], group_name: str) -> dict[str, int]:
     for g in view["taskGroups"]:
         if g["name"] == group_name:
@@ -197,9 +187,7 @@ async def test_long_poll_wakes_on_change_and_not_on_unrelated_churn(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     await create_job(kube, namespace, job_body("poll", [group("g", count_init=1, count_max=5)]))
-    await eventually(
-        lambda: served_view(api, "poll"), lambda v: v is not None and v["status"] == "running"
-    )
+    await eventually(lambda: api.get("/v1/jobs/poll"), lambda r: r.json()["status"] == "running")
     first = await api.get("/v1/jobs")
     index = int(first.headers["waitIndex"])
     assert index > 0
@@ -288,9 +276,7 @@ async def test_bad_input_is_refused_and_changes_nothing(
     kube: KubeClient, namespace: str, api: httpx.AsyncClient
 ) -> None:
     await create_job(kube, namespace, job_body("steady", [group("g", count_init=1)]))
-    await eventually(
-        lambda: served_view(api, "steady"), lambda v: v is not None and v["name"] == "steady"
-    )
+    await eventually(lambda: api.get("/v1/jobs/steady"), lambda r: r.json()["name"] == "steady")
     before = await kube.get(JOBS.item(namespace, "steady"))
 
     cases: list[tuple[str, str, Any, int]] = [

@@ -33,12 +33,16 @@ class DeploymentScaler:
 
     async def scale(self, replicas: Mapping[str, int], job_uid: str, generation: int) -> None:
         """Sets each Deployment's replicas, as of the Job's ``generation``; never raises."""
-        await asyncio.gather(
-            *(
-                self._one(name, count, (name, job_uid), generation)
-                for name, count in replicas.items()
-            )
-        )
+        writes = [
+            self._one(name, count, (name, job_uid), generation) for name, count in replicas.items()
+        ]
+        if len(writes) == 1:
+            # One group (a count change): sent from this very task, not from a new one that
+            # would start only after whatever else the loop has ready (the watch event of
+            # the Job just written, in the store and in the operator).
+            await writes[0]
+        else:
+            await asyncio.gather(*writes)
 
     async def _one(self, name: str, replicas: int, key: tuple[str, str], generation: int) -> None:
         async with self._locks.setdefault(name, asyncio.Lock()):

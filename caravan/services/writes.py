@@ -9,7 +9,6 @@ is called (the HTTP layer then marks its answer, see caravan.api.writes), and
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -71,13 +70,15 @@ class Writes:
         field_manager: str | None = None,
     ) -> Outcome[T]:
         """GET, decide the spec, compare-and-swap it (others keep writing the status).
-        ``alongside``, given the outcome, runs while the store catches up; it must not
-        raise. ``field_manager`` names the writer in the object's managedFields."""
+        ``alongside``, given the outcome, runs first, at once, while the store catches up
+        (the wait after it is then mostly over); it must not raise. ``field_manager``
+        names the writer in the object's managedFields."""
         outcome = await swap_spec(
             self.kube, path, decide, cached=cached, field_manager=field_manager
         )
-        extra = [] if alongside is None else [alongside(outcome)]
-        await asyncio.gather(self.visible(kind, outcome.stored), *extra)
+        if alongside is not None:
+            await alongside(outcome)
+        await self.visible(kind, outcome.stored)
         return outcome
 
     async def patch(self, kind: str, path: str, patch_for: Callable[[JSON], JSON | None]) -> JSON:

@@ -249,6 +249,23 @@ async def wait_running(api: httpx.AsyncClient, total: int, timeout: float) -> fl
     raise SystemExit(f"only {running}/{total} allocations running after {timeout}s")
 
 
+async def wait_rolled_out(kube: KubeClient, ns: str, timeout: float) -> float:
+    """Until every Deployment has all its replicas available: pods run some seconds before
+    their Deployments say so, and each such change makes the operator write a status."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        items = (await kube.list_items(DEPLOYMENTS.collection(ns))).get("items") or []
+        pending = [
+            d
+            for d in items
+            if (d.get("status") or {}).get("availableReplicas", 0) != d["spec"]["replicas"]
+        ]
+        if not pending:
+            return time.monotonic() - started
+        await asyncio.sleep(1)
+    raise SystemExit(f"{len(pending)} Deployments not rolled out after {timeout}s")
+
+
 async def main(args: argparse.Namespace) -> None:
     limits = httpx.Limits(max_connections=args.waiters + 50, max_keepalive_connections=50)
     caravan_args = ("--read-your-writes-seconds", "0") if args.no_read_your_writes else ()
@@ -274,6 +291,8 @@ async def main(args: argparse.Namespace) -> None:
             f"[bench] all {total} allocations running {ready_after:.1f}s after creation"
             f" started ({time.monotonic() - t0:.1f}s total)"
         )
+        rolled_out = await wait_rolled_out(kube, ns, timeout=300)
+        print(f"[bench] every Deployment rolled out {rolled_out:.1f}s later")
 
         # GET /v1/jobs beside one LIST of the same pods, interleaved in the same run.
         gets: list[float] = []

@@ -213,6 +213,10 @@ class Reconciler:
     # that comes then unless the write's echo came first (caravan.operator.writethrough).
     _awaiting: dict[str, float] = field(default_factory=dict)
     _wakes: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    # Per job: the Job (uid, generation, restart) whose pass waits for the write-through.
+    # Another request with that very Job (the store's and Kopf's watches both tell of
+    # it) would find the same nothing to do; the echo or the wake makes the next pass.
+    _awaited: dict[str, tuple[str, int, str]] = field(default_factory=dict)
     closed: bool = False
 
     def request(
@@ -226,13 +230,11 @@ class Reconciler:
         """
         if self.closed:
             return  # shutting down: the client is (being) closed
-        if (
-            new_spec_only
-            and body is not None
-            and job not in self._pending
-            and self._done.get(job) == _applied_key(body)
-        ):
-            return
+        if body is not None and job not in self._pending:
+            if new_spec_only and self._done.get(job) == _applied_key(body):
+                return
+            if self._awaited.get(job) == _awaited_key(body):
+                return
         if body is not None:
             self._bodies[job] = copy.deepcopy(dict(body))
         else:
@@ -369,6 +371,7 @@ class Reconciler:
         if wait is None:
             self._stop_awaiting(job)
             return False
+        self._awaited[job] = _awaited_key(body)
         if job not in self._wakes:
             loop = asyncio.get_running_loop()
             self._wakes[job] = loop.call_later(wait, self._wake, job)
@@ -376,6 +379,7 @@ class Reconciler:
 
     def _stop_awaiting(self, job: str) -> None:
         self._awaiting.pop(job, None)
+        self._awaited.pop(job, None)
         wake = self._wakes.pop(job, None)
         if wake is not None:
             wake.cancel()
@@ -450,6 +454,10 @@ def _applied_key(body: Mapping[str, Any]) -> tuple[int, str]:
     which changes the pod templates without changing the spec."""
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     return _generation(body), str(annotations.get(labels.RESTARTED_AT_ANNOTATION, ""))
+
+
+def _awaited_key(body: Mapping[str, Any]) -> tuple[str, int, str]:
+    return (str((body.get("metadata") or {}).get("uid") or ""), *_applied_key(body))
 
 
 def _generation(body: Mapping[str, Any]) -> int:

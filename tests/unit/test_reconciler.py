@@ -189,6 +189,12 @@ async def test_replicas_the_api_writes_through_are_left_to_it_for_a_grace() -> N
     assert sum(verb == "apply" for verb, _ in h.kube.calls) == applies
     wake = h.reconciler._wakes["web"]
     assert 0 < wake.when() - asyncio.get_running_loop().time() <= 1.0
+    # The same Job told again (the store's watch beside Kopf's) makes no pass meanwhile.
+    calls = len(h.kube.calls)
+    h.reconciler.request("web", newer)
+    assert "web" not in h.reconciler._running
+    await h.settle()
+    assert len(h.kube.calls) == calls
 
     # The write-through's echo counts as applied: the next pass applies nothing (the
     # Deployment already has the count) and only writes the status.

@@ -6,9 +6,10 @@ Runs `caravan run` as its own process on a fresh namespace, creates jobs x group
 allocations (kwok runs them), then measures, in the same run:
 - GET /v1/jobs latency (p50/p99), beside one LIST of the same pods from kube-apiserver;
 - updatecounts -> Deployment spec.replicas changed (watch), p50/p99, beside the floor of
-  the two writes it must make (a bare PATCH of a Job in a namespace nobody serves, then a
-  scale PATCH of a Deployment, in sequence from this quiet client) and the scale PATCH
-  alone, interleaved, each `--settle` seconds after the one before;
+  the two writes it must make (a bare PATCH of a copy of the served Job in a namespace
+  nobody serves, then a scale PATCH of a copy of the served Deployment, in sequence from
+  this quiet client) and the scale PATCH alone, interleaved, each `--settle` seconds
+  after the one before, once every Deployment has rolled out;
 - N concurrent long-poll waiters: time from a change to each answer (p50/p99/max);
 - the Caravan process's RSS and its full garbage collections (from its /metrics);
 - with `--without-operator`, updatecounts and the floor again with no operator running.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,16 +85,22 @@ def read_job(body: dict[str, Any]) -> JobSpec:
                 rollout=read_rollout(raw.get("rollout")),
             )
         )
-    dependencies = spec.get("dependencies")
     annotations = (body.get("metadata") or {}).get("annotations") or {}
     return JobSpec(
         name=str(body.get("metadata", {}).get("name", "")),
         suspend=bool(spec.get("suspend", False)),
         task_groups=tuple(groups),
         autostart=spec.get("autostart") is not False,
-        dependencies=tuple(str(d) for d in dependencies) if isinstance(dependencies, list) else (),
+        dependencies=read_dependencies(spec),
         restarted_at=read_restarts(annotations.get(RESTARTED_AT_ANNOTATION)),
     )
+
+
+def read_dependencies(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The jobs a Job's spec depends on (`spec.dependencies`), alone: the operator reads
+    them at every Job event, where the rest of the spec is not needed."""
+    dependencies = spec.get("dependencies")
+    return tuple(str(d) for d in dependencies) if isinstance(dependencies, list) else ()
 
 
 def read_restarts(text: Any) -> tuple[tuple[str, str], ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ import kopf
 
 from caravan import metrics
 from caravan.jobs.definitions import dependency_problem_of
-from caravan.jobs.spec import read_job
+from caravan.jobs.spec import read_dependencies
 from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.labels import (
@@ -27,7 +26,7 @@ from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
 from caravan.operator.rollouts import Rollout, RolloutKeeper, rollout_of
-from caravan.operator.status import dependency_condition_stale
+from caravan.operator.status import dependency_condition_of, dependency_condition_stale
 from caravan.operator.writethrough import replicas_written_through
 from caravan.store.store import ConfigMapListener, JobsListener, Store
 
@@ -148,13 +147,13 @@ def build_registry() -> kopf.OperatorRegistry:
     async def dependencies_by_job(
         name: str, spec: kopf.Spec, **_: Any
     ) -> dict[str, tuple[str, ...]]:
-        return {name: read_job({"metadata": {"name": name}, "spec": dict(spec)}).dependencies}
+        return {name: read_dependencies(spec)}
 
     @kopf.index(*JOB_RESOURCE, id="dependency_status_by_job", registry=registry)
     async def dependency_status_by_job(
         name: str, status: kopf.Status, **_: Any
     ) -> dict[str, dict[str, Any]]:
-        return {name: copy.deepcopy(dict(status))}
+        return {name: dependency_condition_of(status)}
 
     @kopf.index("apps", "v1", "deployments", id="rollouts_by_job", labels=OWNED, registry=registry)
     async def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:

@@ -148,6 +148,18 @@ def dependency_reason(problem: str | None) -> str:
     return "DependencyCycle" if "cycle" in problem else "MissingDependency"
 
 
+def dependency_condition_of(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A status with only its DependenciesResolved condition (a copy): all that
+    dependency_condition_stale reads, kept per job without the rest of the status."""
+    return {
+        "conditions": [
+            dict(condition)
+            for condition in (status or {}).get("conditions") or []
+            if isinstance(condition, Mapping) and condition.get("type") == DEPENDENCIES_CONDITION
+        ]
+    }
+
+
 def dependency_condition_stale(status: Mapping[str, Any] | None, problem: str | None) -> bool:
     """Whether a job's DependenciesResolved condition no longer says `problem` (another
     job appeared, went, or changed its dependencies): its job needs a pass."""

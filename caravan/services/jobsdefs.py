@@ -17,6 +17,7 @@ through the same checks and answers what the write would do instead of doing it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from caravan.errors import ConflictError, InvalidError, no_such, quote
@@ -27,9 +28,15 @@ from caravan.kube.client import DEPLOYMENTS, JOBS, JSON
 from caravan.kube.errors import Conflict, Invalid, NotFound
 from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.kube.rmw import Decision
+from caravan.retry import Backoff, retrying
 from caravan.services.state import ServerState
 from caravan.services.writes import Writes
 from caravan.store.store import KIND_JOB
+
+log = logging.getLogger(__name__)
+
+# How many times a definition's trial is sent again while status writes move its Job.
+DRY_RUN_ATTEMPTS = 10
 
 # Raises unless the caller may use this verb on jobs (create, update, delete).
 May = Callable[[str], Awaitable[object]]
@@ -208,25 +215,39 @@ class JobDefinitions:
 
     async def _dry_run(self, method: str, path: str, body: JSON) -> None:
         """The write as a server-side dry run. A dry run judges the definition, not the
-        version it was read at: when a status write moved the Job meanwhile (409), it is
-        tried again on the current version."""
-        for _ in range(3):
+        version it was read at: when a status write moved the Job meanwhile (409, as
+        the operator's do while pods come and go), it is tried again on the current
+        version, with backoff, up to DRY_RUN_ATTEMPTS times."""
+
+        async def send(trial: JSON) -> None:
+            await self.state.kube.request(
+                method, path, query={"dryRun": "All"}, body=trial, content_type="application/json"
+            )
+
+        if method != "PUT":
+            await send(body)  # a create: a Conflict says the job exists already
+            return
+        trial = body
+
+        async def attempt() -> None:
+            nonlocal trial
             try:
-                await self.state.kube.request(
-                    method,
-                    path,
-                    query={"dryRun": "All"},
-                    body=body,
-                    content_type="application/json",
-                )
-                return
+                await send(trial)
             except Conflict:
-                if method != "PUT":
-                    raise
                 current = await self.state.kube.get(path)
                 version = current["metadata"]["resourceVersion"]
-                body = {**body, "metadata": {**body["metadata"], "resourceVersion": version}}
-        raise Conflict(409, "the job kept changing during its trial")
+                trial = {**trial, "metadata": {**trial["metadata"], "resourceVersion": version}}
+                raise
+
+        await retrying(
+            attempt,
+            (Conflict,),
+            Backoff(0.02, 0.5),
+            what=f"the trial of {path}",
+            log=log,
+            level=logging.DEBUG,
+            attempts=DRY_RUN_ATTEMPTS,
+        )
 
     async def _refuse_bad_templates(self, named: dict[str, JSON]) -> None:
         """Refused unless Kubernetes accepts every group's pod template (server-side dry

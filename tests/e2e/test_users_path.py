@@ -121,8 +121,14 @@ async def test_levels_from_the_api_change_what_the_process_prints(
         assert (await api.post("/v1/log/defaults/lvl", json={"app": "debug"})).status_code == 200
         changed = await out.wait_for(r'^levels \{"app": "debug"\}$')
         await out.wait_for(r"^app debug tick=\d+$", changed.end())
-        annotated = await kube.get(PODS.item(installed.namespace, pod))
-        assert annotated["metadata"]["annotations"].get("caravan.dev/config-revision")
+        # The operator's nudge of the pod (its config revision). A young pod's own syncs
+        # may refresh the file before the nudge lands, so it is awaited, not assumed.
+        await eventually(
+            lambda: kube.get(PODS.item(installed.namespace, pod)),
+            lambda p: bool(p["metadata"]["annotations"].get("caravan.dev/config-revision")),
+            timeout=10,
+            what="the config revision on the pod",
+        )
 
         # This allocation's override wins over the default, per logger.
         response = await api.post(f"/v1/log/allocs/{pod}/lvl", json={"app": "error"})

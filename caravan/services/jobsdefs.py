@@ -75,14 +75,15 @@ class JobDefinitions:
 
     async def plan_all(self, named: dict[str, JSON], may: May) -> JSON:
         """What `put_all` would do, each job's action and diff; nothing is written."""
-        current, _, _, deletes = await self._checked_all(named, True, may)
+        current, _, _, deletes = await self._checked_all(named, True, may, tell=False)
         after = {n: _after(current.get(n), n, named[n]) for n in named}
         return _plans(sorted({*named, *deletes}), current, after)
 
     async def _checked_all(
-        self, named: dict[str, JSON], force: bool, may: May
+        self, named: dict[str, JSON], force: bool, may: May, *, tell: bool = True
     ) -> tuple[dict[str, JSON], list[str], list[str], list[str]]:
-        """Every check of `put_all`: (the jobs now, creates, replaces, deletes)."""
+        """Every check of `put_all`: (the jobs now, creates, replaces, deletes). `tell`:
+        a refused new definition of an existing job is told on it (not for a plan)."""
         current = await self._listed()
         _refuse_invalid(named)
         creates = [n for n in named if n not in current]
@@ -96,7 +97,7 @@ class JobDefinitions:
         for verb, names in (("create", creates), ("update", replaces), ("delete", deletes)):
             if names:
                 await may(verb)
-        await self._admit({n: after[n] for n in creates + replaces})
+        await self._admit({n: after[n] for n in creates + replaces}, tell)
         # The jobs it does not name are deleted: the rules across jobs see the named ones.
         _refuse_across({n: after[n] for n in named}, named)
         if not force:
@@ -107,7 +108,10 @@ class JobDefinitions:
                 and (n in deletes or definitions.changes_what_runs(current[n], after[n]))
             ]
             _refuse_running(started, "replace or delete")
-        await self._refuse_bad_templates({n: named[n] for n in creates + replaces})
+        await self._refuse_bad_templates(
+            {n: named[n] for n in creates + replaces},
+            {n: current[n] for n in replaces} if tell else {},
+        )
         return current, creates, replaces, deletes
 
     async def delete_all(self, writes: Writes, force: bool, may: May) -> None:
@@ -130,7 +134,7 @@ class JobDefinitions:
     async def plan_one(self, name: str, definition: JSON, may: May) -> JSON:
         """What `put_one` would do (the running check aside: `restartsAllocations` says
         whether the write needs force); nothing is written."""
-        current = await self._checked_one(name, definition, may)
+        current = await self._checked_one(name, definition, may, tell=False)
         return _plans(
             [name], {name: current} if current else {}, {name: _after(current, name, definition)}
         )
@@ -142,16 +146,21 @@ class JobDefinitions:
             raise no_such("job", name)
         await self._put(writes, name, definition, force=True, create=False)
 
-    async def _checked_one(self, name: str, definition: JSON, may: May) -> JSON | None:
-        """Every check of `put_one`; the job as it is now (None: a new one)."""
+    async def _checked_one(
+        self, name: str, definition: JSON, may: May, *, tell: bool = True
+    ) -> JSON | None:
+        """Every check of `put_one`; the job as it is now (None: a new one). `tell`: as
+        in `_checked_all`."""
         current = await self._fresh(name)
         await may("create" if current is None else "update")
         _refuse_invalid({name: definition})
         after = _after(current, name, definition)
-        await self._admit({name: after})
+        await self._admit({name: after}, tell)
         others = {n: b for n, b in self._bodies().items() if n != name}
         _refuse_across({**others, name: after}, [name])
-        await self._refuse_bad_templates({name: definition})
+        await self._refuse_bad_templates(
+            {name: definition}, {name: current} if tell and current is not None else {}
+        )
         return current
 
     async def delete_one(self, writes: Writes, name: str, force: bool) -> None:
@@ -181,9 +190,10 @@ class JobDefinitions:
             return None
         return body if definitions.defined(body) else None
 
-    async def _admit(self, bodies: dict[str, JSON]) -> None:
+    async def _admit(self, bodies: dict[str, JSON], tell: bool) -> None:
         """Refused, with the apiserver's own messages, unless it would store every one of
-        `bodies` (Jobs sent as server-side dry runs: the CRD's rules answer)."""
+        `bodies` (Jobs sent as server-side dry runs: the CRD's rules answer). `tell`: an
+        existing job refused a new definition says so in a Refused Event."""
         found: list[definitions.Problem] = []
         found_messages: list[str] = []
         namespace = self.state.namespace
@@ -193,9 +203,8 @@ class JobDefinitions:
             try:
                 await self._dry_run("PUT" if exists else "POST", path, body)
             except Invalid as exc:
-                if exists and self.recorder is not None:
-                    note = f"a new definition was refused, the job is unchanged: {exc.message}"
-                    self.recorder.record(job_regarding(body), "Warning", "Refused", note, "Update")
+                if exists and tell:
+                    self._tell_refused(body, exc.message)
                 causes = exc.causes or [{"field": "", "message": exc.message}]
                 found += [
                     definitions.Problem(
@@ -249,9 +258,11 @@ class JobDefinitions:
             attempts=DRY_RUN_ATTEMPTS,
         )
 
-    async def _refuse_bad_templates(self, named: dict[str, JSON]) -> None:
+    async def _refuse_bad_templates(
+        self, named: dict[str, JSON], existing: dict[str, JSON]
+    ) -> None:
         """Refused unless Kubernetes accepts every group's pod template (server-side dry
-        runs)."""
+        runs). A refused job of `existing` (its body now) says so in a Refused Event."""
         found: list[definitions.Problem] = []
         collection = DEPLOYMENTS.collection(self.state.namespace)
         for name, definition in sorted(named.items()):
@@ -268,12 +279,20 @@ class JobDefinitions:
                 except Invalid as exc:
                     where = f"{name}.template.taskGroups[{i}].template"
                     found.append(definitions.Problem(where, exc.message))
+                    if name in existing:
+                        self._tell_refused(existing[name], f"{where}: {exc.message}")
         if found:
             raise InvalidError(
                 "Kubernetes refuses the pod template: "
                 + "; ".join(f"{p.field}: {p.message}" for p in found),
                 [p.to_json() for p in found],
             )
+
+    def _tell_refused(self, body: JSON, why: str) -> None:
+        """A Refused Event on the job: its new definition was not taken, and why."""
+        if self.recorder is not None:
+            note = f"a new definition was refused, the job is unchanged: {why}"
+            self.recorder.record(job_regarding(body), "Warning", "Refused", note, "Update")
 
     async def _put(
         self, writes: Writes, name: str, definition: JSON, force: bool, create: bool = True

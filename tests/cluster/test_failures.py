@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -323,18 +324,46 @@ async def test_restarts_replace_what_they_name_and_drift_is_repaired(
     assert stopped.status_code == 409
     assert "stopped" in stopped.json()["error"]
 
-    # A new definition Kubernetes refuses leaves the job as it was, and says so on it.
+    # A new definition Kubernetes refuses leaves the job as it was, and says so on it;
+    # its plan (dryRun) is refused alike but tells nothing on the job.
     bad = group("g")
     bad["template"]["spec"]["restartPolicy"] = "Never"
-    refused = await api.post(
-        "/v1/jobsdef/r", params={"force": "true"}, json={"template": {"taskGroups": [bad]}}
-    )
-    assert refused.status_code == 422, refused.text
+    for plan in ("true", "false"):
+        refused = await api.post(
+            "/v1/jobsdef/r",
+            params={"force": "true", "dryRun": plan},
+            json={"template": {"taskGroups": [bad]}},
+        )
+        assert refused.status_code == 422, refused.text
+
+    def refused_with(words: str) -> Callable[[httpx.Response], list[dict[str, Any]]]:
+        def items(r: httpx.Response) -> list[dict[str, Any]]:
+            return [
+                i
+                for i in r.json()["items"]
+                if i["reason"] == "Refused" and i["type"] == "Warning" and words in i["message"]
+            ]
+
+        return items
+
     await eventually(
         lambda: api.get("/v1/jobs/r/activity"),
-        lambda r: any(
-            i["reason"] == "Refused" and i["type"] == "Warning" and "restartPolicy" in i["message"]
-            for i in r.json()["items"]
-        ),
+        lambda r: bool(refused_with("restartPolicy")(r)),
         what="the Refused Event",
     )
+    # A pod template the Job's own rules let through but Kubernetes refuses (checked as a
+    # Deployment) is told on the job too.
+    odd = group("g")
+    odd["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Sometimes"
+    refused = await api.post(
+        "/v1/jobsdef/r", params={"force": "true"}, json={"template": {"taskGroups": [odd]}}
+    )
+    assert refused.status_code == 422, refused.text
+    assert "Kubernetes refuses the pod template" in refused.json()["error"], refused.text
+    activity = await eventually(
+        lambda: api.get("/v1/jobs/r/activity"),
+        lambda r: bool(refused_with("r.template.taskGroups[0].template")(r)),
+        what="the Refused Event of the pod template",
+    )
+    # Events are sent in order: had the plan told one, it would show by now.
+    assert [i["count"] for i in refused_with("restartPolicy")(activity)] == [1]

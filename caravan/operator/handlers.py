@@ -1,36 +1,33 @@
-"""Kopf handlers: thin, they only tell the Reconciler which job to look at."""
+"""Kopf handlers: thin, they only tell the Reconciler which job to look at.
+
+Kopf watches the Deployments (drift, rollouts); the Jobs, pods and ConfigMaps come from
+the store, which the API half's watches fill (one watch of each kind per process)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from caravan import metrics
-from caravan.jobs.definitions import dependency_problem_of
-from caravan.jobs.spec import read_dependencies
 from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.kube.recorder import EventRecorder, job_regarding
 from caravan.labels import (
-    GROUP,
     JOB_LABEL,
-    JOB_PLURAL,
     TASK_GROUP_LABEL,
-    VERSION,
 )
 from caravan.operator.drift import foreign_spec_manager
+from caravan.operator.jobfeed import JobFeed, OnLoop
 from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
 from caravan.operator.rollouts import Rollout, RolloutKeeper, rollout_of
-from caravan.operator.status import dependency_condition_of, dependency_condition_stale
 from caravan.operator.writethrough import replicas_written_through
 from caravan.store.store import ConfigMapListener, JobsListener, Store
 
-JOB_RESOURCE = (GROUP, VERSION, JOB_PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}
 
 
@@ -42,20 +39,14 @@ class OperatorShared:
 
     kube: KubeClient | None = None
     reconciler: Reconciler | None = None
-    closing: bool = False
     jobs_listener: JobsListener | None = None
+    jobs_follower: OnLoop | None = None
     refresher: VolumeRefresher | None = None
     configmap_listener: ConfigMapListener | None = None
     # The operator's Events on the Jobs (DriftRepaired).
     recorder: EventRecorder | None = None
-    # Each job's dependencies as its last event had them: the rules across jobs are
-    # checked again only when these change (a job appears, goes or changes them), not
-    # at each of the many status writes.
-    dependencies_seen: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def request(self, bodies: dict[str, JSON | None]) -> None:
-        # Before the first job event there is no reconciler yet; Kopf's initial listing
-        # of the jobs reconciles every one of them anyway.
         if self.reconciler is not None:
             for job, body in bodies.items():
                 self.reconciler.request(job, body)
@@ -72,7 +63,7 @@ def build_registry() -> kopf.OperatorRegistry:
         return connection_info(configuration)
 
     @kopf.on.startup(registry=registry)
-    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **indexes: Any) -> None:
         settings.posting.level = 30  # WARNING: no Kubernetes Event per routine reconcile
         settings.watching.server_timeout = 300
         settings.watching.inactivity_timeout = 600
@@ -84,20 +75,28 @@ def build_registry() -> kopf.OperatorRegistry:
         shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
         # The operator's Events on the Jobs (DriftRepaired, Refused, AutoReverted, ...).
         shared.recorder = EventRecorder(shared.kube, memo.config.namespace, memo.config.identity)
-        # Pods are watched once, by the store: when a job's allocations change its view,
-        # the store says so here (from its own loop) and the job's status is rewritten.
+        store: Store = memo.store
+        # Kopf hands its indexes to start-up handlers empty, and fills them as it lists
+        # the Deployments; until then a pass sees no Deployment and no rollout, which only
+        # defers what those decide: each Deployment's first event asks for a pass anyway.
+        graph: dict[str, tuple[str, ...]] = {}  # every job's dependencies (the feed's)
+        shared.reconciler = reconciler = build_reconciler(memo, shared, indexes, graph)
+        # Jobs come from the store's watch (caravan.operator.jobfeed); pods are watched
+        # once, by the store too: when a job's allocations change its view, the store
+        # says so (from its own loop) and the job's status is rewritten.
         loop = asyncio.get_running_loop()
+        shared.jobs_follower = OnLoop(JobFeed(reconciler.request, dependencies=graph), loop)
+        store.follow_jobs(shared.jobs_follower)
 
         def jobs_changed(names: set[str]) -> None:
             # On the store's loop: hand over the bodies it holds, so that no pass needs
-            # to read the Job again (the store sees a write as soon as Kopf's watch does).
-            bodies = {name: memo.store.job_bodies.get(name) for name in names}
+            # to read the Job again.
+            bodies = {name: store.job_bodies.get(name) for name in names}
             loop.call_soon_threadsafe(shared.request, bodies)
 
         shared.jobs_listener = jobs_changed
-        memo.store.on_jobs_changed(jobs_changed)
+        store.on_jobs_changed(jobs_changed)
         # The loggers and settings files in task pods follow their ConfigMaps at once.
-        store: Store = memo.store
         watched = frozenset({memo.config.configmaps.loggers, memo.config.configmaps.settings})
         refresher = VolumeRefresher(
             kube=shared.kube,
@@ -117,7 +116,10 @@ def build_registry() -> kopf.OperatorRegistry:
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         shared: OperatorShared = memo.shared
-        shared.closing = True  # handlers still running must not start new passes
+        if shared.reconciler is not None:
+            shared.reconciler.closed = True  # handlers still running start no new pass
+        if shared.jobs_follower is not None:
+            memo.store.unfollow_jobs(shared.jobs_follower)
         if shared.jobs_listener is not None:
             memo.store.off_jobs_changed(shared.jobs_listener)
         if shared.configmap_listener is not None:
@@ -141,86 +143,9 @@ def build_registry() -> kopf.OperatorRegistry:
     ) -> dict[str, tuple[str, str]]:
         return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
 
-    # Every job's dependencies and status, as Kopf's own watch has them when a handler runs
-    # (the store may lag): the rules across jobs are checked on these.
-    @kopf.index(*JOB_RESOURCE, id="dependencies_by_job", registry=registry)
-    async def dependencies_by_job(
-        name: str, spec: kopf.Spec, **_: Any
-    ) -> dict[str, tuple[str, ...]]:
-        return {name: read_dependencies(spec)}
-
-    @kopf.index(*JOB_RESOURCE, id="dependency_status_by_job", registry=registry)
-    async def dependency_status_by_job(
-        name: str, status: kopf.Status, **_: Any
-    ) -> dict[str, dict[str, Any]]:
-        return {name: dependency_condition_of(status)}
-
     @kopf.index("apps", "v1", "deployments", id="rollouts_by_job", labels=OWNED, registry=registry)
     async def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:
         return {labels[JOB_LABEL]: rollout_of(body)}
-
-    def reconciler(memo: kopf.Memo, indexes: dict[str, Any]) -> Reconciler:
-        # Built on first use: Kopf hands indexes only to handlers (as keyword arguments).
-        # During cleanup a closed one is handed out, which ignores requests.
-        shared: OperatorShared = memo.shared
-        if shared.reconciler is None:
-            assert shared.kube is not None, "handlers run after start-up"
-            deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
-            dependencies: kopf.Index[str, tuple[str, ...]] = indexes["dependencies_by_job"]
-            rollouts: kopf.Index[str, Rollout] = indexes["rollouts_by_job"]
-            store: Store = memo.store
-            recorder = shared.recorder
-            shared.reconciler = Reconciler(
-                kube=shared.kube,
-                namespace=memo.config.namespace,
-                pods=store.pods_of,
-                deployments=lambda job: list(deployments.get(job, ())),
-                decorators=memo.decorators,
-                policy=memo.policy,
-                recorder=recorder,
-                failures=store.deployments_of,
-                on_drift=lambda body, name, how: _drift_repaired(shared, body, name, how),
-                on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
-                revisions=RevisionKeeper(shared.kube, memo.config.namespace),
-                dependencies=lambda: DependencyGraph(dependencies),
-                rollouts=lambda job: list(rollouts.get(job, ())),
-                rollout_keeper=RolloutKeeper(shared.kube, memo.config.namespace, recorder),
-            )
-        if shared.closing:
-            shared.reconciler.closed = True
-        return shared.reconciler
-
-    @kopf.on.event(*JOB_RESOURCE, registry=registry)
-    async def job_event(
-        name: str, type: str, body: kopf.Body, memo: kopf.Memo, **indexes: Any
-    ) -> None:
-        shared: OperatorShared = memo.shared
-        graph = DependencyGraph(indexes["dependencies_by_job"])
-        if type != "DELETED":
-            # The event carries the Job as it is now: no need to read it again. The echo
-            # of our own status write (same generation) needs no pass, unless its
-            # condition on dependencies was written from a graph that has moved since.
-            problem = dependency_problem_of(name, graph)
-            stale = dependency_condition_stale(body.get("status"), problem)
-            reconciler(memo, indexes).request(name, body, new_spec_only=not stale)
-        # A job appearing, going or changing its dependencies can settle or break the
-        # dependencies of others (a missing job, a cycle): those get a pass too.
-        seen = shared.dependencies_seen
-        now = None if type == "DELETED" else graph.get(name)
-        before, known = seen.get(name), name in seen
-        if now is None:
-            seen.pop(name, None)
-        else:
-            seen[name] = now
-        if known == (now is not None) and before == now:
-            return  # the graph is as it was: nobody else's dependencies moved
-        statuses: kopf.Index[str, dict[str, Any]] = indexes["dependency_status_by_job"]
-        for job, found in statuses.items():
-            status = next(iter(found), {})
-            if job != name and dependency_condition_stale(
-                status, dependency_problem_of(job, graph)
-            ):
-                reconciler(memo, indexes).request(job)
 
     @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
     async def deployment_event(
@@ -229,13 +154,14 @@ def build_registry() -> kopf.OperatorRegistry:
         body: kopf.Body,
         labels: kopf.Labels,
         memo: kopf.Memo,
-        **indexes: Any,
+        **_: Any,
     ) -> None:
         # A hand-scaled or deleted Deployment makes its job reconcile: drift is repaired.
         # Its status moving (pods starting) or our own apply's echo does not.
+        reconciler: Reconciler = memo.shared.reconciler
         generation = int(body.get("metadata", {}).get("generation") or 0)
         deleted = type == "DELETED"
-        reconciler(memo, indexes).deployment_changed(
+        reconciler.deployment_changed(
             labels[JOB_LABEL],
             name,
             generation,
@@ -244,7 +170,7 @@ def build_registry() -> kopf.OperatorRegistry:
             written_through=None if deleted else replicas_written_through(body),
         )
         if type != "DELETED":
-            reconciler(memo, indexes).rollout_moved(labels[JOB_LABEL], rollout_of(body))
+            reconciler.rollout_moved(labels[JOB_LABEL], rollout_of(body))
 
     return registry
 
@@ -266,24 +192,35 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-class DependencyGraph(Mapping[str, tuple[str, ...]]):
-    """Kopf's index of every job's dependencies, read as a mapping of job to dependencies
-    without copying it (a check looks at a few jobs, not all of them)."""
-
-    def __init__(self, index: Any) -> None:
-        self.index = index
-
-    def __getitem__(self, job: str) -> tuple[str, ...]:
-        return tuple(next(iter(self.index[job]), ()))
-
-    def __contains__(self, job: object) -> bool:
-        return job in self.index
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.index)
-
-    def __len__(self) -> int:
-        return len(self.index)
+def build_reconciler(
+    memo: kopf.Memo,
+    shared: OperatorShared,
+    indexes: Any,
+    dependencies: Mapping[str, tuple[str, ...]],
+) -> Reconciler:
+    """The one Reconciler, wired to Kopf's Deployment indexes (live: Kopf fills them) and
+    to every job's `dependencies` (kept by the JobFeed)."""
+    assert shared.kube is not None, "built at start-up, once connected"
+    deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
+    rollouts: kopf.Index[str, Rollout] = indexes["rollouts_by_job"]
+    store: Store = memo.store
+    recorder = shared.recorder
+    return Reconciler(
+        kube=shared.kube,
+        namespace=memo.config.namespace,
+        pods=store.pods_of,
+        deployments=lambda job: list(deployments.get(job, ())),
+        decorators=memo.decorators,
+        policy=memo.policy,
+        recorder=recorder,
+        failures=store.deployments_of,
+        on_drift=lambda body, name, how: _drift_repaired(shared, body, name, how),
+        on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
+        revisions=RevisionKeeper(shared.kube, memo.config.namespace),
+        dependencies=lambda: dependencies,
+        rollouts=lambda job: list(rollouts.get(job, ())),
+        rollout_keeper=RolloutKeeper(shared.kube, memo.config.namespace, recorder),
+    )
 
 
 def _drift_repaired(shared: OperatorShared, body: JSON, name: str, how: str) -> None:

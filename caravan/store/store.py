@@ -6,7 +6,9 @@ differs, so unrelated pod churn never wakes long-poll clients.
 
 The operator thread reads pods from here too (no second watch of every pod in Kopf):
 pod reads and writes take a lock, and jobs whose view changed are announced to
-`on_jobs_changed` listeners, which is when a job's status may need writing.
+`on_jobs_changed` listeners, which is when a job's status may need writing. It follows
+the Jobs from here as well (`follow_jobs`): one watch of Jobs per process, each event
+decoded once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import asyncio
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from caravan import labels
 from caravan.jobs.failures import DeploymentFacts, deployment_facts
@@ -37,6 +40,16 @@ KIND_SECRET = "secret"
 
 ConfigMapListener = Callable[[str, dict[str, str] | None], None]
 JobsListener = Callable[[set[str]], None]
+
+
+class JobsFollower(Protocol):
+    """Follows the Jobs as the store holds them (see Store.follow_jobs)."""
+
+    def jobs_listed(self, bodies: Mapping[str, JSON]) -> None:
+        """Every Job, after a complete (re)list: those not in it are gone."""
+
+    def job_changed(self, name: str, body: JSON | None) -> None:
+        """One Job as it is now; None: deleted."""
 
 
 class Store:
@@ -66,6 +79,11 @@ class Store:
         self._configmap_listeners: list[ConfigMapListener] = []
         self._jobs_listeners: list[JobsListener] = []
         self._pods_lock = threading.Lock()
+        # Job followers register from another thread (the operator's): registering and
+        # telling them of a change are one at a time, so none misses or reorders one.
+        self._jobs_lock = threading.Lock()
+        self._jobs_followers: list[JobsFollower] = []
+        self._jobs_listed = False  # the first list of Jobs is complete
 
     # Reads -----------------------------------------------------------------------------
 
@@ -112,6 +130,21 @@ class Store:
         if listener in self._jobs_listeners:
             self._jobs_listeners.remove(listener)
 
+    def follow_jobs(self, follower: JobsFollower) -> None:
+        """From any thread: `follower.jobs_listed` with every Job once the first list is
+        complete (at once, on the caller's thread, if it is already), again after each
+        relist, and `job_changed` at each change in between (on the store's loop). The
+        bodies are the store's own: read them, never change them."""
+        with self._jobs_lock:
+            self._jobs_followers.append(follower)
+            if self._jobs_listed:
+                follower.jobs_listed(dict(self.job_bodies))
+
+    def unfollow_jobs(self, follower: JobsFollower) -> None:
+        with self._jobs_lock:
+            if follower in self._jobs_followers:
+                self._jobs_followers.remove(follower)
+
     async def wait_version(self, kind: str, name: str, version: str, timeout: float) -> bool:
         """Until the store holds `version` of object `name` (or a later one, or saw it
         deleted); False after `timeout` seconds. `kind` as the informers name it."""
@@ -157,8 +190,12 @@ class Store:
 
     def _end_relist(self, kind: str, names: set[str]) -> None:
         if kind == KIND_JOB:
-            for name in set(self.jobs) - names:
-                self._remove_job(name)
+            with self._jobs_lock:
+                for name in set(self.jobs) - names:
+                    self._remove_job(name)
+                self._jobs_listed = True
+                for follower in self._jobs_followers:
+                    follower.jobs_listed(dict(self.job_bodies))
         elif kind == KIND_POD:
             for name in set(self.pods) - names:
                 with self._pods_lock:
@@ -196,13 +233,17 @@ class Store:
 
     def _apply(self, kind: str, name: str, deleted: bool, obj: JSON) -> None:
         if kind == KIND_JOB:
-            if deleted:
-                self._remove_job(name)
-            else:
-                self.jobs[name] = spec = read_job(obj)
-                self.job_bodies[name] = obj
-                self._own_deployments(name, spec)
-                self._mark_dirty(name)
+            with self._jobs_lock:
+                if deleted:
+                    self._remove_job(name)
+                else:
+                    self.jobs[name] = spec = read_job(obj)
+                    self.job_bodies[name] = obj
+                    self._own_deployments(name, spec)
+                    self._mark_dirty(name)
+                if self._jobs_listed:  # during a list, followers hear of it at its end
+                    for follower in self._jobs_followers:
+                        follower.job_changed(name, None if deleted else obj)
         elif kind == KIND_DEPLOYMENT:
             found = None
             if not deleted:

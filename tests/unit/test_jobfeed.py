@@ -1,0 +1,156 @@
+"""The operator follows the Jobs from the store: which passes each change asks for, and
+that a follower registering from another thread misses and reorders nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from caravan.jobs.definitions import missing_dependency_message
+from caravan.operator.jobfeed import JobFeed
+from caravan.operator.status import DEPENDENCIES_CONDITION
+from caravan.store import Store
+from caravan.store.store import KIND_JOB
+
+pytestmark = pytest.mark.unit
+
+
+def job(name: str, *needs: str, resolved: str | None = None, generation: int = 1) -> Any:
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "generation": generation},
+        "spec": {"taskGroups": [{"name": "g", "count": 1, "template": {}}]},
+    }
+    if needs:
+        body["spec"]["dependencies"] = list(needs)
+    if resolved is not None:
+        condition = {"type": DEPENDENCIES_CONDITION, "status": "True"}
+        if resolved:
+            condition = {"type": DEPENDENCIES_CONDITION, "status": "False", "message": resolved}
+        body["status"] = {"conditions": [condition]}
+    return body
+
+
+class Requests:
+    """Reconciler.request, recorded: (job, with a body, new_spec_only)."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, bool, bool]] = []
+
+    def __call__(
+        self, job: str, body: Mapping[str, Any] | None = None, *, new_spec_only: bool = False
+    ) -> None:
+        self.made.append((job, body is not None, new_spec_only))
+
+
+def test_the_listing_asks_a_pass_for_every_job_judged_with_the_whole_graph() -> None:
+    requests = Requests()
+    feed = JobFeed(requests)
+    # "web" is listed before the "db" it needs: still judged with "db" known, so its
+    # resolved condition is not stale and the pass may be skipped if already done.
+    feed.listed({"web": job("web", "db", resolved=""), "db": job("db", resolved="")})
+    assert requests.made == [("web", True, True), ("db", True, True)]
+    assert feed.dependencies == {"web": ("db",), "db": ()}
+
+
+def test_a_job_going_gives_a_pass_to_those_that_needed_it_and_only_them() -> None:
+    requests = Requests()
+    feed = JobFeed(requests)
+    feed.listed(
+        {
+            "web": job("web", "db", resolved=""),
+            "db": job("db", resolved=""),
+            "other": job("other", resolved=""),
+        }
+    )
+    requests.made.clear()
+    feed.changed("db", None)
+    assert requests.made == [("web", False, False)]  # read afresh: its condition is stale
+    assert "db" not in feed.dependencies and "db" not in feed.conditions
+
+
+def test_a_status_echo_asks_only_its_own_pass_and_a_stale_condition_a_full_one() -> None:
+    requests = Requests()
+    feed = JobFeed(requests)
+    feed.listed({"web": job("web", "db", resolved="")})
+    requests.made.clear()
+    # Its condition says resolved, but "db" is missing: stale, so a full pass.
+    feed.changed("web", job("web", "db", resolved=""))
+    assert requests.made == [("web", True, False)]
+    requests.made.clear()
+    missing = missing_dependency_message("db")
+    feed.changed("web", job("web", "db", resolved=missing))
+    assert requests.made == [("web", True, True)]
+
+
+def test_a_new_dependency_wakes_the_job_whose_condition_it_settles() -> None:
+    requests = Requests()
+    feed = JobFeed(requests)
+    missing = missing_dependency_message("db")
+    feed.listed({"web": job("web", "db", resolved=missing)})
+    requests.made.clear()
+    feed.changed("db", job("db"))
+    assert requests.made == [("db", True, True), ("web", False, False)]
+
+
+def test_a_relist_forgets_the_jobs_it_no_longer_holds() -> None:
+    requests = Requests()
+    feed = JobFeed(requests)
+    feed.listed({"web": job("web", "db", resolved=""), "db": job("db", resolved="")})
+    requests.made.clear()
+    feed.listed({"web": job("web", "db", resolved="")})
+    assert ("web", False, False) in requests.made  # "db" went: web's condition is stale
+    assert set(feed.dependencies) == {"web"}
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    def jobs_listed(self, bodies: Mapping[str, Any]) -> None:
+        self.seen.append(("listed", sorted(bodies)))
+
+    def job_changed(self, name: str, body: Any) -> None:
+        self.seen.append(("changed", (name, None if body is None else body["metadata"]["name"])))
+
+
+def test_the_store_tells_followers_after_the_list_then_each_change() -> None:
+    store = Store()
+    early = Recorded()
+    store.follow_jobs(early)
+    store.apply_event(KIND_JOB, "ADDED", job("a"))  # during the first list: told at its end
+    store.end_relist(KIND_JOB, {"a"})
+    store.apply_event(KIND_JOB, "MODIFIED", job("a", generation=2))
+    late = Recorded()
+    store.follow_jobs(late)  # the list is done: told at once
+    store.apply_event(KIND_JOB, "DELETED", job("a"))
+    store.unfollow_jobs(early)
+    store.apply_event(KIND_JOB, "ADDED", job("b"))
+    assert early.seen == [("listed", ["a"]), ("changed", ("a", "a")), ("changed", ("a", None))]
+    assert late.seen == [("listed", ["a"]), ("changed", ("a", None)), ("changed", ("b", "b"))]
+
+
+def test_a_follower_registering_from_another_thread_misses_nothing() -> None:
+    store = Store()
+    store.end_relist(KIND_JOB, set())
+    follower = Recorded()
+    started = threading.Event()
+
+    def write() -> None:
+        started.set()
+        for i in range(2000):
+            store.apply_event(KIND_JOB, "ADDED", job(f"j{i}"))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    started.wait()
+    store.follow_jobs(follower)
+    writer.join()
+    # Whatever the listing held, every later job is told after it, once.
+    listed = follower.seen[0]
+    assert listed[0] == "listed"
+    told = [name for kind, (name, _) in follower.seen[1:] if kind == "changed"]
+    assert sorted(set(listed[1]) | set(told)) == sorted(f"j{i}" for i in range(2000))
+    assert not set(listed[1]) & set(told)

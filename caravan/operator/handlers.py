@@ -1,13 +1,15 @@
-"""Kopf handlers: thin, they only tell the Reconciler which job to look at.
+"""Kopf runs the operator: its credentials, its start-up and its cleanup, in its thread.
 
-Kopf watches the Deployments (drift, rollouts); the Jobs, pods and ConfigMaps come from
-the store, which the API half's watches fill (one watch of each kind per process)."""
+What the operator follows (Jobs, Deployments, pods, ConfigMaps) comes from the store,
+which the API half's watches fill: one watch of each kind per process, each event decoded
+once (caravan.operator.feeds says why). The handlers here only wire that to the
+Reconciler."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -15,32 +17,28 @@ import kopf
 from caravan import metrics
 from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.kube.recorder import EventRecorder, job_regarding
-from caravan.labels import (
-    JOB_LABEL,
-    TASK_GROUP_LABEL,
-)
-from caravan.operator.drift import foreign_spec_manager
-from caravan.operator.jobfeed import JobFeed, OnLoop
+from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed, OnLoop
 from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
-from caravan.operator.rollouts import Rollout, RolloutKeeper, rollout_of
-from caravan.operator.writethrough import replicas_written_through
-from caravan.store.store import ConfigMapListener, JobsListener, Store
-
-OWNED = {JOB_LABEL: kopf.PRESENT}
+from caravan.operator.rollouts import RolloutKeeper
+from caravan.store.store import (
+    KIND_DEPLOYMENT,
+    KIND_JOB,
+    ConfigMapListener,
+    JobsListener,
+    Store,
+)
 
 
 @dataclass
 class OperatorShared:
-    """Operator-wide state. Kopf hands each resource's handlers a shallow copy of the memo,
-    so what handlers set must live inside one shared object, not on the memo itself
-    (else every job, every pod would get a Reconciler of its own)."""
+    """What start-up sets up and cleanup takes down (one object in Kopf's memo)."""
 
     kube: KubeClient | None = None
     reconciler: Reconciler | None = None
     jobs_listener: JobsListener | None = None
-    jobs_follower: OnLoop | None = None
+    followers: dict[str, OnLoop] = field(default_factory=dict)  # by the kind followed
     refresher: VolumeRefresher | None = None
     configmap_listener: ConfigMapListener | None = None
     # The operator's Events on the Jobs (DriftRepaired).
@@ -63,31 +61,32 @@ def build_registry() -> kopf.OperatorRegistry:
         return connection_info(configuration)
 
     @kopf.on.startup(registry=registry)
-    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **indexes: Any) -> None:
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = 30  # WARNING: no Kubernetes Event per routine reconcile
-        settings.watching.server_timeout = 300
-        settings.watching.inactivity_timeout = 600
         # Kopf would list namespaces cluster-wide; Caravan serves one namespace and its
         # Role grants nothing cluster-wide, so scanning only costs 403s and retries.
         settings.scanning.disabled = True
-        settings.persistence.diffbase_storage = NoDiffBase()
         shared: OperatorShared = memo.shared
         shared.kube = await KubeClient.connect(memo.config.kubeconfig, memo.config.context)
         # The operator's Events on the Jobs (DriftRepaired, Refused, AutoReverted, ...).
         shared.recorder = EventRecorder(shared.kube, memo.config.namespace, memo.config.identity)
         store: Store = memo.store
-        # Kopf hands its indexes to start-up handlers empty, and fills them as it lists
-        # the Deployments; until then a pass sees no Deployment and no rollout, which only
-        # defers what those decide: each Deployment's first event asks for a pass anyway.
-        graph: dict[str, tuple[str, ...]] = {}  # every job's dependencies (the feed's)
-        shared.reconciler = reconciler = build_reconciler(memo, shared, indexes, graph)
-        # Jobs come from the store's watch (caravan.operator.jobfeed); pods are watched
-        # once, by the store too: when a job's allocations change its view, the store
-        # says so (from its own loop) and the job's status is rewritten.
         loop = asyncio.get_running_loop()
-        shared.jobs_follower = OnLoop(JobFeed(reconciler.request, dependencies=graph), loop)
-        store.follow_jobs(shared.jobs_follower)
+        # Jobs and Deployments come from the store's watches (caravan.operator.feeds).
+        # Until the Deployments are listed, a pass sees none and no rollout: that only
+        # defers what those decide, as each Deployment's first change asks for a pass.
+        deployments = DeploymentIndex()
+        graph: dict[str, tuple[str, ...]] = {}  # every job's dependencies, kept by JobFeed
+        shared.reconciler = reconciler = build_reconciler(memo, shared, deployments, graph)
+        shared.followers = {
+            KIND_JOB: OnLoop(JobFeed(reconciler.request, dependencies=graph), loop),
+            KIND_DEPLOYMENT: OnLoop(DeploymentFeed(reconciler, deployments), loop),
+        }
+        for kind, follower in shared.followers.items():
+            store.follow(kind, follower)
 
+        # Pods are watched once, by the store too: when a job's allocations change its
+        # view, the store says so (from its own loop) and the job's status is rewritten.
         def jobs_changed(names: set[str]) -> None:
             # On the store's loop: hand over the bodies it holds, so that no pass needs
             # to read the Job again.
@@ -116,14 +115,15 @@ def build_registry() -> kopf.OperatorRegistry:
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         shared: OperatorShared = memo.shared
+        store: Store = memo.store
         if shared.reconciler is not None:
-            shared.reconciler.closed = True  # handlers still running start no new pass
-        if shared.jobs_follower is not None:
-            memo.store.unfollow_jobs(shared.jobs_follower)
+            shared.reconciler.closed = True  # what is still queued starts no new pass
+        for kind, follower in shared.followers.items():
+            store.unfollow(kind, follower)
         if shared.jobs_listener is not None:
-            memo.store.off_jobs_changed(shared.jobs_listener)
+            store.off_jobs_changed(shared.jobs_listener)
         if shared.configmap_listener is not None:
-            memo.store.off_configmap(shared.configmap_listener)
+            store.off_configmap(shared.configmap_listener)
         if shared.refresher is not None:
             await shared.refresher.close()
         if shared.reconciler is not None:
@@ -133,83 +133,25 @@ def build_registry() -> kopf.OperatorRegistry:
         if shared.kube is not None:
             await shared.kube.close()
 
-    # The index functions are coroutines: Kopf runs a plain function in a thread pool, a
-    # thread hop (and a wait for the GIL) per event for microseconds of work.
-    @kopf.index(
-        "apps", "v1", "deployments", id="deployments_by_job", labels=OWNED, registry=registry
-    )
-    async def deployments_by_job(
-        name: str, labels: kopf.Labels, **_: Any
-    ) -> dict[str, tuple[str, str]]:
-        return {labels[JOB_LABEL]: (name, labels.get(TASK_GROUP_LABEL, ""))}
-
-    @kopf.index("apps", "v1", "deployments", id="rollouts_by_job", labels=OWNED, registry=registry)
-    async def rollouts_by_job(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[str, Rollout]:
-        return {labels[JOB_LABEL]: rollout_of(body)}
-
-    @kopf.on.event("apps", "v1", "deployments", labels=OWNED, registry=registry)
-    async def deployment_event(
-        name: str,
-        type: str,
-        body: kopf.Body,
-        labels: kopf.Labels,
-        memo: kopf.Memo,
-        **_: Any,
-    ) -> None:
-        # A hand-scaled or deleted Deployment makes its job reconcile: drift is repaired.
-        # Its status moving (pods starting) or our own apply's echo does not.
-        reconciler: Reconciler = memo.shared.reconciler
-        generation = int(body.get("metadata", {}).get("generation") or 0)
-        deleted = type == "DELETED"
-        reconciler.deployment_changed(
-            labels[JOB_LABEL],
-            name,
-            generation,
-            deleted=deleted,
-            changed_by=None if deleted else foreign_spec_manager(body),
-            written_through=None if deleted else replicas_written_through(body),
-        )
-        if type != "DELETED":
-            reconciler.rollout_moved(labels[JOB_LABEL], rollout_of(body))
-
     return registry
-
-
-class NoDiffBase(kopf.DiffBaseStorage):
-    """Kopf keeps a copy of each object's last handled state, to tell create/update/delete
-    handlers what changed. Caravan has none (only event and index handlers), so that copy,
-    a deep copy and a diff at every event of every Job and Deployment, is not made."""
-
-    def build(
-        self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None
-    ) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        return None
 
 
 def build_reconciler(
     memo: kopf.Memo,
     shared: OperatorShared,
-    indexes: Any,
+    deployments: DeploymentIndex,
     dependencies: Mapping[str, tuple[str, ...]],
 ) -> Reconciler:
-    """The one Reconciler, wired to Kopf's Deployment indexes (live: Kopf fills them) and
-    to every job's `dependencies` (kept by the JobFeed)."""
+    """The one Reconciler, wired to what the feeds keep: each job's Deployments and
+    rollouts, and every job's dependencies."""
     assert shared.kube is not None, "built at start-up, once connected"
-    deployments: kopf.Index[str, tuple[str, str]] = indexes["deployments_by_job"]
-    rollouts: kopf.Index[str, Rollout] = indexes["rollouts_by_job"]
     store: Store = memo.store
     recorder = shared.recorder
     return Reconciler(
         kube=shared.kube,
         namespace=memo.config.namespace,
         pods=store.pods_of,
-        deployments=lambda job: list(deployments.get(job, ())),
+        deployments=deployments.deployments_of,
         decorators=memo.decorators,
         policy=memo.policy,
         recorder=recorder,
@@ -218,7 +160,7 @@ def build_reconciler(
         on_result=lambda result: metrics.RECONCILES.labels(result).inc(),
         revisions=RevisionKeeper(shared.kube, memo.config.namespace),
         dependencies=lambda: dependencies,
-        rollouts=lambda job: list(rollouts.get(job, ())),
+        rollouts=deployments.rollouts_of,
         rollout_keeper=RolloutKeeper(shared.kube, memo.config.namespace, recorder),
     )
 

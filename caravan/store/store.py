@@ -7,8 +7,8 @@ differs, so unrelated pod churn never wakes long-poll clients.
 The operator thread reads pods from here too (no second watch of every pod in Kopf):
 pod reads and writes take a lock, and jobs whose view changed are announced to
 `on_jobs_changed` listeners, which is when a job's status may need writing. It follows
-the Jobs from here as well (`follow_jobs`): one watch of Jobs per process, each event
-decoded once.
+the Jobs and the Deployments from here as well (`follow`): one watch of each kind per
+process, each event decoded once.
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ ConfigMapListener = Callable[[str, dict[str, str] | None], None]
 JobsListener = Callable[[set[str]], None]
 
 
-class JobsFollower(Protocol):
-    """Follows the Jobs as the store holds them (see Store.follow_jobs)."""
+class Follower(Protocol):
+    """Follows one kind of object as the store holds it (see Store.follow)."""
 
-    def jobs_listed(self, bodies: Mapping[str, JSON]) -> None:
-        """Every Job, after a complete (re)list: those not in it are gone."""
+    def listed(self, bodies: Mapping[str, JSON]) -> None:
+        """Every object, after a complete (re)list: those not in it are gone."""
 
-    def job_changed(self, name: str, body: JSON | None) -> None:
-        """One Job as it is now; None: deleted."""
+    def changed(self, name: str, body: JSON | None) -> None:
+        """One object as it is now; None: deleted."""
 
 
 class Store:
@@ -62,6 +62,7 @@ class Store:
         )
         # What each task group's Deployment says of allocations it could not make.
         self.deployments: dict[str, DeploymentFacts] = {}
+        self.deployment_bodies: dict[str, JSON] = {}
         self._deployments_by_job: dict[str, dict[str, DeploymentFacts]] = {}
         # Deployment name -> (job, group), from the jobs' specs: ties Events to jobs.
         self._deployment_owners: dict[str, tuple[str, str]] = {}
@@ -79,11 +80,16 @@ class Store:
         self._configmap_listeners: list[ConfigMapListener] = []
         self._jobs_listeners: list[JobsListener] = []
         self._pods_lock = threading.Lock()
-        # Job followers register from another thread (the operator's): registering and
-        # telling them of a change are one at a time, so none misses or reorders one.
-        self._jobs_lock = threading.Lock()
-        self._jobs_followers: list[JobsFollower] = []
-        self._jobs_listed = False  # the first list of Jobs is complete
+        # The kinds followers may follow, by the bodies held of each. Followers register
+        # from another thread (the operator's): registering and telling them of a change
+        # are one at a time, so none misses or reorders one.
+        self._followed: dict[str, dict[str, JSON]] = {
+            KIND_JOB: self.job_bodies,
+            KIND_DEPLOYMENT: self.deployment_bodies,
+        }
+        self._follow_lock = threading.Lock()
+        self._followers: dict[str, list[Follower]] = defaultdict(list)
+        self._listed: set[str] = set()  # kinds whose first list is complete
 
     # Reads -----------------------------------------------------------------------------
 
@@ -130,20 +136,20 @@ class Store:
         if listener in self._jobs_listeners:
             self._jobs_listeners.remove(listener)
 
-    def follow_jobs(self, follower: JobsFollower) -> None:
-        """From any thread: `follower.jobs_listed` with every Job once the first list is
-        complete (at once, on the caller's thread, if it is already), again after each
-        relist, and `job_changed` at each change in between (on the store's loop). The
-        bodies are the store's own: read them, never change them."""
-        with self._jobs_lock:
-            self._jobs_followers.append(follower)
-            if self._jobs_listed:
-                follower.jobs_listed(dict(self.job_bodies))
+    def follow(self, kind: str, follower: Follower) -> None:
+        """From any thread, for the Jobs or the Deployments: `follower.listed` with every
+        object once the first list is complete (at once, on the caller's thread, if it is
+        already), again after each relist, and `changed` at each change in between (on
+        the store's loop). The bodies are the store's own: read them, never change them."""
+        with self._follow_lock:
+            self._followers[kind].append(follower)
+            if kind in self._listed:
+                follower.listed(dict(self._followed[kind]))
 
-    def unfollow_jobs(self, follower: JobsFollower) -> None:
-        with self._jobs_lock:
-            if follower in self._jobs_followers:
-                self._jobs_followers.remove(follower)
+    def unfollow(self, kind: str, follower: Follower) -> None:
+        with self._follow_lock:
+            if follower in self._followers[kind]:
+                self._followers[kind].remove(follower)
 
     async def wait_version(self, kind: str, name: str, version: str, timeout: float) -> bool:
         """Until the store holds `version` of object `name` (or a later one, or saw it
@@ -179,7 +185,14 @@ class Store:
 
     def end_relist(self, kind: str, names: set[str]) -> None:
         """After a (re)list: whatever the list did not hold is gone."""
-        self._end_relist(kind, names)
+        if kind in self._followed:
+            with self._follow_lock:
+                self._end_relist(kind, names)
+                self._listed.add(kind)
+                for follower in self._followers[kind]:
+                    follower.listed(dict(self._followed[kind]))
+        else:
+            self._end_relist(kind, names)
         key_kind = _kind_key(kind)
         if kind.startswith(KIND_CONFIGMAP):
             gone = set() if names else {kind.partition(":")[2]}
@@ -190,12 +203,8 @@ class Store:
 
     def _end_relist(self, kind: str, names: set[str]) -> None:
         if kind == KIND_JOB:
-            with self._jobs_lock:
-                for name in set(self.jobs) - names:
-                    self._remove_job(name)
-                self._jobs_listed = True
-                for follower in self._jobs_followers:
-                    follower.jobs_listed(dict(self.job_bodies))
+            for name in set(self.jobs) - names:
+                self._remove_job(name)
         elif kind == KIND_POD:
             for name in set(self.pods) - names:
                 with self._pods_lock:
@@ -208,6 +217,7 @@ class Store:
             self.secret_names &= names
         elif kind == KIND_DEPLOYMENT:
             for name in set(self.deployments) - names:
+                self.deployment_bodies.pop(name, None)
                 self._set_deployment(name, None)
         elif kind == KIND_EVENT:
             self.activity_log.keep_only(names)
@@ -221,7 +231,14 @@ class Store:
     def apply_event(self, kind: str, event_type: str, obj: JSON) -> None:
         name = _name(obj)
         deleted = event_type == "DELETED"
-        self._apply(kind, name, deleted, obj)
+        if kind in self._followed:
+            with self._follow_lock:
+                self._apply(kind, name, deleted, obj)
+                if kind in self._listed:  # during the first list: told at its end
+                    for follower in self._followers[kind]:
+                        follower.changed(name, None if deleted else obj)
+        else:
+            self._apply(kind, name, deleted, obj)
         if kind == KIND_EVENT:
             return  # nobody writes Events and waits to read them: no versions kept
         key = (_kind_key(kind), name)
@@ -233,21 +250,20 @@ class Store:
 
     def _apply(self, kind: str, name: str, deleted: bool, obj: JSON) -> None:
         if kind == KIND_JOB:
-            with self._jobs_lock:
-                if deleted:
-                    self._remove_job(name)
-                else:
-                    self.jobs[name] = spec = read_job(obj)
-                    self.job_bodies[name] = obj
-                    self._own_deployments(name, spec)
-                    self._mark_dirty(name)
-                if self._jobs_listed:  # during a list, followers hear of it at its end
-                    for follower in self._jobs_followers:
-                        follower.job_changed(name, None if deleted else obj)
+            if deleted:
+                self._remove_job(name)
+            else:
+                self.jobs[name] = spec = read_job(obj)
+                self.job_bodies[name] = obj
+                self._own_deployments(name, spec)
+                self._mark_dirty(name)
         elif kind == KIND_DEPLOYMENT:
             found = None
-            if not deleted:
+            if deleted:
+                self.deployment_bodies.pop(name, None)
+            else:
                 found = deployment_facts(obj, labels.JOB_LABEL, labels.TASK_GROUP_LABEL)
+                self.deployment_bodies[name] = obj
             self._set_deployment(name, found)
         elif kind == KIND_EVENT:
             self.activity_log.apply("DELETED" if deleted else "MODIFIED", obj)

@@ -1,5 +1,6 @@
-"""The operator follows the Jobs from the store: which passes each change asks for, and
-that a follower registering from another thread misses and reorders nothing."""
+"""The operator follows the Jobs and the Deployments from the store: which passes and
+which drift each change tells the Reconciler of, and that a follower registering from
+another thread misses and reorders nothing."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from typing import Any
 import pytest
 
 from caravan.jobs.definitions import missing_dependency_message
-from caravan.operator.jobfeed import JobFeed
+from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed
 from caravan.operator.status import DEPENDENCIES_CONDITION
 from caravan.store import Store
-from caravan.store.store import KIND_JOB
+from caravan.store.store import KIND_DEPLOYMENT, KIND_JOB
 
 pytestmark = pytest.mark.unit
 
@@ -109,24 +110,24 @@ class Recorded:
     def __init__(self) -> None:
         self.seen: list[tuple[str, Any]] = []
 
-    def jobs_listed(self, bodies: Mapping[str, Any]) -> None:
+    def listed(self, bodies: Mapping[str, Any]) -> None:
         self.seen.append(("listed", sorted(bodies)))
 
-    def job_changed(self, name: str, body: Any) -> None:
+    def changed(self, name: str, body: Any) -> None:
         self.seen.append(("changed", (name, None if body is None else body["metadata"]["name"])))
 
 
 def test_the_store_tells_followers_after_the_list_then_each_change() -> None:
     store = Store()
     early = Recorded()
-    store.follow_jobs(early)
+    store.follow(KIND_JOB, early)
     store.apply_event(KIND_JOB, "ADDED", job("a"))  # during the first list: told at its end
     store.end_relist(KIND_JOB, {"a"})
     store.apply_event(KIND_JOB, "MODIFIED", job("a", generation=2))
     late = Recorded()
-    store.follow_jobs(late)  # the list is done: told at once
+    store.follow(KIND_JOB, late)  # the list is done: told at once
     store.apply_event(KIND_JOB, "DELETED", job("a"))
-    store.unfollow_jobs(early)
+    store.unfollow(KIND_JOB, early)
     store.apply_event(KIND_JOB, "ADDED", job("b"))
     assert early.seen == [("listed", ["a"]), ("changed", ("a", "a")), ("changed", ("a", None))]
     assert late.seen == [("listed", ["a"]), ("changed", ("a", None)), ("changed", ("b", "b"))]
@@ -146,7 +147,7 @@ def test_a_follower_registering_from_another_thread_misses_nothing() -> None:
     writer = threading.Thread(target=write)
     writer.start()
     started.wait()
-    store.follow_jobs(follower)
+    store.follow(KIND_JOB, follower)
     writer.join()
     # Whatever the listing held, every later job is told after it, once.
     listed = follower.seen[0]
@@ -154,3 +155,112 @@ def test_a_follower_registering_from_another_thread_misses_nothing() -> None:
     told = [name for kind, (name, _) in follower.seen[1:] if kind == "changed"]
     assert sorted(set(listed[1]) | set(told)) == sorted(f"j{i}" for i in range(2000))
     assert not set(listed[1]) & set(told)
+
+
+def deployment(
+    name: str,
+    job_name: str | None = "web",
+    *managers: tuple[str, list[str]],
+    generation: int = 1,
+    replicas: int = 2,
+    observed: int | None = None,
+) -> Any:
+    labels = {} if job_name is None else {"caravan.dev/job": job_name}
+    labels["caravan.dev/task-group"] = name.rpartition("-")[2]
+    return {
+        "metadata": {
+            "name": name,
+            "generation": generation,
+            "labels": labels,
+            "managedFields": [
+                {"manager": m, "operation": "Update", "fieldsV1": {"f:spec": {f: {} for f in fs}}}
+                for m, fs in managers
+            ],
+        },
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": generation if observed is None else observed,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "availableReplicas": replicas,
+        },
+    }
+
+
+class Told:
+    """The Reconciler's side of DeploymentFeed, recorded."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[Any, ...]] = []
+        self.rollouts: list[tuple[str, str, str]] = []
+
+    def deployment_changed(
+        self,
+        job: str,
+        name: str,
+        generation: int,
+        deleted: bool,
+        changed_by: str | None = None,
+        written_through: int | None = None,
+    ) -> None:
+        self.changes.append((job, name, generation, deleted, changed_by, written_through))
+
+    def rollout_moved(self, job: str, rollout: Any) -> None:
+        self.rollouts.append((job, rollout.deployment, rollout.state))
+
+
+def test_deployments_are_indexed_by_job_and_what_changed_them_is_told() -> None:
+    told, index = Told(), DeploymentIndex()
+    feed = DeploymentFeed(told, index)
+    ours = ("caravan", ["f:replicas", "f:template"])
+    feed.listed({"web-front": deployment("web-front", "web", ours)})
+    assert index.deployments_of("web") == [("web-front", "front")]
+    assert [r.state for r in index.rollouts_of("web")] == ["complete"]
+    # A hand-made scale: its manager is told, as drift.
+    by_hand = ("kubectl", ["f:replicas"])
+    feed.changed("web-front", deployment("web-front", "web", ours, by_hand, generation=2))
+    # The API's write-through: its replicas are told, not drift.
+    api = ("caravan-api", ["f:replicas"])
+    feed.changed("web-front", deployment("web-front", "web", ours, api, generation=3, observed=2))
+    assert told.changes == [
+        ("web", "web-front", 1, False, None, None),
+        ("web", "web-front", 2, False, "kubectl", None),
+        ("web", "web-front", 3, False, None, 2),
+    ]
+    assert told.rollouts[-1] == ("web", "web-front", "progressing")
+    # Deleted: told with its last generation, and forgotten.
+    feed.changed("web-front", None)
+    assert told.changes[-1] == ("web", "web-front", 3, True, None, None)
+    assert index.deployments_of("web") == [] and index.rollouts_of("web") == []
+    assert index.groups == {} and index.rollouts == {} and index.owners == {}
+
+
+def test_a_relist_tells_the_deployments_gone_and_a_label_change_moves_one() -> None:
+    told, index = Told(), DeploymentIndex()
+    feed = DeploymentFeed(told, index)
+    feed.listed({"web-a": deployment("web-a"), "web-b": deployment("web-b")})
+    feed.changed("web-b", deployment("web-b", "api"))  # relabelled to another job
+    assert index.deployments_of("web") == [("web-a", "a")]
+    assert index.deployments_of("api") == [("web-b", "b")]
+    feed.changed("web-b", deployment("web-b", None))  # no job label: not followed
+    assert index.deployments_of("api") == [] and "web-b" not in index.owners
+    told.changes.clear()
+    feed.listed({})
+    assert told.changes == [("web", "web-a", 1, True, None, None)]
+    assert index.owners == {}
+
+
+def test_the_store_tells_deployment_followers_with_the_bodies_it_holds() -> None:
+    store = Store()
+    follower = Recorded()
+    store.follow(KIND_DEPLOYMENT, follower)
+    store.apply_event(KIND_DEPLOYMENT, "ADDED", deployment("web-a"))
+    store.end_relist(KIND_DEPLOYMENT, {"web-a"})
+    store.apply_event(KIND_DEPLOYMENT, "ADDED", deployment("web-b"))
+    store.end_relist(KIND_DEPLOYMENT, {"web-b"})  # a relist without web-a: gone
+    assert follower.seen == [
+        ("listed", ["web-a"]),
+        ("changed", ("web-b", "web-b")),
+        ("listed", ["web-b"]),
+    ]
+    assert set(store.deployment_bodies) == {"web-b"}

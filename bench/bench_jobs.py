@@ -44,6 +44,11 @@ def ms(values: list[float]) -> str:
     return f"p50 {pct(values, 50) * 1000:.2f} ms, p99 {pct(values, 99) * 1000:.2f} ms"
 
 
+def slowest(values: list[float], n: int = 3) -> str:
+    """The tail a p99 of few samples is made of."""
+    return ", ".join(f"{v * 1000:.1f}" for v in sorted(values)[-n:][::-1]) + " ms"
+
+
 def job(name: str, groups: int, pods: int) -> dict[str, Any]:
     template = {"spec": fake_pod_spec()}
     return {
@@ -217,8 +222,9 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         recorder.wait(timeout=60)
 
 
-def garbage_collections(metrics: str) -> dict[str, float]:
-    """Caravan's full collections (generation 2) from its /metrics: count, time, longest."""
+def garbage_collections(metrics: str, generation: int = 2) -> dict[str, float]:
+    """Caravan's collections of one generation (2: full) from its /metrics: count, time,
+    longest."""
     names = {
         "caravan_gc_pauses_total": "count",
         "caravan_gc_pause_seconds_total": "seconds",
@@ -226,7 +232,7 @@ def garbage_collections(metrics: str) -> dict[str, float]:
     }
     figures = dict.fromkeys(names.values(), 0.0)
     for line in metrics.splitlines():
-        name, _, rest = line.partition('{generation="2"} ')
+        name, _, rest = line.partition(f'{{generation="{generation}"}} ')
         if name in names and rest:
             figures[names[name]] = float(rest)
     return figures
@@ -327,6 +333,10 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(f"[bench] direct PATCH of deployments/scale -> spec.replicas: {ms(timing['direct'])}")
         print(f"[bench] floor: PATCH of a Job, then of deployments/scale: {ms(timing['floor'])}")
+        print(
+            f"[bench] slowest three: updatecounts {slowest(timing['caravan'])};"
+            f" floor {slowest(timing['floor'])}"
+        )
         for p in (50, 99):
             ratio = pct(timing["caravan"], p) / pct(timing["floor"], p)
             print(f"[bench] ratio updatecounts / floor at p{p}: {ratio:.2f}x")
@@ -376,11 +386,17 @@ async def main(args: argparse.Namespace) -> None:
             f" {early} answered before the change)"
         )
         print(f"[bench] caravan RSS with {total} pods watched: {rss_mb(proc.pid):.0f} MB")
-        gc_figures = garbage_collections((await api.get("/metrics")).text)
+        metrics = (await api.get("/metrics")).text
+        gc_figures = garbage_collections(metrics)
         print(
             f"[bench] caravan full garbage collections since start: {gc_figures['count']:.0f},"
             f" {gc_figures['seconds'] * 1000:.0f} ms in all,"
             f" the longest {gc_figures['max'] * 1000:.0f} ms"
+        )
+        young = [garbage_collections(metrics, g) for g in (0, 1)]
+        print(
+            "[bench] caravan young collections since start (generations 0 and 1): "
+            + "; ".join(f"{y['count']:.0f}, the longest {y['max'] * 1000:.1f} ms" for y in young)
         )
         print(
             json.dumps(

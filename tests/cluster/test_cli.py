@@ -529,7 +529,7 @@ async def test_jobsdefs_and_monitor(
     except KubeError as exc:
         assert exc.status == 404
     else:
-        assert job["metadata"].get("deletionTimestamp")  # going (the operator's finalizer)
+        assert job["metadata"].get("deletionTimestamp")  # still going
 
     opened = await ok(server, "monitor", env={"PATH": "/nonexistent", "BROWSER": "", "DISPLAY": ""})
     assert f"{server.url}/ui/" in opened.out

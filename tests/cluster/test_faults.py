@@ -275,7 +275,7 @@ async def test_caravan_killed_in_a_write_burst_converges_after_restart(
             await asyncio.sleep(0.15)
             first.send_signal(signal.SIGKILL)
             await asyncio.gather(*burst, return_exceptions=True)
-    # While no Caravan runs: a group removed, a Job deleted (its finalizer waits).
+    # While no Caravan runs: a group removed, a Job deleted.
     await kube.merge_patch(
         JOBS.item(namespace, "web"),
         {"spec": {"taskGroups": [group("a", count_init=0, count_max=40)]}},

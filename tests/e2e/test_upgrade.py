@@ -376,7 +376,7 @@ async def test_helm_upgrade_under_running_jobs_loses_nothing(
 
 
 async def delete_jobs(kube: KubeClient, namespace: str) -> None:
-    """Jobs go first, while Caravan still runs: it removes their finalizers."""
+    """Jobs go before the release, as docs/install.md says (their Deployments with them)."""
     jobs = await kube.list_items(JOBS.collection(namespace))
     for job in jobs["items"]:
         with contextlib.suppress(NotFound):

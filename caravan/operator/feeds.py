@@ -21,7 +21,8 @@ the operator's loop, where the feeds and the Reconciler run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -71,10 +72,16 @@ class OnLoop:
     loop: asyncio.AbstractEventLoop
 
     def listed(self, bodies: Mapping[str, JSON]) -> None:
-        self.loop.call_soon_threadsafe(self.feed.listed, bodies)
+        self._hand_over(self.feed.listed, bodies)
 
     def changed(self, name: str, body: JSON | None) -> None:
-        self.loop.call_soon_threadsafe(self.feed.changed, name, body)
+        self._hand_over(self.feed.changed, name, body)
+
+    def _hand_over(self, call: Callable[..., None], *args: Any) -> None:
+        # An operator that ended without its cleanup (a crash) leaves its loop closed:
+        # what it followed is dropped, never raised into the store's watch.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(call, *args)
 
 
 @dataclass

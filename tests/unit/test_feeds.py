@@ -4,6 +4,7 @@ another thread misses and reorders nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from caravan.jobs.definitions import missing_dependency_message
-from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed
+from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed, OnLoop
 from caravan.operator.status import DEPENDENCIES_CONDITION
 from caravan.store import Store
 from caravan.store.store import KIND_DEPLOYMENT, KIND_JOB
@@ -264,3 +265,16 @@ def test_the_store_tells_deployment_followers_with_the_bodies_it_holds() -> None
         ("listed", ["web-b"]),
     ]
     assert set(store.deployment_bodies) == {"web-b"}
+
+
+def test_a_follower_whose_loop_closed_never_breaks_the_store() -> None:
+    loop = asyncio.new_event_loop()
+    requests = Requests()
+    follower = OnLoop(JobFeed(requests), loop)
+    loop.close()  # the operator ended without unfollowing
+    store = Store()
+    store.end_relist(KIND_JOB, set())
+    store.follow(KIND_JOB, follower)
+    store.apply_event(KIND_JOB, "ADDED", job("a"))
+    assert store.job_bodies["a"]["metadata"]["name"] == "a"
+    assert requests.made == []

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from caravan.client import paths
 from caravan.client.api import ApiFailure
+from caravan.client.jobs import problem_reasons
 from caravan.client.session import Session, client_command, table
 from caravan.jobs.shapes import ActivityItem, AllocationView
 
@@ -169,9 +170,7 @@ def _replaced(
         running = sum(g["summary"]["running"] for g in groups)
         wanted = sum(g["count"] for g in groups)
         line = f"{job}: {len(old) - len(left)}/{len(old)} replaced, {running}/{wanted} running"
-        problems = [f"{g['name']}: {p['reason']}" for g in groups for p in g.get("problems") or []]
-        if problems:
-            line += f" ({'; '.join(problems)})"
+        line += problem_reasons(groups)
         if line != shown:
             session.say(line)
             shown = line

@@ -48,6 +48,12 @@ def problems_cell(problems: list[Problem]) -> str:
     )
 
 
+def problem_reasons(groups: list[TaskGroupView]) -> str:
+    """What a progress line adds while groups have problems: ` (front: ErrImagePull)`."""
+    reasons = [f"{g['name']}: {p['reason']}" for g in groups for p in g.get("problems") or []]
+    return f" ({'; '.join(reasons)})" if reasons else ""
+
+
 def _cut(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -113,7 +119,8 @@ def _progress(job: JobView, target: str) -> str:
             parts.append(f"{g['name']} {left} allocation{'s' if left != 1 else ''} left")
         else:
             parts.append(f"{g['name']} {_count(g, 'running')}/{g.get('count', 0)} running")
-    return f"{job['name']}: {job['status']} ({', '.join(parts) or 'no task groups'})"
+    line = f"{job['name']}: {job['status']} ({', '.join(parts) or 'no task groups'})"
+    return line + problem_reasons(job.get("taskGroups") or [])
 
 
 def _arrived(job: JobView, target: str) -> bool:
@@ -152,6 +159,7 @@ def _wait(session: Session, names: list[str], target: str, timeout: float) -> No
         if time.monotonic() > deadline:
             raise ApiFailure(
                 f"timed out after {timeout:g}s waiting for {', '.join(waiting)} to be {target}"
+                f"; why: `caravan activity {waiting[0]}`"
             )
 
 

@@ -33,8 +33,8 @@ from tests.cluster.kubeutil import (
 CARAVAN = str(ROOT / ".venv" / "bin" / "caravan")
 
 
-async def cli(caravan: Caravan, *args: str, token: str | None = None) -> str:
-    """The CLI in a subprocess (never blocking the loop Caravan serves on); its stdout."""
+async def run_cli(caravan: Caravan, *args: str, token: str | None = None) -> tuple[int, str, str]:
+    """The CLI in a subprocess (never blocking the loop Caravan serves on)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARAVAN_")}
     env.update(
         CARAVAN_URL=caravan.url, COLUMNS="250", **({"CARAVAN_TOKEN": token} if token else {})
@@ -43,8 +43,14 @@ async def cli(caravan: Caravan, *args: str, token: str | None = None) -> str:
         CARAVAN, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, (args, out.decode(), err.decode())
-    return out.decode()
+    return int(process.returncode or 0), out.decode(), err.decode()
+
+
+async def cli(caravan: Caravan, *args: str, token: str | None = None) -> str:
+    """The CLI's stdout; it must succeed."""
+    code, out, err = await run_cli(caravan, *args, token=token)
+    assert code == 0, (args, out, err)
+    return out
 
 
 def kubectl(kubeconfig: str, namespace: str, *args: str) -> str:
@@ -136,6 +142,12 @@ async def test_pods_kubernetes_refuses_or_cannot_place_say_why_until_fixed(
 
     status = await cli(caravan, "status", "broken")
     assert "FailedCreate (1)" in status and "Unschedulable (1)" in status
+    # A wait for it to run says why it does not, and where to read more.
+    code, out, err = await run_cli(caravan, "start", "broken", "--wait", "--timeout", "2")
+    assert code == 1, (out, err)
+    assert "(refused: FailedCreate; huge: Unschedulable)" in out + err
+    assert "timed out after 2s waiting for broken to be running" in err
+    assert "why: `caravan activity broken`" in err
     alloc = await cli(caravan, "alloc", "broken")
     assert "Unschedulable" in alloc
 

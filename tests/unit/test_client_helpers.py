@@ -11,7 +11,7 @@ import yaml
 
 from caravan.client.api import ApiFailure, failure_of, flags_named, kubeconfig_token
 from caravan.client.areas import parse_pairs, viewer_events
-from caravan.client.jobs import parse_delta
+from caravan.client.jobs import _progress, parse_delta
 from caravan.client.logs import chosen_allocation, newest_allocation, parse_levels
 from caravan.client.settings import strip_comments, with_error_comments
 
@@ -141,3 +141,17 @@ def test_a_pattern_refusal_is_said_in_words() -> None:
         "malformed request: path.job_id: must be a Kubernetes name: lowercase letters, digits,"
         " '-' and '.', starting and ending with a letter or digit"
     )
+
+
+def test_a_wait_says_why_a_group_is_not_running_yet() -> None:
+    group = {
+        "name": "g",
+        "count": 1,
+        "summary": {"running": 0, "starting": 1},
+        "problems": [{"reason": "ErrImagePull", "allocations": 1, "message": "no such host"}],
+    }
+    job = {"name": "broken", "status": "pending", "taskGroups": [group]}
+    line = _progress(job, "running")  # type: ignore[arg-type]
+    assert line == "broken: pending (g 0/1 running) (g: ErrImagePull)"
+    job["taskGroups"] = [{**group, "problems": []}]
+    assert _progress(job, "running") == "broken: pending (g 0/1 running)"  # type: ignore[arg-type]

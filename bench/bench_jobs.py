@@ -238,6 +238,16 @@ def garbage_collections(metrics: str, generation: int = 2) -> dict[str, float]:
     return figures
 
 
+def collections_between(before: str, after: str) -> str:
+    """Caravan's collections per generation between two reads of its /metrics."""
+    parts = []
+    for generation in (0, 1, 2):
+        start, end = (garbage_collections(m, generation) for m in (before, after))
+        count, seconds = end["count"] - start["count"], end["seconds"] - start["seconds"]
+        parts.append(f"generation {generation}: {count:.0f}, {seconds * 1000:.1f} ms in all")
+    return "; ".join(parts)
+
+
 def rss_mb(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -324,8 +334,10 @@ async def main(args: argparse.Namespace) -> None:
         # Deployment's scale subresource (what `kubectl scale` does), interleaved, both
         # timed to the moment a watch sees the new replicas. The Job's own watch event
         # splits Caravan's figure: POST -> Job stored and seen, then Job -> Deployment.
+        before = (await api.get("/metrics")).text
         with profiled(proc.pid, args.profile):
             timing = await scale_side_by_side(kube, api, ns, args)
+        after = (await api.get("/metrics")).text
         print(
             f"[bench] updatecounts -> Deployment spec.replicas: {ms(timing['caravan'])}"
             f" over {len(timing['caravan'])} updates (the POST alone: {ms(timing['post'])};"
@@ -340,6 +352,7 @@ async def main(args: argparse.Namespace) -> None:
         for p in (50, 99):
             ratio = pct(timing["caravan"], p) / pct(timing["floor"], p)
             print(f"[bench] ratio updatecounts / floor at p{p}: {ratio:.2f}x")
+        print(f"[bench] caravan collections meanwhile: {collections_between(before, after)}")
         latencies = timing["caravan"]
 
         # Concurrent long-poll waiters woken by one change. First let the earlier scaling

@@ -157,6 +157,8 @@ async def test_chart_rbac_is_no_wider(
             SECRETS.collection(other),
             SECRETS.collection(None),
             "/api/v1/namespaces",
+            # Not even CRDs: the operator follows what the store watches in the namespace.
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         ):
             with pytest.raises(KubeError) as denied:
                 await as_chart.get(path)

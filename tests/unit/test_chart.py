@@ -190,18 +190,14 @@ def test_role_is_least_privilege_and_namespaced(default: list[Obj]) -> None:
     ]
 
 
-def test_only_crd_reading_is_cluster_wide(default: list[Obj]) -> None:
-    (cluster_role,) = [
-        r
-        for r in of_kind(default, "ClusterRole")
-        if not r["metadata"]["name"].endswith("-metrics-reader")
-    ]
-    # No Secret (nor anything else) across namespaces: only Kopf's CRD discovery.
-    assert flat_rules(cluster_role["rules"]) == {
-        ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    }
+def test_nothing_is_granted_cluster_wide_but_reviews(default: list[Obj]) -> None:
+    # No Secret (nor anything else) across namespaces. The operator follows what the
+    # store watches in the namespace, so not even CRDs are read.
+    roles = of_kind(default, "ClusterRole")
+    assert [r["metadata"]["name"].endswith("-metrics-reader") for r in roles] == [True]
+    assert roles[0]["rules"] == [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]
     refs = {b["roleRef"]["name"] for b in of_kind(default, "ClusterRoleBinding")}
-    assert refs == {cluster_role["metadata"]["name"], "system:auth-delegator"}
+    assert refs == {"system:auth-delegator"}
 
 
 @pytest.mark.parametrize("mode", ["kubernetes", "none"])

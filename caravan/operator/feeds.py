@@ -64,6 +64,14 @@ class DeploymentWatcher(Protocol):
     def rollout_moved(self, job: str, rollout: Rollout) -> None: ...
 
 
+def hand_over(loop: asyncio.AbstractEventLoop, call: Callable[..., None], *args: Any) -> None:
+    """Runs `call(*args)` on `loop`, the operator's, from the store's thread. An operator
+    that ended without its cleanup (a crash) leaves its loop closed: what it followed is
+    dropped then, never raised into the store's watch."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(call, *args)
+
+
 @dataclass(frozen=True)
 class OnLoop:
     """A store follower that runs `feed` on `loop` (the operator's), in order."""
@@ -72,16 +80,10 @@ class OnLoop:
     loop: asyncio.AbstractEventLoop
 
     def listed(self, bodies: Mapping[str, JSON]) -> None:
-        self._hand_over(self.feed.listed, bodies)
+        hand_over(self.loop, self.feed.listed, bodies)
 
     def changed(self, name: str, body: JSON | None) -> None:
-        self._hand_over(self.feed.changed, name, body)
-
-    def _hand_over(self, call: Callable[..., None], *args: Any) -> None:
-        # An operator that ended without its cleanup (a crash) leaves its loop closed:
-        # what it followed is dropped, never raised into the store's watch.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(call, *args)
+        hand_over(self.loop, self.feed.changed, name, body)
 
 
 @dataclass

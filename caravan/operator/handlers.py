@@ -17,7 +17,7 @@ import kopf
 from caravan import metrics
 from caravan.kube.client import JSON, KubeClient, load_configuration
 from caravan.kube.recorder import EventRecorder, job_regarding
-from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed, OnLoop
+from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed, OnLoop, hand_over
 from caravan.operator.reconcile import Reconciler
 from caravan.operator.refresh import VolumeRefresher
 from caravan.operator.revisions import RevisionKeeper
@@ -91,7 +91,7 @@ def build_registry() -> kopf.OperatorRegistry:
             # On the store's loop: hand over the bodies it holds, so that no pass needs
             # to read the Job again.
             bodies = {name: store.job_bodies.get(name) for name in names}
-            loop.call_soon_threadsafe(shared.request, bodies)
+            hand_over(loop, shared.request, bodies)
 
         shared.jobs_listener = jobs_changed
         store.on_jobs_changed(jobs_changed)
@@ -106,7 +106,7 @@ def build_registry() -> kopf.OperatorRegistry:
         )
 
         def configmap_changed(name: str, _data: dict[str, str] | None) -> None:
-            loop.call_soon_threadsafe(refresher.changed, name)
+            hand_over(loop, refresher.changed, name)
 
         shared.refresher = refresher
         shared.configmap_listener = configmap_changed

@@ -24,44 +24,18 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from caravan.jobs.definitions import dependency_problem_of
 from caravan.jobs.spec import read_dependencies
 from caravan.kube.client import JSON
 from caravan.labels import JOB_LABEL, TASK_GROUP_LABEL
 from caravan.operator.drift import foreign_spec_manager
+from caravan.operator.reconcile import Reconciler
 from caravan.operator.rollouts import Rollout, rollout_of
 from caravan.operator.status import dependency_condition_of, dependency_condition_stale
 from caravan.operator.writethrough import replicas_written_through
-
-
-class Feed(Protocol):
-    def listed(self, bodies: Mapping[str, JSON]) -> None: ...
-
-    def changed(self, name: str, body: JSON | None) -> None: ...
-
-
-class PassRequester(Protocol):
-    def __call__(
-        self, job: str, body: Mapping[str, Any] | None = None, *, new_spec_only: bool = False
-    ) -> None: ...
-
-
-class DeploymentWatcher(Protocol):
-    """What the Reconciler is told of its Deployments."""
-
-    def deployment_changed(
-        self,
-        job: str,
-        name: str,
-        generation: int,
-        deleted: bool,
-        changed_by: str | None = None,
-        written_through: int | None = None,
-    ) -> None: ...
-
-    def rollout_moved(self, job: str, rollout: Rollout) -> None: ...
+from caravan.store.store import Follower
 
 
 def hand_over(loop: asyncio.AbstractEventLoop, call: Callable[..., None], *args: Any) -> None:
@@ -76,7 +50,7 @@ def hand_over(loop: asyncio.AbstractEventLoop, call: Callable[..., None], *args:
 class OnLoop:
     """A store follower that runs `feed` on `loop` (the operator's), in order."""
 
-    feed: Feed
+    feed: Follower
     loop: asyncio.AbstractEventLoop
 
     def listed(self, bodies: Mapping[str, JSON]) -> None:
@@ -88,7 +62,7 @@ class OnLoop:
 
 @dataclass
 class JobFeed:
-    request: PassRequester  # Reconciler.request
+    reconciler: Reconciler
     # Every job's dependencies, and its DependenciesResolved condition alone (a status
     # with only that condition), as the latest change of each had them.
     dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -117,7 +91,7 @@ class JobFeed:
             if job != name and dependency_condition_stale(
                 status, dependency_problem_of(job, self.dependencies)
             ):
-                self.request(job)
+                self.reconciler.request(job)
 
     def _remember(self, name: str, body: JSON | None) -> None:
         if body is None:
@@ -133,46 +107,43 @@ class JobFeed:
         # dependencies was written from a graph that has moved since.
         problem = dependency_problem_of(name, self.dependencies)
         stale = dependency_condition_stale(body.get("status"), problem)
-        self.request(name, body, new_spec_only=not stale)
+        self.reconciler.request(name, body, new_spec_only=not stale)
 
 
 @dataclass
 class DeploymentIndex:
-    """Each job's Deployments (name -> group) and their rollouts, for the Reconciler."""
+    """Each job's Deployments, by name: (group, rollout), for the Reconciler."""
 
-    groups: dict[str, dict[str, str]] = field(default_factory=dict)
-    rollouts: dict[str, dict[str, Rollout]] = field(default_factory=dict)
+    by_job: dict[str, dict[str, tuple[str, Rollout]]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)  # Deployment -> its job
 
     def deployments_of(self, job: str) -> list[tuple[str, str]]:
-        return list(self.groups.get(job, {}).items())
+        return [(name, group) for name, (group, _) in self.by_job.get(job, {}).items()]
 
     def rollouts_of(self, job: str) -> list[Rollout]:
-        return list(self.rollouts.get(job, {}).values())
+        return [rollout for _, rollout in self.by_job.get(job, {}).values()]
 
     def put(self, job: str, name: str, group: str, rollout: Rollout) -> None:
         if self.owners.get(name, job) != job:
             self.remove(name)  # its job label changed
         self.owners[name] = job
-        self.groups.setdefault(job, {})[name] = group
-        self.rollouts.setdefault(job, {})[name] = rollout
+        self.by_job.setdefault(job, {})[name] = (group, rollout)
 
     def remove(self, name: str) -> tuple[str, Rollout] | None:
         """Forgets a Deployment; its job and last rollout, if it was known."""
         job = self.owners.pop(name, None)
         if job is None:
             return None
-        self.groups.get(job, {}).pop(name, None)
-        rollout = self.rollouts.get(job, {}).pop(name)
-        for by_job in (self.groups, self.rollouts):
-            if not by_job.get(job):
-                by_job.pop(job, None)
+        deployments = self.by_job[job]
+        _, rollout = deployments.pop(name)
+        if not deployments:
+            del self.by_job[job]
         return job, rollout
 
 
 @dataclass
 class DeploymentFeed:
-    reconciler: DeploymentWatcher
+    reconciler: Reconciler
     index: DeploymentIndex
 
     def listed(self, bodies: Mapping[str, JSON]) -> None:

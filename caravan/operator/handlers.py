@@ -79,7 +79,7 @@ def build_registry() -> kopf.OperatorRegistry:
         graph: dict[str, tuple[str, ...]] = {}  # every job's dependencies, kept by JobFeed
         shared.reconciler = reconciler = build_reconciler(memo, shared, deployments, graph)
         shared.followers = {
-            KIND_JOB: OnLoop(JobFeed(reconciler.request, dependencies=graph), loop),
+            KIND_JOB: OnLoop(JobFeed(reconciler, dependencies=graph), loop),
             KIND_DEPLOYMENT: OnLoop(DeploymentFeed(reconciler, deployments), loop),
         }
         for kind, follower in shared.followers.items():

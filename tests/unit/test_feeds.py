@@ -5,14 +5,16 @@ another thread misses and reorders nothing."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from caravan.jobs.definitions import missing_dependency_message
 from caravan.operator.feeds import DeploymentFeed, DeploymentIndex, JobFeed, OnLoop
+from caravan.operator.reconcile import Reconciler
 from caravan.operator.status import DEPENDENCIES_CONDITION
 from caravan.store import Store
 from caravan.store.store import KIND_DEPLOYMENT, KIND_JOB
@@ -35,21 +37,33 @@ def job(name: str, *needs: str, resolved: str | None = None, generation: int = 1
     return body
 
 
+def arguments(method: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """A call's arguments, bound as the Reconciler's own `method` takes them (a call it
+    would refuse fails here too), defaults filled in, `self` left out."""
+    bound = inspect.signature(method).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    return tuple(bound.arguments.values())[1:]
+
+
 class Requests:
     """Reconciler.request, recorded: (job, with a body, new_spec_only)."""
 
     def __init__(self) -> None:
         self.made: list[tuple[str, bool, bool]] = []
 
-    def __call__(
-        self, job: str, body: Mapping[str, Any] | None = None, *, new_spec_only: bool = False
-    ) -> None:
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        job, body, new_spec_only = arguments(Reconciler.request, *args, **kwargs)
         self.made.append((job, body is not None, new_spec_only))
+
+
+def reconciler(fake: object) -> Reconciler:
+    """A fake standing in for the Reconciler (only what the feed under test calls)."""
+    return cast(Reconciler, fake)
 
 
 def test_the_listing_asks_a_pass_for_every_job_judged_with_the_whole_graph() -> None:
     requests = Requests()
-    feed = JobFeed(requests)
+    feed = JobFeed(reconciler(requests))
     # "web" is listed before the "db" it needs: still judged with "db" known, so its
     # resolved condition is not stale and the pass may be skipped if already done.
     feed.listed({"web": job("web", "db", resolved=""), "db": job("db", resolved="")})
@@ -59,7 +73,7 @@ def test_the_listing_asks_a_pass_for_every_job_judged_with_the_whole_graph() -> 
 
 def test_a_job_going_gives_a_pass_to_those_that_needed_it_and_only_them() -> None:
     requests = Requests()
-    feed = JobFeed(requests)
+    feed = JobFeed(reconciler(requests))
     feed.listed(
         {
             "web": job("web", "db", resolved=""),
@@ -75,7 +89,7 @@ def test_a_job_going_gives_a_pass_to_those_that_needed_it_and_only_them() -> Non
 
 def test_a_status_echo_asks_only_its_own_pass_and_a_stale_condition_a_full_one() -> None:
     requests = Requests()
-    feed = JobFeed(requests)
+    feed = JobFeed(reconciler(requests))
     feed.listed({"web": job("web", "db", resolved="")})
     requests.made.clear()
     # Its condition says resolved, but "db" is missing: stale, so a full pass.
@@ -89,7 +103,7 @@ def test_a_status_echo_asks_only_its_own_pass_and_a_stale_condition_a_full_one()
 
 def test_a_new_dependency_wakes_the_job_whose_condition_it_settles() -> None:
     requests = Requests()
-    feed = JobFeed(requests)
+    feed = JobFeed(reconciler(requests))
     missing = missing_dependency_message("db")
     feed.listed({"web": job("web", "db", resolved=missing)})
     requests.made.clear()
@@ -99,7 +113,7 @@ def test_a_new_dependency_wakes_the_job_whose_condition_it_settles() -> None:
 
 def test_a_relist_forgets_the_jobs_it_no_longer_holds() -> None:
     requests = Requests()
-    feed = JobFeed(requests)
+    feed = JobFeed(reconciler(requests))
     feed.listed({"web": job("web", "db", resolved=""), "db": job("db", resolved="")})
     requests.made.clear()
     feed.listed({"web": job("web", "db", resolved="")})
@@ -195,24 +209,17 @@ class Told:
         self.changes: list[tuple[Any, ...]] = []
         self.rollouts: list[tuple[str, str, str]] = []
 
-    def deployment_changed(
-        self,
-        job: str,
-        name: str,
-        generation: int,
-        deleted: bool,
-        changed_by: str | None = None,
-        written_through: int | None = None,
-    ) -> None:
-        self.changes.append((job, name, generation, deleted, changed_by, written_through))
+    def deployment_changed(self, *args: Any, **kwargs: Any) -> None:
+        self.changes.append(arguments(Reconciler.deployment_changed, *args, **kwargs))
 
-    def rollout_moved(self, job: str, rollout: Any) -> None:
+    def rollout_moved(self, *args: Any, **kwargs: Any) -> None:
+        job, rollout = arguments(Reconciler.rollout_moved, *args, **kwargs)
         self.rollouts.append((job, rollout.deployment, rollout.state))
 
 
 def test_deployments_are_indexed_by_job_and_what_changed_them_is_told() -> None:
     told, index = Told(), DeploymentIndex()
-    feed = DeploymentFeed(told, index)
+    feed = DeploymentFeed(reconciler(told), index)
     ours = ("caravan", ["f:replicas", "f:template"])
     feed.listed({"web-front": deployment("web-front", "web", ours)})
     assert index.deployments_of("web") == [("web-front", "front")]
@@ -233,12 +240,12 @@ def test_deployments_are_indexed_by_job_and_what_changed_them_is_told() -> None:
     feed.changed("web-front", None)
     assert told.changes[-1] == ("web", "web-front", 3, True, None, None)
     assert index.deployments_of("web") == [] and index.rollouts_of("web") == []
-    assert index.groups == {} and index.rollouts == {} and index.owners == {}
+    assert index.by_job == {} and index.owners == {}
 
 
 def test_a_relist_tells_the_deployments_gone_and_a_label_change_moves_one() -> None:
     told, index = Told(), DeploymentIndex()
-    feed = DeploymentFeed(told, index)
+    feed = DeploymentFeed(reconciler(told), index)
     feed.listed({"web-a": deployment("web-a"), "web-b": deployment("web-b")})
     feed.changed("web-b", deployment("web-b", "api"))  # relabelled to another job
     assert index.deployments_of("web") == [("web-a", "a")]
@@ -270,7 +277,7 @@ def test_the_store_tells_deployment_followers_with_the_bodies_it_holds() -> None
 def test_a_follower_whose_loop_closed_never_breaks_the_store() -> None:
     loop = asyncio.new_event_loop()
     requests = Requests()
-    follower = OnLoop(JobFeed(requests), loop)
+    follower = OnLoop(JobFeed(reconciler(requests)), loop)
     loop.close()  # the operator ended without unfollowing
     store = Store()
     store.end_relist(KIND_JOB, set())
